@@ -1,0 +1,53 @@
+"""A real FTP server (pyftpdlib) on 127.0.0.1 for the run command and the tests."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import ThreadedFTPServer
+
+
+@dataclass
+class LocalFtp:
+    root: Path
+    port: int
+    user: str = "onec"
+    password: str = "onec-local"
+    _server: ThreadedFTPServer | None = field(default=None, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def url(self) -> str:
+        return f"ftp://{self.user}:{self.password}@127.0.0.1:{self.port}"
+
+    def _build(self) -> ThreadedFTPServer:
+        self.root.mkdir(parents=True, exist_ok=True)
+        auth = DummyAuthorizer()
+        auth.add_user(self.user, self.password, str(self.root), perm="elradfmwMT")
+        handler = type("Handler", (FTPHandler,), {})
+        handler.authorizer = auth
+        handler.passive_ports = None
+        handler.use_encoding = "utf8"
+        handler.banner = "mpsync local FTP"
+        server = ThreadedFTPServer(("127.0.0.1", self.port), handler)
+        server.max_cons = 64
+        return server
+
+    def start(self) -> "LocalFtp":
+        self._server = self._build()
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"handle_exit": False},
+                                        daemon=True, name="local-ftp")
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server = self._build()
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close_all()
+            self._server = None

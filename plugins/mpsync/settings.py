@@ -1,0 +1,169 @@
+"""Project settings: one YAML file (include/config/mpsync.yaml, or $MPSYNC_CONFIG), validated on load.
+
+Errors name the offending key so an operator can fix the file from the message alone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mpsync import INCLUDE_DIR
+
+DEFAULT_CONFIG = INCLUDE_DIR / "config" / "mpsync.yaml"
+MARKETPLACES = ("yandex", "ozon", "megamarket")
+SCHEMES = ("per_marketplace", "common")
+
+
+class ConfigError(ValueError):
+    """The configuration file is invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Drop:
+    kind: str
+    folders: tuple[str, ...]
+    pattern: str
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    code: str
+    name: str
+    marketplaces: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StockImportSettings:
+    min_fragment_rows: int = 2000
+    max_fragments: int = 200
+    min_coverage_share: float = 0.5
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: Path
+    ftp_conn_id: str
+    stable_seconds: int
+    drops: dict[str, Drop]
+    processed_folder: str
+    results_folder: str
+    scheme: str
+    stock_columns: tuple[str, ...]
+    warehouses: tuple[Warehouse, ...]
+    stock_import: StockImportSettings
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def warehouse(self, code: str) -> Warehouse:
+        for w in self.warehouses:
+            if w.code == code:
+                return w
+        raise KeyError(code)
+
+    def warehouses_for(self, marketplace: str) -> tuple[str, ...]:
+        """Warehouse codes whose stock is published to a marketplace (per the configured scheme)."""
+        return tuple(w.code for w in self.warehouses if marketplace in w.marketplaces)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A raw top-level section for later features (feeds, orders, sync); {} when absent."""
+        value = self.raw.get(name) or {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self.source}: '{name}' must be a mapping")
+        return value
+
+
+def _req(d: dict, key: str, where: str, source: Path, kind: type | tuple = object):
+    if not isinstance(d, dict) or key not in d:
+        raise ConfigError(f"{source}: missing '{where}{key}'")
+    value = d[key]
+    if not isinstance(value, kind):
+        raise ConfigError(f"{source}: '{where}{key}' must be {getattr(kind, '__name__', kind)}, got {value!r}")
+    return value
+
+
+def parse_settings(raw: dict[str, Any], source: Path) -> Settings:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: top level must be a mapping")
+    onec = _req(raw, "onec", "", source, dict)
+    drops_raw = _req(onec, "drops", "onec.", source, dict)
+    drops = {}
+    for kind, d in drops_raw.items():
+        folders = _req(d, "folders", f"onec.drops.{kind}.", source, list)
+        if not folders:
+            raise ConfigError(f"{source}: 'onec.drops.{kind}.folders' is empty")
+        drops[kind] = Drop(kind, tuple(str(f) for f in folders), str(_req(d, "pattern", f"onec.drops.{kind}.", source)))
+    wh = _req(raw, "warehouses", "", source, dict)
+    scheme = _req(wh, "scheme", "warehouses.", source, str)
+    if scheme not in SCHEMES:
+        raise ConfigError(f"{source}: 'warehouses.scheme' must be one of {SCHEMES}, got {scheme!r}")
+    warehouses = []
+    for i, w in enumerate(_req(wh, "list", "warehouses.", source, list)):
+        code = str(_req(w, "code", f"warehouses.list[{i}].", source))
+        mps = tuple(_req(w, "marketplaces", f"warehouses.list[{i}].", source, list))
+        bad = [m for m in mps if m not in MARKETPLACES]
+        if bad:
+            raise ConfigError(f"{source}: 'warehouses.list[{i}].marketplaces' has unknown {bad}; known: {MARKETPLACES}")
+        warehouses.append(Warehouse(code, str(w.get("name", code)), mps))
+    codes = [w.code for w in warehouses]
+    if len(set(codes)) != len(codes):
+        raise ConfigError(f"{source}: 'warehouses.list' has duplicate codes {codes}")
+    columns = tuple(str(c) for c in _req(wh, "stock_columns", "warehouses.", source, list))
+    unknown = [c for c in columns if c not in codes]
+    if unknown or not columns:
+        raise ConfigError(f"{source}: 'warehouses.stock_columns' must name listed warehouses; unknown {unknown}")
+    if scheme == "common":
+        if len(warehouses) != 1 or set(warehouses[0].marketplaces) != set(MARKETPLACES):
+            raise ConfigError(f"{source}: scheme 'common' needs exactly one warehouse serving {MARKETPLACES}")
+    else:
+        for m in MARKETPLACES:
+            if sum(m in w.marketplaces for w in warehouses) == 0:
+                raise ConfigError(f"{source}: scheme 'per_marketplace' but no warehouse serves '{m}'")
+    si = raw.get("stock_import") or {}
+    stock_import = StockImportSettings(
+        min_fragment_rows=int(si.get("min_fragment_rows", 2000)),
+        max_fragments=int(si.get("max_fragments", 200)),
+        min_coverage_share=float(si.get("min_coverage_share", 0.5)),
+    )
+    if not 1 <= stock_import.max_fragments <= 1000:
+        raise ConfigError(f"{source}: 'stock_import.max_fragments' must be 1..1000 (Airflow's max_map_length is 1024)")
+    if not 0 <= stock_import.min_coverage_share <= 1:
+        raise ConfigError(f"{source}: 'stock_import.min_coverage_share' must be within 0..1")
+    return Settings(
+        source=source,
+        ftp_conn_id=str(onec.get("ftp_conn_id", "onec_ftp")),
+        stable_seconds=int(onec.get("stable_seconds", 20)),
+        drops=drops,
+        processed_folder=str(onec.get("processed_folder", "/1c/processed")),
+        results_folder=str(onec.get("results_folder", "/1c/results")),
+        scheme=scheme,
+        stock_columns=columns,
+        warehouses=tuple(warehouses),
+        stock_import=stock_import,
+        raw=raw,
+    )
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    source = Path(path or os.environ.get("MPSYNC_CONFIG") or DEFAULT_CONFIG)
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {source}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    return parse_settings(raw, source)
+
+
+@lru_cache(maxsize=8)
+def _cached(path: str) -> Settings:
+    return load_settings(path)
+
+
+def settings() -> Settings:
+    """The active settings, cached per config path (tests switch MPSYNC_CONFIG)."""
+    return _cached(str(os.environ.get("MPSYNC_CONFIG") or DEFAULT_CONFIG))
