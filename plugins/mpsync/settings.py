@@ -50,6 +50,8 @@ class Settings:
     source: Path
     ftp_conn_id: str
     stable_seconds: int
+    poke_seconds: int
+    timeout_seconds: int
     drops: dict[str, Drop]
     processed_folder: str
     results_folder: str
@@ -137,6 +139,8 @@ def parse_settings(raw: dict[str, Any], source: Path) -> Settings:
         source=source,
         ftp_conn_id=str(onec.get("ftp_conn_id", "onec_ftp")),
         stable_seconds=int(onec.get("stable_seconds", 20)),
+        poke_seconds=int(onec.get("poke_seconds", 60)),
+        timeout_seconds=int(onec.get("timeout_seconds", 3300)),
         drops=drops,
         processed_folder=str(onec.get("processed_folder", "/1c/processed")),
         results_folder=str(onec.get("results_folder", "/1c/results")),

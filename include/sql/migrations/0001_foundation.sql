@@ -81,6 +81,26 @@ create unlogged table stock_staging (
     primary key (import_file_id, seq)
 );
 
+-- One row per applied fragment of an import, written in the fragment's own transaction: a retried or
+-- re-run fragment replaces its row, so the file's totals are exact whatever was retried.
+create table import_fragment (
+    import_file_id  bigint not null references import_file on delete cascade,
+    first_seq       integer not null,
+    last_seq        integer not null,
+    changed         integer not null,
+    applied_at      timestamptz not null default now(),
+    primary key (import_file_id, first_seq)
+);
+
+-- What the drop-folder sensor saw on the FTP: a file is read only once its size and time have stayed the
+-- same for the configured number of seconds (1C may still be uploading it).
+create table ftp_observation (
+    path         text primary key,
+    size         bigint not null,
+    modified_at  timestamptz,
+    first_seen   timestamptz not null default now()
+);
+
 -- Prices: one default list for all marketplaces, plus optional per-marketplace override lists.
 create table price (
     product_id      bigint not null references product on delete cascade,

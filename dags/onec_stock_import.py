@@ -1,0 +1,87 @@
+"""
+### 1C stock import (`Ostatki_MP`)
+
+Every hour, and when triggered by hand, takes the newest stock report 1C dropped on the FTP and applies it
+to the exchange database.
+
+1. **ensure_schema** – the exchange database schema is up to date.
+2. **wait_for_stock_file** – waits (reschedule mode) for a new file matching the configured pattern whose
+   size has stopped changing. No file within the hour: the run is *skipped*, not failed.
+3. **prepare_stock_import** – downloads, parses (.xls/.xlsx/CSV), rejects bad rows (unknown article,
+   duplicate, non-numeric, negative: see the log and table `import_reject`), and **refuses the whole file**
+   if it is empty or covers too few known articles compared to the previous import. Stock is then untouched.
+4. **plan_stock_fragments**, **apply_stock_fragment** – one mapped task per fragment ("rows 2–2001 of Ostatki_MP.xlsx"); only
+   quantities that changed are written; each fragment retries on its own and is safe to re-run.
+5. **finish_stock_import** – ledger totals, file moved to `processed/<date>/` on the FTP, checkpoint, and the
+   `catalog_changed` asset event when stock really changed (feeds and pushes follow).
+
+Column binding (position -> warehouse -> marketplace) is in `include/config/mpsync.yaml`.
+"""
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+
+from mpsync import db, stock_import
+from mpsync.airflow_glue.assets import CATALOG_CHANGED, CATALOG_CHANGED_ALIAS
+from mpsync.airflow_glue.checkpoints import mirror_checkpoint
+from mpsync.airflow_glue.connections import exchange_dsn, ftp_params
+from mpsync.airflow_glue.dag_defaults import Tag, default_args, tags
+from mpsync.airflow_glue.sensors import wait_for_new_files
+from mpsync.dropfolder import DropFile
+from mpsync.settings import settings
+
+
+@task(task_display_name="Ensure the exchange DB schema")
+def ensure_schema() -> list[str]:
+    return db.migrate(exchange_dsn())
+
+
+@task(retries=2)
+def prepare_stock_import(files: list[dict]) -> dict:
+    cfg = settings()
+    return stock_import.prepare(exchange_dsn(), ftp_params(cfg.ftp_conn_id),
+                                [DropFile(**f) for f in files], cfg)
+
+
+@task
+def plan_stock_fragments(prepared: dict) -> list[dict]:
+    return prepared["fragments"]
+
+
+@task(map_index_template="{{ fragment_label }}", retries=4)
+def apply_stock_fragment(fragment: dict) -> int:
+    get_current_context()["fragment_label"] = fragment["label"]
+    return stock_import.apply_fragment(exchange_dsn(), fragment, settings().stock_columns)
+
+
+@task(outlets=[CATALOG_CHANGED_ALIAS], trigger_rule="none_failed_min_one_success")
+def finish_stock_import(prepared: dict, *, outlet_events=None) -> dict:
+    cfg = settings()
+    summary = stock_import.finish(exchange_dsn(), ftp_params(cfg.ftp_conn_id), prepared, cfg)
+    mirror_checkpoint(stock_import.CHECKPOINT_NAME, summary["checkpoint"])
+    if summary["changed"]:
+        outlet_events[CATALOG_CHANGED_ALIAS].add(CATALOG_CHANGED, extra={"source": "stock", **summary})
+    return summary
+
+
+@dag(
+    dag_id="onec_stock_import",
+    dag_display_name="1C stock import",
+    # Interval timetable, not a bare cron: a run covers a real hour, so backfills have a period.
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="Europe/Moscow"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Moscow"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    tags=tags(Tag.ONEC, Tag.IMPORT, Tag.STOCK),
+    doc_md=__doc__,
+)
+def onec_stock_import():
+    files = wait_for_new_files("stock")
+    ensure_schema() >> files
+    prepared = prepare_stock_import(files)
+    applied = apply_stock_fragment.expand(fragment=plan_stock_fragments(prepared))
+    applied >> finish_stock_import(prepared)
+
+
+onec_stock_import()

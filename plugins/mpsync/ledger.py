@@ -1,0 +1,113 @@
+"""The ledger of imported 1C files (table import_file) and the checkpoints kept in the sync table.
+
+A file's identity is (kind, name, size, FTP modification time); its content hash is recorded after download,
+so the same content dropped again under the same name is recognised and not applied twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from mpsync.onec.model import Reject
+
+CHECKPOINT = "checkpoint"
+CHECKPOINT_SUBSCRIBER = "mpsync"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    import_file_id: int
+    kind: str
+    name: str
+    status: str
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def known_identities(conn: psycopg.Connection, kind: str) -> set[tuple[str, int, datetime | None]]:
+    rows = conn.execute("select name, size, modified_at from import_file where kind = %s", (kind,))
+    return {(r[0], r[1], r[2]) for r in rows}
+
+
+def register(conn: psycopg.Connection, *, kind: str, ftp_path: str, name: str, size: int,
+             modified_at: datetime | None, content_sha256: str) -> tuple[LedgerEntry, LedgerEntry | None]:
+    """Record a downloaded file; return (entry, earlier entry with the same content that was applied, if any).
+
+    Registering the same identity twice returns the existing entry (a re-run of the same DAG run).
+    """
+    row = conn.execute(
+        """insert into import_file (kind, ftp_path, name, size, modified_at, content_sha256)
+           values (%s, %s, %s, %s, %s, %s)
+           on conflict (kind, name, size, modified_at)
+           do update set content_sha256 = excluded.content_sha256, ftp_path = excluded.ftp_path
+           returning import_file_id, status""",
+        (kind, ftp_path, name, size, modified_at, content_sha256),
+    ).fetchone()
+    entry = LedgerEntry(row[0], kind, name, row[1])
+    same = conn.execute(
+        """select import_file_id, name, status from import_file
+           where kind = %s and content_sha256 = %s and import_file_id <> %s and status in ('applied', 'unchanged')
+           order by import_file_id desc limit 1""",
+        (kind, content_sha256, entry.import_file_id),
+    ).fetchone()
+    return entry, (LedgerEntry(same[0], kind, same[1], same[2]) if same else None)
+
+
+def update(conn: psycopg.Connection, import_file_id: int, **fields) -> None:
+    if "layout" in fields and fields["layout"] is not None:
+        fields["layout"] = Jsonb(fields["layout"])
+    if fields.get("status") in ("applied", "unchanged", "refused", "failed", "stale"):
+        fields.setdefault("finished_at", datetime.now(timezone.utc))
+    cols = ", ".join(f"{k} = %s" for k in fields)
+    conn.execute(f"update import_file set {cols} where import_file_id = %s", (*fields.values(), import_file_id))
+
+
+def record_rejects(conn: psycopg.Connection, import_file_id: int, rejects: list[Reject]) -> None:
+    """Replace the file's rejects (idempotent for re-runs)."""
+    conn.execute("delete from import_reject where import_file_id = %s", (import_file_id,))
+    with conn.cursor().copy(
+        "copy import_reject (import_file_id, row_no, column_name, article, reason) from stdin"
+    ) as copy:
+        for r in rejects:
+            copy.write_row((import_file_id, r.row, r.column, r.article, r.reason))
+
+
+def rejects_of(conn: psycopg.Connection, import_file_id: int) -> list[Reject]:
+    name = conn.execute("select name from import_file where import_file_id = %s", (import_file_id,)).fetchone()[0]
+    rows = conn.execute(
+        "select row_no, column_name, article, reason from import_reject where import_file_id = %s order by row_no",
+        (import_file_id,),
+    )
+    return [Reject(name, *r) for r in rows]
+
+
+def set_checkpoint(conn: psycopg.Connection, name: str, when: datetime) -> str:
+    value = when.astimezone(timezone.utc).isoformat()
+    conn.execute(
+        """insert into sync (object_type, object_id, subscriber, sync_updated, synced_at)
+           values (%s, %s, %s, %s, now())
+           on conflict (object_type, object_id, subscriber)
+           do update set sync_updated = excluded.sync_updated, synced_at = now()""",
+        (CHECKPOINT, name, CHECKPOINT_SUBSCRIBER, value),
+    )
+    return value
+
+
+def get_checkpoint(conn: psycopg.Connection, name: str) -> datetime | None:
+    row = conn.execute(
+        "select sync_updated from sync where object_type = %s and object_id = %s and subscriber = %s",
+        (CHECKPOINT, name, CHECKPOINT_SUBSCRIBER),
+    ).fetchone()
+    return datetime.fromisoformat(row[0]) if row and row[0] else None

@@ -1,0 +1,277 @@
+"""Stock import: one 1C stock report from the FTP into `stock`, in idempotent fragments.
+
+prepare  -> download the newest new file, parse it, stage it (table stock_staging), reject unknown articles,
+            refuse the whole file if it would wipe out stock (empty, or too few known articles), plan fragments.
+apply    -> one fragment: set-based UPDATE of rows whose quantity changed + INSERT of new (product, warehouse)
+            pairs, in one transaction that also records the fragment's result. Re-running it is harmless.
+finish   -> totals, ledger, move the file to the processed folder, checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import posixpath
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+from mpsync import ledger
+from mpsync.dropfolder import DropFile
+from mpsync.ftp import FtpClient, FtpParams
+from mpsync.onec.model import FileRefused, Reject, StockParse
+from mpsync.settings import Settings
+
+log = logging.getLogger(__name__)
+CHECKPOINT_NAME = "onec_stock_import"
+
+
+class StockFileRefused(Exception):
+    """The file was refused whole; stock is untouched. The message is the one-line cause for operators."""
+
+
+@dataclass(frozen=True)
+class Fragment:
+    import_file_id: int
+    first_seq: int
+    last_seq: int
+    label: str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def work_dir() -> Path:
+    import os
+
+    from mpsync import PROJECT_ROOT
+
+    return Path(os.environ.get("MPSYNC_WORK_DIR") or PROJECT_ROOT / "var" / "work")
+
+
+def fragment_size(items: int, min_rows: int, max_fragments: int) -> int:
+    """Rows per fragment: at least min_rows, and few enough fragments to stay far under max_map_length."""
+    return max(min_rows, math.ceil(items / max_fragments)) if items else min_rows
+
+
+def plan_fragments(import_file_id: int, name: str, row_numbers: list[int], size: int) -> list[Fragment]:
+    fragments = []
+    for first in range(0, len(row_numbers), size):
+        last = min(first + size, len(row_numbers)) - 1
+        label = f"rows {row_numbers[first]}–{row_numbers[last]} of {name}"
+        fragments.append(Fragment(import_file_id, first, last, label))
+    return fragments
+
+
+def sync_warehouses(conn: psycopg.Connection, cfg: Settings) -> None:
+    for w in cfg.warehouses:
+        conn.execute(
+            """insert into warehouse (code, name, marketplaces) values (%s, %s, %s)
+               on conflict (code) do update set name = excluded.name, marketplaces = excluded.marketplaces""",
+            (w.code, w.name, list(w.marketplaces)),
+        )
+
+
+def _array_literal(row: list) -> str:
+    # NaN (a cell the parser could not use) -> NULL: that warehouse keeps its current quantity.
+    return "{" + ",".join("NULL" if v != v else str(v) for v in row) + "}"
+
+
+def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse) -> None:
+    """Write the parsed rows to stock_staging (replacing any earlier staging of the same file)."""
+    conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
+    q = parsed.quantities
+    chunk = 20_000
+    with conn.cursor().copy(
+        "copy stock_staging (import_file_id, row_no, seq, article, quantities) from stdin"
+    ) as copy:
+        for start in range(0, len(parsed.articles), chunk):
+            block = q[start:start + chunk]
+            if np.isfinite(block).all() and (block == np.round(block)).all():
+                block = block.astype(np.int64)      # shorter text, exact
+            for i, values in enumerate(block.tolist(), start):
+                copy.write_row((import_file_id, parsed.row_numbers[i], i, parsed.articles[i], _array_literal(values)))
+
+
+def unknown_article_rejects(conn: psycopg.Connection, import_file_id: int, file: str) -> list[Reject]:
+    rows = conn.execute(
+        """select s.row_no, s.article from stock_staging s
+           where s.import_file_id = %s and not exists (select 1 from product p where p.article = s.article)
+           order by s.row_no""",
+        (import_file_id,),
+    )
+    return [Reject(file, row, "A", article, "unknown article: no such product in the catalog") for row, article in rows]
+
+
+def previous_known_items(conn: psycopg.Connection, import_file_id: int) -> int | None:
+    row = conn.execute(
+        """select items from import_file where kind = 'stock' and status in ('applied', 'unchanged')
+           and import_file_id <> %s and items is not null order by finished_at desc limit 1""",
+        (import_file_id,),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def refuse(conn: psycopg.Connection, import_file_id: int, name: str, reason: str) -> StockFileRefused:
+    conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
+    ledger.update(conn, import_file_id, status="refused", message=reason)
+    return StockFileRefused(f"{name} refused, stock untouched: {reason}")
+
+
+def prepare(dsn: str, params: FtpParams, files: list[DropFile], cfg: Settings) -> dict:
+    """Download, parse and stage the newest new file; return its import id and fragments.
+
+    Older new files in the same drop are superseded by the newest (stock is a snapshot, not a delta):
+    they are recorded as 'stale' and not applied.
+    """
+    if not files:
+        raise ValueError("prepare() needs at least one file")
+    newest, older = files[-1], files[:-1]
+    local = work_dir() / "stock" / newest.name
+    with FtpClient(params) as ftp:
+        ftp.download(newest.path, local, expected_size=newest.size)
+    sha = ledger.sha256_file(local)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for f in older:
+            entry, _ = ledger.register(conn, kind="stock", ftp_path=f.path, name=f.name, size=f.size,
+                                       modified_at=f.modified, content_sha256=None)
+            ledger.update(conn, entry.import_file_id, status="stale", message=f"superseded by newer {newest.name}")
+        entry, same = ledger.register(conn, kind="stock", ftp_path=newest.path, name=newest.name,
+                                      size=newest.size, modified_at=newest.modified, content_sha256=sha)
+        base = {"import_file_id": entry.import_file_id, "name": newest.name, "path": newest.path,
+                "superseded": [f.to_dict() for f in older]}
+        if same is not None:
+            ledger.update(conn, entry.import_file_id, status="unchanged", changed=0,
+                          message=f"same content as {same.name} (import {same.import_file_id}), already applied")
+            log.info("%s has the same content as %s, already applied: nothing to do", newest.name, same.name)
+            return {**base, "fragments": [], "items": 0, "rejected": 0}
+        try:
+            return _parse_and_stage(conn, entry.import_file_id, local, newest, base, cfg)
+        except StockFileRefused:
+            # Out of the drop folder, so staff see it was handled; the ledger and log say why.
+            with FtpClient(params) as ftp:
+                ftp.rename(newest.path, archive_path(cfg, newest.name, datetime.now(timezone.utc)))
+            raise
+
+
+def _parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, file: DropFile, base: dict,
+                     cfg: Settings) -> dict:
+    from mpsync.onec.stock import parse_stock
+
+    try:
+        parsed = parse_stock(local, len(cfg.stock_columns), name=file.name)
+    except FileRefused as exc:
+        raise refuse(conn, import_file_id, file.name, exc.reason) from None
+    sync_warehouses(conn, cfg)
+    with conn.transaction():
+        stage(conn, import_file_id, parsed)
+    rejects = parsed.rejects + unknown_article_rejects(conn, import_file_id, file.name)
+    ledger.record_rejects(conn, import_file_id, rejects)
+    conn.execute(
+        """delete from stock_staging s where s.import_file_id = %s
+           and not exists (select 1 from product p where p.article = s.article)""",
+        (import_file_id,),
+    )
+    known = conn.execute("select count(*) from stock_staging where import_file_id = %s",
+                         (import_file_id,)).fetchone()[0]
+    previous = previous_known_items(conn, import_file_id)
+    share = cfg.stock_import.min_coverage_share
+    ledger.update(conn, import_file_id, status="parsed", rows_read=parsed.rows_read, items=known,
+                  rejected=len(rejects), layout=parsed.layout, report_time=parsed.report_time)
+    if known == 0:
+        raise refuse(conn, import_file_id, file.name,
+                     f"no known articles among {parsed.items} rows ({len(rejects)} rejected)")
+    if previous and known < share * previous:
+        raise refuse(conn, import_file_id, file.name,
+                     f"only {known} known articles vs {previous} in the previous import "
+                     f"(below the configured share {share:.0%}): truncated file?")
+    # Fragments over the staged (known) rows, in file order; seq is renumbered densely for that.
+    conn.execute(
+        """update stock_staging s set seq = n.rn - 1
+           from (select seq, row_number() over (order by seq) as rn from stock_staging
+                 where import_file_id = %s) n
+           where s.import_file_id = %s and s.seq = n.seq""",
+        (import_file_id, import_file_id),
+    )
+    row_numbers = [r[0] for r in conn.execute(
+        "select row_no from stock_staging where import_file_id = %s order by seq", (import_file_id,))]
+    size = fragment_size(len(row_numbers), cfg.stock_import.min_fragment_rows, cfg.stock_import.max_fragments)
+    fragments = plan_fragments(import_file_id, file.name, row_numbers, size)
+    for r in rejects[:50]:
+        log.warning("rejected: %s", r)
+    if len(rejects) > 50:
+        log.warning("... and %d more rejected rows (table import_reject, import_file_id=%s)",
+                    len(rejects) - 50, import_file_id)
+    log.info("%s: %d rows read, %d items, %d known, %d rejected, %d fragment(s) of up to %d rows",
+             file.name, parsed.rows_read, parsed.items, known, len(rejects), len(fragments), size)
+    return {**base, "fragments": [f.to_dict() for f in fragments], "items": known, "rejected": len(rejects)}
+
+
+APPLY_SQL = """
+with src as (
+    select p.product_id, q.warehouse, q.qty
+    from stock_staging s
+    join product p on p.article = s.article
+    cross join lateral unnest(s.quantities, %(codes)s::text[]) as q(qty, warehouse)
+    where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s and q.qty is not null
+), upd as (
+    update stock t set quantity = src.qty, updated_at = now(), import_file_id = %(id)s
+    from src
+    where t.product_id = src.product_id and t.warehouse = src.warehouse and t.quantity <> src.qty
+    returning 1
+), ins as (
+    insert into stock (product_id, warehouse, quantity, import_file_id)
+    select src.product_id, src.warehouse, src.qty, %(id)s from src
+    where not exists (select 1 from stock t where t.product_id = src.product_id and t.warehouse = src.warehouse)
+    returning 1
+)
+select (select count(*) from upd) + (select count(*) from ins)
+"""
+
+
+def apply_fragment(dsn: str, fragment: dict, warehouse_codes: tuple[str, ...]) -> int:
+    """Apply one fragment; returns the number of stock rows written. Idempotent: a re-run writes 0."""
+    params = {"id": fragment["import_file_id"], "first": fragment["first_seq"], "last": fragment["last_seq"],
+              "codes": list(warehouse_codes)}
+    with psycopg.connect(dsn) as conn:                      # one transaction: rows + fragment record
+        changed = conn.execute(APPLY_SQL, params).fetchone()[0]
+        conn.execute(
+            """insert into import_fragment (import_file_id, first_seq, last_seq, changed) values (%s, %s, %s, %s)
+               on conflict (import_file_id, first_seq) do update
+               set changed = import_fragment.changed + excluded.changed, applied_at = now()""",
+            (fragment["import_file_id"], fragment["first_seq"], fragment["last_seq"], changed),
+        )
+    log.info("%s: %d stock rows changed", fragment["label"], changed)
+    return changed
+
+
+def archive_path(cfg: Settings, name: str, when: datetime) -> str:
+    return posixpath.join(cfg.processed_folder, when.strftime("%Y-%m-%d"), name)
+
+
+def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
+    """Totals into the ledger, staging dropped, file(s) archived on the FTP, checkpoint written."""
+    import_file_id = prepared["import_file_id"]
+    now = datetime.now(timezone.utc)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        status, = conn.execute("select status from import_file where import_file_id = %s",
+                               (import_file_id,)).fetchone()
+        changed = conn.execute("select coalesce(sum(changed), 0) from import_fragment where import_file_id = %s",
+                               (import_file_id,)).fetchone()[0]
+        if status == "parsed":
+            status = "applied" if changed else "unchanged"
+            ledger.update(conn, import_file_id, status=status, changed=changed)
+        conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
+        checkpoint = ledger.set_checkpoint(conn, CHECKPOINT_NAME, now)
+    with FtpClient(params) as ftp:
+        for f in [*prepared.get("superseded", []), {"path": prepared["path"], "name": prepared["name"]}]:
+            if ftp.stat(f["path"]) is not None:
+                ftp.rename(f["path"], archive_path(cfg, f["name"], now))
+    summary = {"file": prepared["name"], "import_file_id": import_file_id, "status": status,
+               "items": prepared.get("items", 0), "rejected": prepared.get("rejected", 0),
+               "changed": int(changed), "checkpoint": checkpoint}
+    log.info("stock import finished: %s", summary)
+    return summary
