@@ -1,0 +1,508 @@
+"""The 1C stock report ("Ostatki_MP"): article in one column, then one quantity column per warehouse.
+
+Layout (ONEC.md): title/parameter rows may sit above the table; the header row is found by content (a
+cell `Артикул`, any case, trailing spaces tolerated) or, when no row has it, the data starts at row 1.
+The article column is the header's `Артикул` column (column A without a header); the next
+`warehouse_count` columns are the warehouses IN CONFIGURED ORDER (the header does not name them).
+
+Row rules, the same for every container:
+- blank rows, `Итого`/`Всего` rows, a second header row and rows above the header are service rows;
+- a row with an article and at least one quantity cell is an item; empty cells (or one space) are 0;
+- a row with an article but no quantity at all is a GROUP row when its text has no digit
+  (`Магазин`, `Встраиваемая техника`), else an item with zero stock everywhere: a configured report
+  lists goods that are gone with empty cells, and dropping them would leave stale stock on sale;
+- rejected: quantities without an article, a non-numeric or negative quantity, a duplicate article
+  (ALL its rows: we cannot know which one is right).
+
+CSV goes through a vectorised path (pyarrow reads every cell as a string; plain numbers are converted in
+bulk; only the rest go through `values.parse_quantity`), so 1,000,000 rows x 60 warehouses parse in
+seconds. Spreadsheets go row by row through the reader, with the same classification.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter, defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mpsync.onec import reader as rd
+from mpsync.onec.model import FileRefused, Reject, StockParse
+from mpsync.onec.values import BadValue, clean_article, is_dateish, parse_quantity
+
+HEADER_SCAN_ROWS = 30
+_DIGIT_RE = re.compile(r"\d")
+_TOTAL_RE = re.compile(r"^(итого|всего)\b", re.IGNORECASE)
+_ON_DATE_RE = re.compile(
+    r"\bна\s+(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2})(?:\s*г\.?)?(?:\s*,?\s*(\d{1,2}):(\d{2})(?::(\d{2}))?)?", re.IGNORECASE)
+_PERIOD_RE = re.compile(
+    r"период\s*:?\s*(?:с\s*)?\d{1,2}\.\d{1,2}\.\d{2,4}\s*(?:-|–|—|по)\s*(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2})", re.IGNORECASE)
+_SERVICE_PREFIXES = ("параметры", "отбор", "период", "показатели", "группировки", "сортировка")
+
+
+def column_letter(index: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def is_article_header(cell: Any) -> bool:
+    text = rd.normalise_header(cell)
+    return text == "артикул" or text.startswith("артикул ") or text.startswith("артикул,")
+
+
+def find_report_time(texts: list[str]) -> datetime | None:
+    """`на 19.12.2025 14:00`, or the end date of `Период: 01.11.2025 - 19.12.2025` (midnight)."""
+    for text in texts:
+        m = _ON_DATE_RE.search(text)
+        if m:
+            return _mkdate(m.group(1), m.group(2), m.group(3), m.group(4), m.group(5), m.group(6))
+    for text in texts:
+        m = _PERIOD_RE.search(text)
+        if m:
+            return _mkdate(m.group(1), m.group(2), m.group(3))
+    return None
+
+
+def _mkdate(d, mo, y, h=None, mi=None, s=None) -> datetime | None:
+    year = int(y) + (2000 if len(y) == 2 else 0)
+    try:
+        return datetime(year, int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0))
+    except ValueError:
+        return None
+
+
+def _is_service_text(text: str) -> bool:
+    low = text.casefold()
+    return bool(_TOTAL_RE.match(low)) or low.rstrip(":").startswith(_SERVICE_PREFIXES) and ":" in low
+
+
+class _Collector:
+    """Classifies data rows and builds the StockParse. Rows are fed already split into cells."""
+
+    def __init__(self, file: str, warehouse_count: int, layout: dict[str, Any]):
+        self.file = file
+        self.w = warehouse_count
+        self.layout = layout
+        self.col_labels: list[str] = []
+        self.articles: list[str] = []
+        self.rows: list[int] = []
+        self.qty_blocks: list[np.ndarray] = []
+        self.qty_rows: list[list[float]] = []
+        self.rejects: list[Reject] = []
+        self.service = 0
+        self.group_rows: list[tuple[int, str]] = []     # a sample, for the notes
+        self.group_count = 0
+        self.zero_rows = 0
+        self.notes: Counter[str] = Counter()
+        self.numeric_articles = 0
+        # rows with an article that are not items (bad values): still count for duplicate detection
+        self.bad_article_rows: list[tuple[int, str]] = []
+
+    def label(self, j: int) -> str:
+        return self.col_labels[j] if j < len(self.col_labels) else column_letter(j)
+
+    def reject(self, row: int, col: int | None, article: str | None, reason: str) -> None:
+        self.rejects.append(Reject(self.file, row, self.label(col) if col is not None else None, article, reason))
+
+    def row(self, rownum: int, art_cell: Any, qty_cells: list[Any], art_col: int, qty_col0: int) -> None:
+        """One row of the table region, cells as a reader gave them."""
+        if isinstance(art_cell, float) and not isinstance(art_cell, bool):
+            article = clean_article(art_cell)
+            self.numeric_articles += 1
+        else:
+            article = clean_article(art_cell)
+        if article is not None and _is_service_text(article):
+            self.service += 1
+            return
+        empties = [c is None or (isinstance(c, str) and not c.strip()) for c in qty_cells]
+        if all(empties):
+            if article is None:
+                self.service += 1
+            elif not _DIGIT_RE.search(article):
+                self.service += 1
+                self.group_count += 1
+                if len(self.group_rows) < 5:
+                    self.group_rows.append((rownum, article))
+            else:
+                self.zero_rows += 1
+                self.articles.append(article)
+                self.rows.append(rownum)
+                self.qty_rows.append([0.0] * self.w)
+            return
+        if article is None:
+            self.reject(rownum, art_col, None, "quantities without an article")
+            return
+        values: list[float] = []
+        ok = True
+        for j, cell in enumerate(qty_cells):
+            if type(cell) is float and cell >= 0:
+                values.append(cell)
+                continue
+            try:
+                qty, note = parse_quantity(cell)
+            except BadValue as exc:
+                self.reject(rownum, qty_col0 + j, article, str(exc))
+                ok = False
+                continue
+            if note:
+                self.notes[note if not is_dateish(cell) else "dates read back as numbers"] += 1
+            values.append(qty)
+        if ok:
+            self.articles.append(article)
+            self.rows.append(rownum)
+            self.qty_rows.append(values)
+        else:
+            self.bad_article_rows.append((rownum, article))
+
+    def add_block(self, articles: list[str], rows: np.ndarray, qty: np.ndarray) -> None:
+        """Items from the vectorised path (already classified)."""
+        self.flush()
+        self.articles.extend(articles)
+        self.rows.extend(rows.tolist())
+        self.qty_blocks.append(qty)
+
+    def flush(self) -> None:
+        if self.qty_rows:
+            self.qty_blocks.append(np.asarray(self.qty_rows, dtype=np.float64).reshape(-1, self.w))
+            self.qty_rows = []
+
+    def finish(self, rows_read: int, report_time: datetime | None) -> StockParse:
+        self.flush()
+        qty = (np.concatenate(self.qty_blocks) if self.qty_blocks else np.zeros((0, self.w)))
+        articles, rows = self.articles, np.asarray(self.rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        if len(order) and not np.all(order == np.arange(len(order))):
+            articles = [articles[i] for i in order]
+            rows, qty = rows[order], qty[order]
+        keep = self._reject_duplicates(articles, rows)
+        if keep is not None:
+            articles = [a for a, k in zip(articles, keep) if k]
+            rows, qty = rows[keep], qty[keep]
+        self.rejects.sort(key=lambda r: (r.row, r.column or ""))
+        layout = dict(self.layout)
+        notes = [f"{n} cell(s): {text}" for text, n in sorted(self.notes.items())]
+        if self.numeric_articles:
+            notes.append(f"{self.numeric_articles} article cell(s) were numbers (leading zeros, if any, were lost in Excel)")
+        if self.zero_rows:
+            notes.append(f"{self.zero_rows} article row(s) have no quantity at all: read as zero stock everywhere")
+        if self.group_count:
+            sample = ", ".join(f"row {r} {a!r}" for r, a in self.group_rows[:5])
+            notes.append(f"{self.group_count} group row(s) (text without digits, no quantities) skipped: {sample}")
+        layout["notes"] = notes
+        if not articles:
+            reason = "no stock rows found"
+            if self.rejects:
+                reason += f" ({len(self.rejects)} rejected row(s), first: {self.rejects[0]})"
+            raise FileRefused(self.file, reason)
+        return StockParse(
+            file=self.file, layout=layout, rows_read=rows_read, skipped_service_rows=self.service,
+            rejects=self.rejects, report_time=report_time,
+            articles=articles, row_numbers=rows.tolist(), quantities=np.ascontiguousarray(qty, dtype=np.float64))
+
+    def _reject_duplicates(self, articles: list[str], rows: np.ndarray) -> np.ndarray | None:
+        seen: dict[str, list[int]] = defaultdict(list)
+        counts = Counter(articles)
+        counts.update(a for _, a in self.bad_article_rows)
+        dup = {a for a, n in counts.items() if n > 1}
+        if not dup:
+            return None
+        for i, a in enumerate(articles):
+            if a in dup:
+                seen[a].append(int(rows[i]))
+        for r, a in self.bad_article_rows:
+            if a in dup:
+                seen[a].append(r)
+        for a, rs in seen.items():
+            rs.sort()
+            for r in rs:
+                others = ", ".join(str(x) for x in rs if x != r)
+                self.rejects.append(Reject(self.file, r, None, a, f"duplicate article (also in row(s) {others})"))
+        return np.fromiter((a not in dup for a in articles), dtype=bool, count=len(articles))
+
+
+def _header_labels(header: list[Any] | None, art_col: int, w: int) -> list[str]:
+    labels = []
+    for j in range(art_col + 1 + w):
+        text = rd.text_of(header[j]).strip() if header and j < len(header) else ""
+        labels.append(f"{column_letter(j)} ({text})" if text else column_letter(j))
+    return labels
+
+
+def _locate_header(head: list[tuple[int, list[Any]]]) -> tuple[int | None, int]:
+    """(index into head of the header row, article column) or (None, 0)."""
+    for idx, (_, cells) in enumerate(head[:HEADER_SCAN_ROWS]):
+        for j, cell in enumerate(cells):
+            if is_article_header(cell):
+                return idx, j
+    return None, 0
+
+
+def _is_header_continuation(cells: list[Any], art_col: int, qty_cols: range) -> bool:
+    """A second header row (`Количество`, `Свободно для продажи` under merged warehouse cells)."""
+    art = cells[art_col] if art_col < len(cells) else None
+    if art is not None and not (isinstance(art, str) and (not art.strip() or is_article_header(art))):
+        return False
+    qty = [cells[j] if j < len(cells) else None for j in qty_cols]
+    texts = [c for c in qty if c is not None and not (isinstance(c, str) and not c.strip())]
+    if not texts:
+        return False
+    for c in texts:
+        if not isinstance(c, str):
+            return False
+        try:
+            parse_quantity(c)
+            return False
+        except BadValue:
+            pass
+    return True
+
+
+def _merged_end(sheet: rd.Sheet, row: int, col: int) -> int:
+    for (r0, c0), (r1, c1) in sheet.layout.get("_merged", []):
+        if r0 <= row - 1 <= r1 and c0 <= col <= c1:
+            return c1
+    return col
+
+
+def parse_stock(path: str | Path, warehouse_count: int, *, name: str | None = None) -> StockParse:
+    """Parse a stock report. Raises FileRefused when nothing usable is in it."""
+    path = Path(path)
+    name = name or path.name
+    if warehouse_count < 1:
+        raise ValueError("warehouse_count must be >= 1")
+    kind = rd.sniff(path)
+    if kind == "csv":
+        return _parse_csv(path, name, warehouse_count)
+    return _parse_sheet(rd.open_sheet(path, name), warehouse_count)
+
+
+def _parse_sheet(sheet: rd.Sheet, w: int) -> StockParse:
+    name = sheet.file
+    rows = sheet.rows()
+    head: list[tuple[int, list[Any]]] = []
+    for item in rows:
+        head.append(item)
+        if len(head) >= HEADER_SCAN_ROWS:
+            break
+    if not head:
+        raise FileRefused(name, "the sheet is empty")
+    h_idx, art_col = _locate_header(head)
+    layout = {k: v for k, v in sheet.layout.items() if not k.startswith("_")}
+    col = _Collector(name, w, layout)
+    first_qty = art_col + 1
+    if h_idx is not None:
+        hrow, hcells = head[h_idx]
+        first_qty = _merged_end(sheet, hrow, art_col) + 1
+        report_time = find_report_time([rd.text_of(c) for _, cs in head[:h_idx] for c in cs if isinstance(c, str)])
+        col.service += h_idx + 1
+        layout["header_row"] = hrow
+        body = head[h_idx + 1:]
+        col.col_labels = _header_labels(hcells, art_col, first_qty - art_col - 1 + w)
+    else:
+        report_time = find_report_time([rd.text_of(c) for _, cs in head[:10] for c in cs if isinstance(c, str)])
+        layout["header_row"] = None
+        body = head
+        col.col_labels = _header_labels(None, art_col, w)
+    qty_cols = range(first_qty, first_qty + w)
+    layout.update(article_column=column_letter(art_col),
+                  quantity_columns=[col.label(j) for j in qty_cols], warehouse_count=w)
+
+    width = 0
+    rows_read = len(head)
+    continuation_ok = h_idx is not None
+
+    def feed(rownum: int, cells: list[Any]) -> None:
+        nonlocal width, continuation_ok
+        width = max(width, len(cells))
+        if continuation_ok:
+            if _is_header_continuation(cells, art_col, qty_cols):
+                col.service += 1
+                return
+            if any(c is not None for c in cells):
+                continuation_ok = False
+        art = cells[art_col] if art_col < len(cells) else None
+        qty = cells[first_qty:first_qty + w]
+        if len(qty) < w:
+            qty = qty + [None] * (w - len(qty))
+        col.row(rownum, art, qty, art_col, first_qty)
+
+    for rownum, cells in body:
+        feed(rownum, cells)
+    for rownum, cells in rows:
+        rows_read += 1
+        feed(rownum, cells)
+    if width < first_qty + w and col.articles:
+        raise FileRefused(name, f"the table has {max(0, width - first_qty)} column(s) after the article; "
+                                f"the configuration expects {w} warehouse column(s)")
+    return col.finish(rows_read, report_time)
+
+
+# ---------------------------------------------------------------- CSV, vectorised
+
+def _parse_csv(path: Path, name: str, w: int) -> StockParse:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    encoding, delimiter, text = rd.read_text_head(path)
+    if not text.strip():
+        raise FileRefused(name, "the file has no text")
+    head_lines = text.splitlines()[:HEADER_SCAN_ROWS + 5]
+    if len(text) >= rd.SNIFF_BYTES - 4 and len(head_lines) > HEADER_SCAN_ROWS:
+        head_lines = head_lines[:-1]  # the last line in the sniff window may be cut
+    head_rows = list(csv.reader(head_lines, delimiter=delimiter))
+    if len(head_rows) != len(head_lines) or any('"' in ln and "\n" in ln for ln in head_lines):
+        return _parse_sheet(rd.open_csv(path, name), w)   # quoted line breaks: take the exact slow path
+    head = [(i + 1, [c if c != "" else None for c in r]) for i, r in enumerate(head_rows)]
+    h_idx, art_col = _locate_header(head)
+    layout: dict[str, Any] = {"container": "csv", "reader": "pyarrow", "encoding": encoding, "delimiter": delimiter}
+    coll = _Collector(name, w, layout)
+    first_qty = art_col + 1
+    if h_idx is not None:
+        report_time = find_report_time([c for _, cs in head[:h_idx] for c in cs if c])
+        coll.service += h_idx + 1
+        layout["header_row"] = h_idx + 1
+        coll.col_labels = _header_labels(head[h_idx][1], art_col, w)
+        data_line = h_idx + 2
+    else:
+        report_time = find_report_time([c for _, cs in head[:10] for c in cs if c])
+        layout["header_row"] = None
+        coll.col_labels = _header_labels(None, art_col, w)
+        data_line = 1
+    qty_cols = list(range(first_qty, first_qty + w))
+    layout.update(article_column=column_letter(art_col), quantity_columns=[coll.label(j) for j in qty_cols],
+                  warehouse_count=w)
+
+    # Field count of the data rows: the most common one among the first lines after the header.
+    counts = Counter(len(r) for r in head_rows[data_line - 1:] if len(r) > 1)
+    if h_idx is not None:
+        counts[len(head_rows[h_idx])] += 1
+    if not counts:
+        ncols = max((len(r) for r in head_rows), default=0)
+    else:
+        ncols = counts.most_common(1)[0][0]
+    if ncols < first_qty + w:
+        raise FileRefused(name, f"the table has {max(0, ncols - first_qty)} column(s) after the article; "
+                                f"the configuration expects {w} warehouse column(s)")
+
+    # Continuation header rows directly below the header: consume them in Python and skip past them.
+    if h_idx is not None:
+        while data_line - 1 < len(head) and _is_header_continuation(head[data_line - 1][1], art_col, range(first_qty, first_qty + w)):
+            coll.service += 1
+            data_line += 1
+
+    invalid: list[tuple[int, str]] = []
+
+    def on_invalid(row) -> str:
+        invalid.append((row.number, row.text))
+        return "skip"
+
+    names = [f"c{i}" for i in range(ncols)]
+    wanted = [names[art_col]] + [names[j] for j in qty_cols]
+    pa_encoding = "utf8" if encoding.startswith("utf-8") else encoding
+    try:
+        table = pcsv.read_csv(
+            path,
+            read_options=pcsv.ReadOptions(column_names=names, skip_rows=data_line - 1, encoding=pa_encoding,
+                                          use_threads=False, block_size=1 << 24),
+            parse_options=pcsv.ParseOptions(delimiter=delimiter, quote_char='"', newlines_in_values=False,
+                                            ignore_empty_lines=False, invalid_row_handler=on_invalid),
+            convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in wanted}, include_columns=wanted,
+                                                strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise FileRefused(name, f"cannot read as CSV ({encoding}, {delimiter!r}): {exc}") from exc
+    n = table.num_rows
+    rows_read = data_line - 1 + n + len(invalid)
+
+    # 1-based file line of each table row: data lines in order, minus the invalid ones.
+    bad_lines = np.asarray(sorted(r for r, _ in invalid if r is not None), dtype=np.int64)
+    line_numbers = np.arange(data_line, data_line + n + len(bad_lines), dtype=np.int64)
+    if len(bad_lines):
+        line_numbers = line_numbers[~np.isin(line_numbers, bad_lines)]
+
+    art = pc.utf8_trim_whitespace(table.column(names[art_col]).combine_chunks())
+    art_empty = pc.equal(art, "").to_numpy(zero_copy_only=False)
+    qty = np.zeros((n, w), dtype=np.float64)
+    any_value = np.zeros(n, dtype=bool)
+    slow: list[tuple[int, int, str]] = []                      # (row index, warehouse index, raw text)
+    for k, cname in enumerate(wanted[1:]):
+        col = pc.utf8_trim_whitespace(table.column(cname).combine_chunks())
+        empty = pc.equal(col, "")
+        plain = pc.match_substring_regex(col, r"^\d+(\.\d+)?$")
+        filled = pc.if_else(plain, col, "0")
+        qty[:, k] = pc.cast(filled, pa.float64()).to_numpy(zero_copy_only=False)
+        empty_np = empty.to_numpy(zero_copy_only=False)
+        any_value |= ~empty_np
+        odd = np.flatnonzero(~empty_np & ~plain.to_numpy(zero_copy_only=False))
+        if len(odd):
+            raw = table.column(cname).take(pa.array(odd)).to_pylist()
+            slow.extend(zip(odd.tolist(), [k] * len(odd), raw))
+        del col, empty, plain, filled
+    del table
+
+    art_np = art.to_numpy(zero_copy_only=False)
+    has_digit = pc.match_substring_regex(art, r"\d").to_numpy(zero_copy_only=False)
+    service_text = pc.match_substring_regex(
+        art, r"(?i)^(итого|всего)|^(параметры|отбор|период|показатели|группировки|сортировка)[^:]*:").to_numpy(zero_copy_only=False)
+
+    blank = art_empty & ~any_value
+    no_article = art_empty & any_value
+    service = ~art_empty & service_text
+    group = ~art_empty & ~service_text & ~any_value & ~has_digit
+    zero_rows = ~art_empty & ~service_text & ~any_value & has_digit
+    coll.service += int(blank.sum() + service.sum() + group.sum())
+    coll.zero_rows += int(zero_rows.sum())
+    coll.group_count += int(group.sum())
+    for i in np.flatnonzero(group)[:5]:
+        coll.group_rows.append((int(line_numbers[i]), art_np[i]))
+    for i in np.flatnonzero(no_article):
+        coll.reject(int(line_numbers[i]), art_col, None, "quantities without an article")
+
+    bad_row = np.zeros(n, dtype=bool)
+    for i, k, raw in slow:
+        if art_empty[i] or service[i]:
+            continue
+        try:
+            value, note = parse_quantity(raw)
+        except BadValue as exc:
+            coll.reject(int(line_numbers[i]), qty_cols[k], art_np[i], str(exc))
+            bad_row[i] = True
+            continue
+        qty[i, k] = value
+        if note:
+            coll.notes[note] += 1
+    item = ~art_empty & ~service & ~group & ~bad_row
+    for i in np.flatnonzero(bad_row):
+        coll.bad_article_rows.append((int(line_numbers[i]), art_np[i]))
+    idx = np.flatnonzero(item)
+    items_qty = qty[idx] if len(idx) != n else qty
+    coll.add_block(art_np[idx].tolist(), line_numbers[idx], items_qty)
+    del qty
+
+    # Rows pyarrow could not split into the expected fields: short (truncated?) or long rows.
+    for line, row_text in invalid:
+        cells = next(csv.reader([row_text], delimiter=delimiter), [])
+        cells = [c if c != "" else None for c in cells]
+        rownum = int(line) if line is not None else 0
+        article = clean_article(cells[art_col]) if art_col < len(cells) else None
+        if len(cells) < first_qty + w and not (all(c is None or not c.strip() for c in cells)
+                                                or (article and _is_service_text(article))):
+            coll.reject(rownum, None, article,
+                        f"row has {len(cells)} field(s), expected {ncols} (truncated or shifted row)")
+            if article:
+                coll.bad_article_rows.append((rownum, article))
+            continue
+        qcells = cells[first_qty:first_qty + w]
+        coll.row(rownum, cells[art_col] if art_col < len(cells) else None, qcells + [None] * (w - len(qcells)),
+                 art_col, first_qty)
+    return coll.finish(rows_read, report_time)
