@@ -1,0 +1,137 @@
+"""Stock import through the domain functions, against the real PostgreSQL and FTP (no scheduler)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+
+from mpsync import dropfolder, stock_import
+from mpsync.ftp import FtpClient
+from mpsync.settings import load_settings
+from tests.stock_helpers import add_products, drop, stock_csv, stock_snapshot, write_test_config
+
+ARTICLES = ["0557722", "МП00-007875", "Б- 130005", "A-1", "A-2", "A-3", "A-4"]
+
+
+@pytest.fixture
+def cfg(tmp_path, monkeypatch):
+    path = write_test_config(tmp_path / "mpsync.yaml")
+    monkeypatch.setenv("MPSYNC_CONFIG", str(path))
+    return load_settings(path)
+
+
+def run_import(dsn, params, cfg):
+    files = dropfolder.new_stable_files(dsn, params, cfg.drops["stock"], cfg.stable_seconds)
+    if not files:
+        return None
+    prepared = stock_import.prepare(dsn, params, files, cfg)
+    for fragment in prepared["fragments"]:
+        stock_import.apply_fragment(dsn, fragment, cfg.stock_columns)
+    return stock_import.finish(dsn, params, prepared, cfg)
+
+
+def test_fragment_count_stays_far_under_max_map_length():
+    for items in (0, 1, 1999, 2000, 2001, 10**6, 10**7):
+        size = stock_import.fragment_size(items, 2000, 200)
+        assert math.ceil(items / size) <= 200
+        assert size >= 2000
+
+
+def test_apply_then_same_content_again_changes_nothing(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
+    add_products(exchange_dsn, ARTICLES)
+    rows = [(a, i, i * 2, "") for i, a in enumerate(ARTICLES, 1)]
+    drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv(rows))
+    first = run_import(exchange_dsn, ftp_params, cfg)
+    assert first["status"] == "applied"
+    snap = stock_snapshot(exchange_dsn)
+    assert snap[("0557722", "sber")] == 1 and snap[("0557722", "ozon")] == 2
+    assert snap[("0557722", "yandex")] == 0           # empty cell means zero
+    assert snap[("МП00-007875", "ozon")] == 4
+    assert first["changed"] == len(ARTICLES) * 3
+    # the file left the drop folder for processed/<date>/
+    with FtpClient(ftp_params) as ftp:
+        assert ftp.list_files("/1c/stock") == []
+        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        assert [e.name for e in ftp.list_files(f"/1c/processed/{day}")] == ["Ostatki_MP_1.csv"]
+    # Same content under another name: recognised by hash, nothing written.
+    drop(ftp_params, tmp_path, "Ostatki_MP_2.csv", stock_csv(rows))
+    second = run_import(exchange_dsn, ftp_params, cfg)
+    assert second["status"] == "unchanged" and second["changed"] == 0
+    assert stock_snapshot(exchange_dsn) == snap
+    # Same rows re-sent in a new file with one change: only that row is written.
+    rows[0] = (rows[0][0], 100, rows[0][2], "")
+    drop(ftp_params, tmp_path, "Ostatki_MP_3.csv", stock_csv(rows) + b"\r\n")
+    third = run_import(exchange_dsn, ftp_params, cfg)
+    assert third["changed"] == 1
+    assert stock_snapshot(exchange_dsn)[("0557722", "sber")] == 100
+
+
+def test_bad_rows_are_reported_and_good_rows_applied(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
+    add_products(exchange_dsn, ARTICLES)
+    rows = [("0557722", 5, 5, 5), ("UNKNOWN-1", 1, 1, 1), ("A-1", "abc", 1, 1), ("A-2", -3, 1, 1),
+            ("A-3", 7, 7, 7), ("A-3", 8, 8, 8), ("A-4", "1 719,00", "> 1000", 2)]
+    drop(ftp_params, tmp_path, "Ostatki_MP_bad.csv", stock_csv(rows))
+    summary = run_import(exchange_dsn, ftp_params, cfg)
+    snap = stock_snapshot(exchange_dsn)
+    assert snap[("0557722", "sber")] == 5
+    assert snap[("A-4", "sber")] == 1719 and snap[("A-4", "ozon")] == 1000
+    assert not any(a in ("UNKNOWN-1", "A-3") for a, _ in snap)     # unknown and duplicated: not applied
+    assert snap.get(("A-1", "sber")) is None and snap.get(("A-2", "sber")) is None
+    with psycopg.connect(exchange_dsn) as conn:
+        rejects = conn.execute(
+            "select row_no, article, reason from import_reject where import_file_id = %s order by row_no",
+            (summary["import_file_id"],)).fetchall()
+    by_article = {}
+    for row_no, article, reason in rejects:
+        by_article.setdefault(article, []).append((row_no, reason))
+    assert set(by_article) >= {"UNKNOWN-1", "A-1", "A-2", "A-3"}
+    assert "unknown article" in by_article["UNKNOWN-1"][0][1]
+    assert by_article["UNKNOWN-1"][0][0] == 5      # title, blank, header, then data from row 4
+    assert len(by_article["A-3"]) == 2                  # both occurrences of the duplicate
+    assert summary["rejected"] == len(rejects)
+
+
+@pytest.mark.parametrize("content", [b"", stock_csv([])], ids=["empty-bytes", "header-only"])
+def test_empty_file_is_refused_and_stock_untouched(exchange_dsn, ftp_params, cfg, work_dir, tmp_path, content):
+    add_products(exchange_dsn, ARTICLES)
+    drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv([(a, 3, 3, 3) for a in ARTICLES]))
+    run_import(exchange_dsn, ftp_params, cfg)
+    before = stock_snapshot(exchange_dsn)
+    drop(ftp_params, tmp_path, "Ostatki_MP_2.csv", content)
+    with pytest.raises(stock_import.StockFileRefused, match="Ostatki_MP_2.csv refused, stock untouched"):
+        run_import(exchange_dsn, ftp_params, cfg)
+    assert stock_snapshot(exchange_dsn) == before
+    with psycopg.connect(exchange_dsn) as conn:
+        status, message = conn.execute(
+            "select status, message from import_file where name = 'Ostatki_MP_2.csv'").fetchone()
+    assert status == "refused" and message
+    # Refused is handled: the sensor does not offer the file again.
+    assert dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], 0) == []
+
+
+def test_truncated_file_below_coverage_is_refused(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
+    add_products(exchange_dsn, ARTICLES)
+    drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv([(a, 3, 3, 3) for a in ARTICLES]))
+    run_import(exchange_dsn, ftp_params, cfg)
+    before = stock_snapshot(exchange_dsn)
+    drop(ftp_params, tmp_path, "Ostatki_MP_2.csv", stock_csv([(ARTICLES[0], 0, 0, 0)]))
+    with pytest.raises(stock_import.StockFileRefused, match="previous import"):
+        run_import(exchange_dsn, ftp_params, cfg)
+    assert stock_snapshot(exchange_dsn) == before
+
+
+def test_file_still_uploading_is_not_read(exchange_dsn, ftp_params, cfg, tmp_path):
+    drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", b"\xd0\x90\xd1\x80;1;")         # 1C is still writing
+    drop_cfg = cfg.drops["stock"]
+    assert dropfolder.new_stable_files(exchange_dsn, ftp_params, drop_cfg, stable_seconds=3600) == []
+    t0 = datetime.now(timezone.utc)
+    with FtpClient(ftp_params) as ftp, psycopg.connect(exchange_dsn, autocommit=True) as conn:
+        [entry] = ftp.list_files("/1c/stock")
+        assert dropfolder.observe_stable(conn, [entry], 10, now=t0 + timedelta(seconds=11)) == [entry]
+        drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", b"\xd0\x90\xd1\x80;1;2;3\r\n")   # it grew: clock restarts
+        [grown] = ftp.list_files("/1c/stock")
+        assert dropfolder.observe_stable(conn, [grown], 10, now=t0 + timedelta(seconds=12)) == []
+        assert dropfolder.observe_stable(conn, [grown], 10, now=t0 + timedelta(seconds=23)) == [grown]
