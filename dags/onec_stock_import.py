@@ -25,6 +25,7 @@ from mpsync import db, stock_import
 from mpsync.airflow_glue.assets import CATALOG_CHANGED, CATALOG_CHANGED_ALIAS
 from mpsync.airflow_glue.checkpoints import mirror_checkpoint
 from mpsync.airflow_glue.connections import exchange_dsn, ftp_params
+from mpsync.airflow_glue.failures import refusal_fails_without_retry
 from mpsync.airflow_glue.dag_defaults import Tag, default_args, tags
 from mpsync.airflow_glue.sensors import wait_for_new_files
 from mpsync.dropfolder import DropFile
@@ -39,8 +40,9 @@ def ensure_schema() -> list[str]:
 @task(retries=2)
 def prepare_stock_import(files: list[dict]) -> dict:
     cfg = settings()
-    return stock_import.prepare(exchange_dsn(), ftp_params(cfg.ftp_conn_id),
-                                [DropFile(**f) for f in files], cfg)
+    with refusal_fails_without_retry():
+        return stock_import.prepare(exchange_dsn(), ftp_params(cfg.ftp_conn_id),
+                                    [DropFile(**f) for f in files], cfg)
 
 
 @task

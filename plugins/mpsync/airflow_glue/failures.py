@@ -1,0 +1,20 @@
+"""Turn the domain's "refused" outcomes into a failed task that is NOT retried, with a one-line cause."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from mpsync.stock_import import StockFileRefused
+
+# Refusals are decisions about a file's content: retrying cannot change them.
+REFUSALS: tuple[type[Exception], ...] = (StockFileRefused,)
+
+
+@contextmanager
+def refusal_fails_without_retry(*extra: type[Exception]):
+    try:
+        yield
+    except (*REFUSALS, *extra) as exc:
+        raise AirflowFailException(str(exc)) from None
