@@ -1,0 +1,121 @@
+"""Render one feed: a Jinja2 template per marketplace, fed a lazy stream of offers, written as it renders.
+
+Nothing holds the whole feed: the template's `{% for o in offers %}` pulls offers from the server-side
+cursor, Jinja yields text pieces, and they are joined in small batches, encoded and written. Peak memory
+is the cursor's fetch batch plus one write batch, whatever the product count.
+
+The content hash ignores the value of `yml_catalog@date`, so a feed whose data did not change hashes the
+same on every run and is not republished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import jinja2
+import psycopg
+
+from mpsync import TEMPLATES_DIR
+from mpsync.feeds.config import FeedsConfig, FeedSettings
+from mpsync.feeds.offers import OfferCounts, iter_offers
+
+# Template pieces joined per write; larger batches gain nothing measurable and cost memory.
+WRITE_BATCH_PIECES = 2000
+
+
+class FeedRenderError(RuntimeError):
+    """The template is broken or failed on a value; the message names the template and line."""
+
+
+@dataclass
+class RenderResult:
+    path: Path
+    date: str
+    size: int
+    sha256: str
+    counts: OfferCounts
+
+
+def environment(templates_dir: Path | None = None) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir or TEMPLATES_DIR)),
+        autoescape=True,                    # every value is XML-escaped: & < > " '
+        undefined=jinja2.StrictUndefined,   # a misspelt field fails the render instead of writing nothing
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def feed_date(cfg: FeedsConfig, now: datetime | None = None) -> str:
+    """RFC 3339 with the zone offset, to the minute, as the marketplaces show it: 2026-11-22T10:00+03:00."""
+    now = (now or datetime.now(cfg.tz())).astimezone(cfg.tz())
+    return now.isoformat(timespec="minutes")
+
+
+class _HashingWriter:
+    """Writes encoded text and hashes it, with the catalogue date's value blanked out of the hash."""
+
+    def __init__(self, fh, date_attr: str):
+        self.fh = fh
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self._date_attr = date_attr     # 'date="2026-11-22T10:00+03:00"' until seen once
+
+    def write(self, text: str) -> None:
+        data = text.encode("utf-8")
+        self.fh.write(data)
+        self.size += len(data)
+        if self._date_attr and self._date_attr in text:
+            text = text.replace(self._date_attr, 'date=""', 1)
+            self._date_attr = ""
+            data = text.encode("utf-8")
+        self.sha.update(data)
+
+
+def render_feed(conn: psycopg.Connection, cfg: FeedsConfig, fs: FeedSettings, path: Path,
+                now: datetime | None = None, env: jinja2.Environment | None = None) -> RenderResult:
+    """Render feed `fs` into `path` (overwritten) from one pass over the exchange database."""
+    env = env or environment()
+    try:
+        template = env.get_template(fs.template)
+    except jinja2.TemplateSyntaxError as exc:
+        raise FeedRenderError(f"template {exc.filename or fs.template} line {exc.lineno}: {exc.message}") from exc
+    except jinja2.TemplateNotFound as exc:
+        raise FeedRenderError(f"template not found: {exc.name} in {env.loader.searchpath}") from exc  # type: ignore[union-attr]
+    date = feed_date(cfg, now)
+    counts = OfferCounts()
+    context = {
+        "date": date, "shop": cfg.shop, "currency": cfg.currency, "categories": cfg.categories,
+        "feed": fs, "outlets": fs.outlets, "vat": fs.vat, "shipment_options": fs.shipment_options,
+        "offers": iter_offers(conn, cfg, fs, counts),
+    }
+    with open(path, "wb", buffering=1 << 20) as fh:
+        out = _HashingWriter(fh, f'date="{date}"')
+        pieces: list[str] = []
+        try:
+            for piece in template.generate(context):
+                pieces.append(piece)
+                if len(pieces) >= WRITE_BATCH_PIECES:
+                    out.write("".join(pieces))
+                    pieces.clear()
+            out.write("".join(pieces))
+        except (jinja2.TemplateError, TypeError, AttributeError) as exc:
+            line = _template_line(exc, fs.template)
+            raise FeedRenderError(f"template {fs.template}{line}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            context["offers"].close()   # release the server-side cursor even when rendering failed
+    return RenderResult(path, date, out.size, out.sha.hexdigest(), counts)
+
+
+def _template_line(exc: BaseException, name: str) -> str:
+    tb = exc.__traceback__
+    line = ""
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(name):
+            line = f" line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return line
