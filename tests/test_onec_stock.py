@@ -1,0 +1,188 @@
+"""The stock report parser on generated files with every feature of ONEC.md, and on real 1C exports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pytest
+import xlrd
+
+from mpsync.onec.model import FileRefused
+from mpsync.onec.stock import parse_stock
+from tests.conftest import shared_path
+from tests.onec_files import NBSP, truncate, write_stock_csv, write_stock_xlsx
+
+# One row per feature; the expected items below are what the stock must become.
+QUIRKS = [
+    ("0557722", 5, None, " "),                    # leading zero text article; empty and single space = 0
+    "Магазин",                                    # group row
+    ("МП00-007875", "> 1000", 2.5, f"1{NBSP}719,00"),   # cap, fraction, NBSP + decimal comma
+    ("Б- 130005 ", 1, 2, 3),                      # inner space kept, trailing space trimmed
+    ("DUP1", 1, 1, 1),
+    ("BAD1", "abc", 1, 1),
+    ("NEG1", -3, 1, 1),
+    (None, 4, 4, 4),                              # numbers without an article
+    ("DUP1", 2, 2, 2),
+    ("ZERO1", None, None, None),                  # goods that are gone: zero everywhere, not a group
+    ("A\u0421-1", 7, 0, 0),                       # Latin A + Cyrillic С look-alike, kept byte-exact
+]
+EXPECTED = {
+    "0557722": [5, 0, 0],
+    "МП00-007875": [1000, 2.5, 1719],
+    "Б- 130005": [1, 2, 3],
+    "ZERO1": [0, 0, 0],
+    "A\u0421-1": [7, 0, 0],
+}
+EXPECTED_REJECTS = {  # (offset from the first data row, column, article, reason fragment)
+    (4, None, "DUP1", "duplicate article (also in row(s) {r8})"),
+    (5, "B", "BAD1", "quantity is not a number: 'abc'"),
+    (6, "B", "NEG1", "negative quantity -3"),
+    (7, "A", None, "quantities without an article"),
+    (8, None, "DUP1", "duplicate article (also in row(s) {r4})"),
+}
+
+
+def check(parse, first_data_row: int):
+    got = {a: q.tolist() for a, q in zip(parse.articles, parse.quantities)}
+    assert got == EXPECTED
+    assert parse.quantities.dtype == np.float64 and parse.quantities.shape == (5, 3)
+    rows = dict(zip(parse.articles, parse.row_numbers))
+    assert rows["0557722"] == first_data_row and rows["ZERO1"] == first_data_row + 9
+    r = first_data_row
+    want = {(r + off, col, art, reason.format(r4=r + 4, r8=r + 8)) for off, col, art, reason in EXPECTED_REJECTS}
+    have = {(x.row, x.column.split(" ")[0] if x.column else None, x.article, x.reason) for x in parse.rejects}
+    assert have == want
+    assert all(x.file == parse.file for x in parse.rejects)
+
+
+def test_xlsx_with_title_header_group_total(tmp_path):
+    p = parse_stock(write_stock_xlsx(tmp_path / "Ostatki_MP.xlsx", QUIRKS), 3)
+    check(p, first_data_row=8)
+    assert p.layout["header_row"] == 7 and p.layout["article_column"] == "A"
+    assert p.layout["quantity_columns"] == ["B (Остаток)", "C (Остаток)", "D (Остаток)"]
+    assert p.skipped_service_rows == 6 + 1 + 1 + 1        # title block, header, group row, Итого
+    assert p.rows_read == 19
+    assert p.report_time == datetime(2025, 12, 19, 14, 0)
+    notes = " | ".join(p.layout["notes"])
+    assert "'> 1000' read as 1000" in notes and "group row" in notes and "'Магазин'" in notes
+    assert "zero stock everywhere" in notes
+
+
+def test_xlsx_two_row_merged_header_and_merged_group_rows(tmp_path):
+    p = parse_stock(write_stock_xlsx(tmp_path / "s.xlsx", QUIRKS, two_row_header=True, merge_article=True), 3)
+    check(p, first_data_row=9)
+    assert p.skipped_service_rows == 6 + 2 + 1 + 1
+
+
+def test_xlsx_without_header_starts_at_row_1(tmp_path):
+    p = parse_stock(write_stock_xlsx(tmp_path / "s.xlsx", QUIRKS, title=False, header=False, total=False), 3)
+    check(p, first_data_row=1)
+    assert p.layout["header_row"] is None and p.report_time is None
+
+
+def test_excel_number_articles_become_text(tmp_path):
+    p = parse_stock(write_stock_xlsx(tmp_path / "s.xlsx", [(557722, 1, 1), (12.0, 2, 2)], title=False), 2)
+    assert p.articles == ["557722", "12"]
+    assert any("were numbers" in n for n in p.layout["notes"])
+
+
+@pytest.mark.parametrize("encoding, bom, delimiter", [("cp1251", False, ";"), ("utf-8", True, ";"),
+                                                      ("utf-8", False, ";"), ("utf-8", False, "\t")])
+def test_csv_same_rules(tmp_path, encoding, bom, delimiter):
+    path = write_stock_csv(tmp_path / "Ostatki_MP.csv", QUIRKS, encoding=encoding, bom=bom, delimiter=delimiter,
+                           title=True, total=True)
+    p = parse_stock(path, 3)
+    check(p, first_data_row=8)
+    assert p.layout["reader"] == "pyarrow" and p.layout["encoding"].replace("-sig", "") == encoding
+    assert p.skipped_service_rows == 9 and p.report_time == datetime(2025, 12, 19, 14, 0)
+
+
+def test_csv_without_header(tmp_path):
+    p = parse_stock(write_stock_csv(tmp_path / "s.csv", QUIRKS, header=False, encoding="cp1251"), 3)
+    check(p, first_data_row=1)
+
+
+def test_csv_truncated_last_row_is_rejected_not_zeroed(tmp_path):
+    path = write_stock_csv(tmp_path / "s.csv", [("A1", 1, 2, 3), ("A2", 4, 5, 6)])
+    path.write_bytes(path.read_bytes() + b"A3;7")                 # upload cut inside the row
+    p = parse_stock(path, 3)
+    assert p.articles == ["A1", "A2"]
+    assert [(r.row, r.article) for r in p.rejects] == [(4, "A3")]
+    assert "truncated" in p.rejects[0].reason
+
+
+def test_csv_rows_after_odd_rows_keep_their_numbers(tmp_path):
+    rows = [("A1", 1, 1, 1), ("A2", 1, 1, 1), ("A3", 5, 5, 5)]
+    path = write_stock_csv(tmp_path / "s.csv", rows)
+    lines = path.read_text().splitlines()
+    lines.insert(2, "")                  # blank line
+    lines.insert(3, "X;1;2;3;4;5")       # too many fields: still read, by position
+    path.write_text("\n".join(lines) + "\n")
+    p = parse_stock(path, 3)
+    assert dict(zip(p.articles, p.row_numbers)) == {"A1": 2, "X": 4, "A2": 5, "A3": 6}
+
+
+def test_stock_caps_fast_and_slow_paths_agree(tmp_path):
+    rows = [(f"A{i}", i, f"{i},5", "" if i % 2 else "> 1000") for i in range(1, 50)]
+    a = parse_stock(write_stock_csv(tmp_path / "s.csv", rows), 3)
+    b = parse_stock(write_stock_xlsx(tmp_path / "s.xlsx", rows), 3)
+    assert a.articles == b.articles
+    assert np.array_equal(a.quantities, b.quantities)
+
+
+def test_wrong_column_count_is_refused(tmp_path):
+    path = write_stock_csv(tmp_path / "s.csv", [("A1", 1, 2)])
+    with pytest.raises(FileRefused, match="expects 3 warehouse"):
+        parse_stock(path, 3)
+    with pytest.raises(FileRefused, match="expects 3 warehouse"):
+        parse_stock(write_stock_xlsx(tmp_path / "s.xlsx", [("A1", 1, 2)]), 3)
+
+
+@pytest.mark.parametrize("content", [b"", b"\xef\xbb\xbf", "Артикул;Остаток\r\n".encode("cp1251"),
+                                     "Остатки\r\nИтого;0\r\n".encode("utf-8")])
+def test_files_without_stock_are_refused(tmp_path, content):
+    path = tmp_path / "Ostatki_MP.csv"
+    path.write_bytes(content)
+    with pytest.raises(FileRefused):
+        parse_stock(path, 1)
+
+
+def test_all_rows_bad_is_refused_with_first_reason(tmp_path):
+    path = write_stock_xlsx(tmp_path / "s.xlsx", [("A1", "x", 1), ("A2", -1, 1)], title=False)
+    with pytest.raises(FileRefused, match="no stock rows.*2 rejected.*not a number"):
+        parse_stock(path, 2)
+
+
+def test_truncated_xlsx_is_refused(tmp_path):
+    path = truncate(write_stock_xlsx(tmp_path / "s.xlsx", [(f"A{i}", i, i, i) for i in range(3000)]), 0.7)
+    with pytest.raises(FileRefused, match="truncated or corrupt"):
+        parse_stock(path, 3)
+
+
+def test_report_time_from_period(tmp_path):
+    path = write_stock_xlsx(tmp_path / "s.xlsx", [("A1", 1, 1)], report_date="")
+    assert parse_stock(path, 2).report_time == datetime(2025, 12, 19)
+
+
+# ---- real 1C exports, when ../shared is present
+
+def test_real_xls_caps_and_numbers():
+    path = shared_path("samples", "onec", "xls", "1c8_ostatki_multisklad_shtrihkod_artikul__belka_2021.xls")
+    p = parse_stock(path, 4)                     # Артикул (with a trailing space) in C, 2 x 2 columns after it
+    assert p.layout["article_column"] == "C" and p.layout["header_row"] == 1
+    assert p.skipped_service_rows == 2          # header and its second row
+    sheet = xlrd.open_workbook(str(path)).sheet_by_index(0)
+    assert p.items > 700
+    for article, row, qty in zip(p.articles, p.row_numbers, p.quantities):
+        assert article == sheet.cell_value(row - 1, 2).strip()          # byte-exact but for the padding
+        for k in range(4):
+            cell = sheet.cell(row - 1, 3 + k)
+            if cell.ctype == xlrd.XL_CELL_NUMBER:
+                assert qty[k] == cell.value
+            elif isinstance(cell.value, str) and cell.value.startswith(">"):
+                assert qty[k] == float(cell.value[1:])
+            else:
+                assert qty[k] == 0
+    assert p.articles[:2] == ["25S39R5E14", "25S45GL10E14"]
+    assert p.quantities[1].tolist() == [50, 1334, 5000, 2198]
