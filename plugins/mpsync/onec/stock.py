@@ -160,6 +160,8 @@ class _Collector:
             self.articles.append(article)
             self.rows.append(rownum)
             self.qty_rows.append(values)
+            if len(self.qty_rows) >= 65536:      # keep Python floats few: 1M x 10 lists would take ~1 GB
+                self.flush()
         else:
             self.bad_article_rows.append((rownum, article))
 

@@ -1,0 +1,118 @@
+"""Nomenclature from 1C as a spreadsheet: article, 1C code, name, brand, model, EAN, size class, RRP.
+
+Columns are found by header text (several names each, see COLUMNS); only `Артикул` is required, a column
+that is absent leaves that field unknown (None: the import leaves the stored value as is).
+
+Per row: no article with other data -> rejected row; a duplicated article -> all its rows rejected.
+A bad value in ONE field (EAN with a wrong check digit, a 1C code that is not a code, a non-numeric RRP)
+rejects that FIELD with a reason and keeps the rest of the row (the field becomes None = unknown), so a
+typo in a barcode does not hold back the name and price of the product.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from mpsync.onec import reader as rd
+from mpsync.onec.model import CatalogItem, CatalogParse, FileRefused, Reject
+from mpsync.onec.table import Column, find_table, reject_duplicates, rows_by_article
+from mpsync.onec.values import BadValue, clean_article, clean_ean, clean_onec_code, is_empty, parse_decimal_optional
+
+COLUMNS = [
+    Column("article", ("артикул",)),
+    Column("onec_code", ("код 1с", "код номенклатуры", "код"), required=False),
+    Column("name", ("наименование", "номенклатура", "название"), required=False),
+    Column("brand", ("бренд", "торговая марка", "марка", "производитель"), required=False),
+    Column("model", ("модель",), required=False),
+    Column("ean", ("штрихкод", "штрих-код", "ean", "ean-13", "ean13", "баркод"), required=False),
+    Column("size_class", ("габарит", "размерный класс", "класс габарита", "кгт", "kgt"), required=False),
+    Column("rrp", ("ррц", "rrp", "рекомендованная розничная цена", "рекомендуемая розничная цена"), required=False),
+]
+_KGT_RE = re.compile(r"^(кгт|kgt|крупногабарит\w*)\b", re.IGNORECASE)
+_TRUE_TEXTS = {"да", "yes", "1", "true", "истина", "+", "x", "х"}
+_TOTAL_RE = re.compile(r"^(итого|всего)\b", re.IGNORECASE)
+
+
+def size_class(value: Any, *, flag_column: bool = False) -> str:
+    """'kgt' for КГТ/KGT/крупногабаритный (or a truthy cell in a column named КГТ), else 'normal'."""
+    if value is True:
+        return "kgt" if flag_column else "normal"
+    text = rd.text_of(value).strip()
+    if _KGT_RE.match(text):
+        return "kgt"
+    if flag_column and text.casefold() in _TRUE_TEXTS:
+        return "kgt"
+    return "normal"
+
+
+def _text(value: Any) -> str | None:
+    if is_empty(value):
+        return None
+    return rd.text_of(value).strip() or None
+
+
+def parse_catalog_sheet(path: str | Path, *, name: str | None = None) -> CatalogParse:
+    """Parse a nomenclature spreadsheet. Raises FileRefused when no table or no usable row is found."""
+    path = Path(path)
+    sheet = rd.open_sheet(path, name or path.name)
+    file = sheet.file
+    table = find_table(sheet, COLUMNS, "nomenclature")
+    cols = table.columns
+    layout = table.layout()
+    flag_column = "size_class" in cols and rd.normalise_header(table.headers["size_class"]) in ("кгт", "kgt")
+    rejects: list[Reject] = []
+    items: list[CatalogItem] = []
+    seen = rows_by_article()
+    service = len(table.rows_above) + 1
+    rows_read = table.rows_read
+
+    def cell(cells: list[Any], key: str) -> Any:
+        j = cols.get(key)
+        return cells[j] if j is not None and j < len(cells) else None
+
+    for rownum, cells in table.body:
+        rows_read += 1
+        article = clean_article(cell(cells, "article"))
+        others = [k for k in cols if k != "article"]
+        if article is None:
+            if all(is_empty(cell(cells, k)) for k in others):
+                service += 1
+            else:
+                rejects.append(Reject(file, rownum, table.label("article"), None, "row without an article"))
+            continue
+        if _TOTAL_RE.match(article) or (others and all(is_empty(cell(cells, k)) for k in others)
+                                         and not re.search(r"\d", article)):
+            service += 1                             # total or group row
+            continue
+        seen[article].append(rownum)
+        fields: dict[str, Any] = {}
+        for key, clean in (("onec_code", clean_onec_code), ("ean", clean_ean)):
+            if key in cols:
+                try:
+                    fields[key] = clean(cell(cells, key))
+                except BadValue as exc:
+                    rejects.append(Reject(file, rownum, table.label(key), article, f"{exc}; field left unchanged"))
+        if "rrp" in cols:
+            try:
+                fields["rrp"] = parse_decimal_optional(cell(cells, "rrp"), "RRP")
+            except BadValue as exc:
+                rejects.append(Reject(file, rownum, table.label("rrp"), article, f"{exc}; field left unchanged"))
+        for key in ("name", "brand", "model"):
+            if key in cols:
+                fields[key] = _text(cell(cells, key))
+        if "size_class" in cols:
+            fields["size_class"] = size_class(cell(cells, "size_class"), flag_column=flag_column)
+        items.append(CatalogItem(row=rownum, article=article, **fields))
+    dup = reject_duplicates(file, seen, rejects)
+    if dup:
+        items = [i for i in items if i.article not in dup]
+    rejects.sort(key=lambda r: (r.row, r.column or ""))
+    if not items:
+        reason = "no nomenclature rows found"
+        if rejects:
+            reason += f" ({len(rejects)} rejected, first: {rejects[0]})"
+        raise FileRefused(file, reason)
+    return CatalogParse(file=file, layout=layout, rows_read=rows_read, skipped_service_rows=service,
+                        rejects=rejects, items=items)
