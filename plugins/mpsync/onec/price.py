@@ -40,12 +40,14 @@ def parse_price(path: str | Path, *, overrides: dict[str, tuple[str, str]] | Non
     columns = [ARTICLE, PRICE, OLD_PRICE]
     for mp, (price_h, old_h) in (overrides or {}).items():
         columns.append(Column(f"{mp}:price", (rd.normalise_header(price_h),)))
-        columns.append(Column(f"{mp}:old_price", (rd.normalise_header(old_h),)))
+        if old_h:                           # an override may have no old-price column
+            columns.append(Column(f"{mp}:old_price", (rd.normalise_header(old_h),)))
     table = find_table(sheet, columns, "price table")
     cols = table.columns
     layout = table.layout()
     if overrides:
-        layout["overrides"] = {mp: [table.label(f"{mp}:price"), table.label(f"{mp}:old_price")] for mp in overrides}
+        layout["overrides"] = {mp: [table.label(k) for k in (f"{mp}:price", f"{mp}:old_price") if k in cols]
+                               for mp in overrides}
     rejects: list[Reject] = []
     items: list[PriceItem] = []
     seen = rows_by_article()
@@ -86,6 +88,9 @@ def parse_price(path: str | Path, *, overrides: dict[str, tuple[str, str]] | Non
         for mp in overrides or {}:
             pair = []
             for key in (f"{mp}:price", f"{mp}:old_price"):
+                if key not in cols:
+                    pair.append(None)
+                    continue
                 try:
                     pair.append(parse_price_optional(cell(cells, key)))
                 except BadValue as exc:

@@ -200,6 +200,11 @@ class _Collector:
             sample = ", ".join(f"row {r} {a!r}" for r, a in self.group_rows[:5])
             notes.append(f"{self.group_count} group row(s) (text without digits, no quantities) skipped: {sample}")
         layout["notes"] = notes
+        if articles and self.zero_rows >= len(self.rows):
+            # Not one quantity in the whole file: a wrong or broken export, and applying it would zero
+            # every article's stock. A real report always has some stock somewhere.
+            raise FileRefused(self.file, f"no quantity in any of {len(articles)} article row(s): "
+                                         "refusing a file that would set all stock to zero")
         if not articles:
             reason = "no stock rows found"
             if self.rejects:

@@ -1,0 +1,186 @@
+"""`python -m mpsync inspect FILE [FILE...] [--kind stock|price|catalog] [--warehouses N]`
+
+Parses a 1C file with the very functions the import DAGs use and prints a JSON summary to stdout:
+kind (given, or detected by content / file name), layout, counts, every reject, and the parsed items.
+Touches no database and no FTP. Exit code 0 when the file is usable, 2 when it is refused (the reason
+goes to stderr; stdout still gets the JSON with "refused"), 64 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from mpsync.onec import reader as rd
+from mpsync.onec.model import CatalogParse, FileRefused, PriceParse, StockParse
+from mpsync.onec.stock import is_article_header
+
+KINDS = ("stock", "price", "catalog")
+EXIT_OK, EXIT_REFUSED = 0, 2
+_PRICE_HEADERS = ("текущая цена", "цена без акции")
+_CATALOG_HEADERS = ("штрихкод", "штрих-код", "ean", "бренд", "модель", "ррц", "rrp", "габарит", "код 1с",
+                    "код", "торговая марка", "кгт")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="the file (CommerceML: the XML files of one exchange, e.g. import.xml offers.xml)")
+    p.add_argument("--kind", choices=KINDS, help="stock, price or catalog (default: detected)")
+    p.add_argument("--warehouses", type=int, metavar="N",
+                   help="quantity columns of a stock report (default: the configured warehouses.stock_columns)")
+    p.add_argument("--max-items", type=int, metavar="N", help="print at most N items (counts stay complete)")
+
+
+def detect_kind(paths: list[Path]) -> tuple[str, str]:
+    """(kind, how it was detected): CommerceML by XML root, then file name, then header content."""
+    from mpsync.settings import settings
+
+    if all(rd.sniff(p) == "xml" for p in paths):
+        return "catalog", "content: XML (CommerceML)"
+    path = paths[0]
+    name = path.name.casefold()
+    for kind in ("stock", "price"):
+        drop = settings().drops.get(kind)
+        if drop and drop.pattern not in ("*", "") and fnmatch.fnmatch(name, drop.pattern.casefold()):
+            return kind, f"file name matches {drop.pattern!r}"
+    try:
+        sheet = rd.open_sheet(path)
+        for n, (_, cells) in enumerate(sheet.rows()):
+            texts = [rd.normalise_header(c) for c in cells]
+            if any(is_article_header(c) for c in cells):
+                if any(t.startswith(_PRICE_HEADERS) for t in texts):
+                    return "price", f"header in row {n + 1} has a price column"
+                if any(t == h or t.startswith(h + " ") for t in texts for h in _CATALOG_HEADERS):
+                    return "catalog", f"header in row {n + 1} has nomenclature columns"
+                return "stock", f"header in row {n + 1} has 'Артикул' and no price/nomenclature column"
+            if n >= 30:
+                break
+    except FileRefused:
+        pass                        # the parser will refuse it again, with the reason
+    return "stock", "default: no header found (a stock report may have none)"
+
+
+def parse(kind: str, paths: list[Path], warehouses: int | None) -> StockParse | PriceParse | CatalogParse:
+    """The DAGs' parse step for this kind, without database or FTP."""
+    from mpsync.settings import settings
+
+    if kind == "stock":
+        from mpsync.onec.stock import parse_stock
+
+        return parse_stock(paths[0], warehouses or len(settings().stock_columns), name=paths[0].name)
+    if kind == "price":
+        from mpsync.onec.price import parse_price
+        from mpsync.price_import import PriceSettings
+
+        ps = PriceSettings.from_settings(settings())
+        cols = {mp: (c["price"], c.get("old_price")) for mp, c in ps.overrides.items()}
+        return parse_price(paths[0], overrides=cols or None, name=paths[0].name)
+    from mpsync.catalog_import import parse_exchange
+
+    return parse_exchange(paths, None)        # no connection: offers of unknown goods are reported
+
+
+def _num(v: float | Decimal | None) -> int | float | None:
+    if v is None:
+        return None
+    f = float(v)
+    return int(f) if f == int(f) and abs(f) < 2**53 else f
+
+
+def _items(result: Any, kind: str, limit: int | None) -> list[dict[str, Any]]:
+    from mpsync.settings import settings
+
+    out: list[dict[str, Any]] = []
+    if isinstance(result, StockParse):
+        w = result.quantities.shape[1] if result.quantities.ndim == 2 else 0
+        names = list(settings().stock_columns)
+        if len(names) != w:                   # --warehouses other than the configuration: by position
+            names = [names[k] if k < len(names) and len(names) == w else f"column_{k + 1}" for k in range(w)]
+        n = result.items if limit is None else min(limit, result.items)
+        rows = result.quantities[:n].tolist()
+        for article, row, qty in zip(result.articles[:n], result.row_numbers[:n], rows):
+            out.append({"row": row, "article": article,
+                        "warehouses": {c: (int(q) if q == int(q) else q) for c, q in zip(names, qty)}})
+        return out
+    if isinstance(result, PriceParse):
+        for it in result.items[:limit]:
+            d: dict[str, Any] = {"row": it.row, "article": it.article, "price": _num(it.price),
+                                 "old_price": _num(it.old_price)}
+            if it.overrides:
+                d["overrides"] = {mp: {"price": _num(p), "old_price": _num(o)} for mp, (p, o) in it.overrides.items()}
+            out.append(d)
+        return out
+    for it in result.items[:limit]:
+        out.append({"row": it.row, "article": it.article, "onec_code": it.onec_code, "name": it.name,
+                    "brand": it.brand, "model": it.model, "ean": it.ean, "size_class": it.size_class,
+                    "rrp": _num(it.rrp)})
+    return out
+
+
+def summary(result: Any, kind: str, detected_by: str, limit: int | None = None) -> dict[str, Any]:
+    items = _items(result, kind, limit)
+    total = result.items if isinstance(result, StockParse) else len(result.items)
+    doc: dict[str, Any] = {
+        "file": result.file,
+        "kind": kind,
+        "kind_detected_by": detected_by,
+        "layout": result.layout,
+        "report_time": result.report_time.isoformat() if isinstance(result.report_time, datetime) else None,
+        "counts": {"rows_read": result.rows_read, "items": total,
+                   "skipped_service_rows": result.skipped_service_rows, "rejected": len(result.rejects)},
+        "rejects": [{"row": r.row, "column": r.column, "article": r.article, "reason": r.reason}
+                    | ({"file": r.file} if r.file != result.file else {}) for r in result.rejects],
+        "items": items,
+    }
+    if len(items) < total:
+        doc["items_truncated"] = True
+    if isinstance(result, CatalogParse) and not isinstance(result, (StockParse, PriceParse)):
+        doc["partial"] = result.partial
+        if result.prices:
+            doc["prices"] = [{"row": p.row, "article": p.article, "price": _num(p.price),
+                              "old_price": _num(p.old_price)} for p in result.prices[:limit]]
+        if result.stock:
+            doc["stock"] = {a: {w: _num(q) for w, q in s.items()} for a, s in list(result.stock.items())[:limit]}
+    return doc
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, Decimal):
+        return _num(o)
+    if isinstance(o, datetime):
+        return o.isoformat()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    if hasattr(o, "item"):                 # numpy scalars
+        return o.item()
+    return str(o)
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = [Path(f) for f in args.files]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"inspect: file not found: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_REFUSED
+    if args.warehouses is not None and args.warehouses < 1:
+        print("inspect: --warehouses must be at least 1", file=sys.stderr)
+        return 64
+    kind, detected_by = (args.kind, "--kind") if args.kind else detect_kind(paths)
+    try:
+        result = parse(kind, paths, args.warehouses)
+    except FileRefused as exc:
+        doc = {"file": exc.file, "kind": kind, "kind_detected_by": detected_by, "refused": exc.reason}
+        json.dump(doc, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    json.dump(summary(result, kind, detected_by, args.max_items), sys.stdout, ensure_ascii=False, indent=2,
+              default=_default)
+    sys.stdout.write("\n")
+    return EXIT_OK
