@@ -1,0 +1,48 @@
+"""The outbox: push only what changed, through the universal `sync` table, to the website and marketplaces.
+
+Entry points (plain Python; the Airflow glue only resolves connections and calls these):
+- `push(dsn, subscriber, api)`: one run for one subscriber -> PushCounts (raises SubscriberUnavailable).
+- `unpark_objects(dsn, subscribers=None, object_ids=None)`: the operator's manual unpark.
+- `parked_report(dsn)`: what is parked, per subscriber, with the last errors.
+See docs/sync-push.md.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from mpsync.outbox import store
+from mpsync.outbox.clients import ApiParams, client_for
+from mpsync.outbox.config import PushSettings, Subscriber, push_settings
+from mpsync.outbox.push import PushCounts, SubscriberUnavailable, push_subscriber
+from mpsync.outbox.sources import ObjectSource, TableSource, source_for
+from mpsync.settings import settings
+
+__all__ = ["ApiParams", "ObjectSource", "PushCounts", "PushSettings", "Subscriber", "SubscriberUnavailable",
+           "TableSource", "parked_report", "push", "push_settings", "source_for", "unpark_objects"]
+
+
+def push(dsn: str, subscriber: str, api: ApiParams, cfg: PushSettings | None = None, **kwargs) -> PushCounts:
+    base = settings()
+    cfg = cfg or push_settings(base)
+    sub = cfg.subscriber(subscriber)
+    client = client_for(sub.client, api, timeout=sub.timeout_seconds, calls_per_minute=sub.calls_per_minute)
+    try:
+        return push_subscriber(dsn, sub, source_for(sub, base), client, cfg, **kwargs)
+    finally:
+        client.close()
+
+
+def unpark_objects(dsn: str, subscribers: list[str] | None = None,
+                   object_ids: list[str] | None = None) -> list[tuple[str, str, str]]:
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        return store.unpark(conn, subscribers=subscribers, object_ids=object_ids)
+
+
+def parked_report(dsn: str, limit: int = 50) -> dict:
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        total, sample = store.parked(conn, limit=limit)
+        per = conn.execute("select subscriber, count(*) from sync_parked where object_type = any(%s)"
+                           " group by subscriber order by subscriber", (list(store.OUTBOX_TYPES),)).fetchall()
+    return {"total": total, "per_subscriber": dict(per),
+            "first": [{**p, "parked_at": p["parked_at"].isoformat() if p["parked_at"] else None} for p in sample]}
