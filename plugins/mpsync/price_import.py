@@ -76,8 +76,8 @@ class PriceSettings:
         for mp, cols in overrides.items():
             if mp not in MARKETPLACES:
                 raise ConfigError(f"{where}overrides.{mp}' is not a marketplace; known: {MARKETPLACES}")
-            if not isinstance(cols, dict) or "price" not in cols:
-                raise ConfigError(f"{where}overrides.{mp}' needs at least 'price: <column header>'")
+            if not isinstance(cols, dict) or "price" not in cols or "old_price" not in cols:
+                raise ConfigError(f"{where}overrides.{mp}' needs 'price' and 'old_price' column headers")
         share = number("max_change_share", "0.5")
         if share <= 0:
             raise ConfigError(f"{where}max_change_share' must be above 0 (0.5 = a change of more than 50% is held)")
@@ -289,7 +289,9 @@ def result_rows(staged: list[tuple[list, str]], rejects: list[Reject], overrides
 def _parse(local: Path, name: str, ps: PriceSettings) -> PriceParse:
     from mpsync.onec.price import parse_price
 
-    parsed = parse_price(local, overrides=ps.overrides or None)
+    # The parser takes marketplace -> (price header, old price header), like tests.onec_files.write_price_xlsx.
+    cols = {mp: (c["price"], c.get("old_price")) for mp, c in ps.overrides.items()}
+    parsed = parse_price(local, overrides=cols or None)
     parsed.file = name
     return parsed
 
