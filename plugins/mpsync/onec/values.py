@@ -166,8 +166,8 @@ def clean_onec_code(value: object) -> str | None:
     """The 1C nomenclature code: 11-character zero-padded text (`00000015452`).
 
     A re-save in Excel makes it the number 15452 (shown with format 00000000000): padded back to 11.
-    Text codes (`00-00000003`, `ЦБ-0001234`) are kept as they are. A number longer than 11 digits or a
-    fraction is not a code: raises.
+    Text codes (`00-00000003`, `ЦБ-0001234`) are kept as they are. Anything longer than 11 characters or
+    a fraction is not a code: raises.
     """
     if is_empty(value):
         return None
@@ -179,7 +179,9 @@ def clean_onec_code(value: object) -> str | None:
             raise BadValue(f"1C code {digits} is longer than {ONEC_CODE_LEN} digits")
         return digits.zfill(ONEC_CODE_LEN)
     text = str(value).strip()
-    if text.isdigit() and len(text) < ONEC_CODE_LEN:
+    if len(text) > ONEC_CODE_LEN:
+        raise BadValue(f"1C code {text} is longer than {ONEC_CODE_LEN} characters")
+    if text.isdigit():
         return text.zfill(ONEC_CODE_LEN)                  # a CSV lost the zeros of a numeric code
     return text
 
