@@ -77,7 +77,11 @@ class LocalPostgres:
             self._run(_bin("initdb"), "-D", str(self.data_dir), "-U", self.user, "--auth=trust",
                       "--encoding=UTF8", "--locale=C.UTF-8")
         if not self.is_running():
-            opts = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=on -c max_connections=200"
+            # Memory and WAL sized for bulk stock imports (tens of millions of rows) on a 24 GiB machine;
+            # durability settings stay at their safe defaults.
+            opts = (f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c max_connections=200"
+                    " -c shared_buffers=1GB -c work_mem=64MB -c maintenance_work_mem=512MB"
+                    " -c max_wal_size=8GB -c checkpoint_timeout=30min")
             r = self._run(_bin("pg_ctl"), "-D", str(self.data_dir), "-w", "-t", "60", "-o", opts,
                           "-l", str(self.data_dir / "server.log"), "start", check=False)
             if r.returncode != 0:
