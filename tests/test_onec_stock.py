@@ -186,3 +186,22 @@ def test_real_xls_caps_and_numbers():
                 assert qty[k] == 0
     assert p.articles[:2] == ["25S39R5E14", "25S45GL10E14"]
     assert p.quantities[1].tolist() == [50, 1334, 5000, 2198]
+
+
+def test_xlsx_quantities_formatted_as_dates_come_back_as_numbers(tmp_path):
+    """The ONEC.md DANGER in an .xlsx: calamine returns dates for numeric cells with a date format; 59 and
+    60 both come back as 1900-02-28, so those are re-read from the sheet XML."""
+    import openpyxl
+
+    values = [1, 59, 60, 61, 3160, 35.51, 0.5]
+    path = write_stock_xlsx(tmp_path / "s.xlsx", [(f"A{i}", v, v) for i, v in enumerate(values)], title=False,
+                            total=False)
+    wb = openpyxl.load_workbook(path)
+    for row in wb.active.iter_rows(min_row=2):
+        row[1].number_format = "dd.mm.yyyy"
+        row[2].number_format = "[h]:mm:ss"
+    wb.save(path)
+    p = parse_stock(path, 2)
+    assert p.quantities[:, 0] == pytest.approx(values) and p.quantities[:, 1] == pytest.approx(values)
+    assert p.quantities[2].tolist() == [60.0, 60.0]
+    assert any("date" in n for n in p.layout["notes"])

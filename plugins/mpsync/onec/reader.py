@@ -83,6 +83,7 @@ class Sheet:
     container: str
     layout: dict[str, Any] = field(default_factory=dict)
     _rows: Any = None
+    number_at: Any = None        # (row, col) -> raw number, for .xlsx cells a reader made into dates
 
     def rows(self) -> Iterator[tuple[int, list[Any]]]:
         yield from self._rows()
@@ -160,7 +161,59 @@ def open_xlsx(path: Path, name: str) -> Sheet:
         if count and count != end_row + 1:
             raise FileRefused(name, f"sheet has {count} rows but its range ends at row {end_row + 1}")
 
-    return Sheet(name, "xlsx", layout, numbered)
+    sheet_obj = Sheet(name, "xlsx", layout, numbered)
+    raw: dict[tuple[int, int], float] = {}
+
+    def number_at(rownum: int, col: int) -> float | None:
+        """The raw number stored in a cell (1-based row, 0-based column), read from the sheet XML."""
+        if not raw:
+            raw.update(xlsx_raw_numbers(path, 0))
+        return raw.get((rownum, col))
+
+    sheet_obj.number_at = number_at
+    return sheet_obj
+
+
+def _cell_ref(ref: str) -> tuple[int, int]:
+    col = 0
+    i = 0
+    while i < len(ref) and ref[i].isalpha():
+        col = col * 26 + (ord(ref[i].upper()) - 64)
+        i += 1
+    return int(ref[i:]), col - 1
+
+
+def xlsx_raw_numbers(path: Path, sheet_index: int = 0) -> dict[tuple[int, int], float]:
+    """{(row, col): number} of every numeric cell of a sheet, straight from its XML (no date guessing).
+
+    Used only when a reader returned an ambiguous date for a numeric cell: calamine maps both serial 59
+    and 60 (Excel's fake 29 Feb 1900) to 1900-02-28.
+    """
+    from lxml import etree
+
+    ns = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    rel_ns = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+    out: dict[tuple[int, int], float] = {}
+    with zipfile.ZipFile(path) as z:
+        wb = etree.fromstring(z.read("xl/workbook.xml"))
+        rid = wb.find(f"{ns}sheets")[sheet_index].get(f"{rel_ns}id")
+        rels = etree.fromstring(z.read("xl/_rels/workbook.xml.rels"))
+        target = next(r.get("Target") for r in rels if r.get("Id") == rid)
+        part = target.lstrip("/") if target.startswith("/") else "xl/" + target
+        with z.open(part) as fh:
+            for _, el in etree.iterparse(fh, tag=(f"{ns}row", f"{ns}c")):
+                if el.tag == f"{ns}row":
+                    el.clear()
+                    continue
+                t = el.get("t")
+                v = el.find(f"{ns}v")
+                ref = el.get("r")
+                if v is not None and t in (None, "n") and ref:
+                    try:
+                        out[_cell_ref(ref)] = float(v.text)
+                    except (TypeError, ValueError):
+                        pass
+    return out
 
 
 def read_text_head(path: Path) -> tuple[str, str, str]:

@@ -32,7 +32,7 @@ import numpy as np
 
 from mpsync.onec import reader as rd
 from mpsync.onec.model import FileRefused, Reject, StockParse
-from mpsync.onec.values import BadValue, clean_article, is_dateish, parse_quantity
+from mpsync.onec.values import BadValue, clean_article, excel_serial, is_dateish, parse_quantity
 
 HEADER_SCAN_ROWS = 30
 _DIGIT_RE = re.compile(r"\d")
@@ -106,6 +106,7 @@ class _Collector:
         self.numeric_articles = 0
         # rows with an article that are not items (bad values): still count for duplicate detection
         self.bad_article_rows: list[tuple[int, str]] = []
+        self.number_at = None        # raw numbers of an .xlsx sheet, for ambiguous dates
 
     def label(self, j: int) -> str:
         return self.col_labels[j] if j < len(self.col_labels) else column_letter(j)
@@ -147,6 +148,9 @@ class _Collector:
             if type(cell) is float and cell >= 0:
                 values.append(cell)
                 continue
+            if is_dateish(cell) and self.number_at is not None and 59 <= excel_serial(cell) < 60:
+                raw = self.number_at(rownum, qty_col0 + j)      # 59 or 60? only the XML knows
+                cell = raw if raw is not None else cell
             try:
                 qty, note = parse_quantity(cell)
             except BadValue as exc:
@@ -305,6 +309,7 @@ def _parse_sheet(sheet: rd.Sheet, w: int) -> StockParse:
     h_idx, art_col = _locate_header(head)
     layout = {k: v for k, v in sheet.layout.items() if not k.startswith("_")}
     col = _Collector(name, w, layout)
+    col.number_at = sheet.number_at
     first_qty = art_col + 1
     if h_idx is not None:
         hrow, hcells = head[h_idx]
