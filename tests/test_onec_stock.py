@@ -205,3 +205,13 @@ def test_xlsx_quantities_formatted_as_dates_come_back_as_numbers(tmp_path):
     assert p.quantities[:, 0] == pytest.approx(values) and p.quantities[:, 1] == pytest.approx(values)
     assert p.quantities[2].tolist() == [60.0, 60.0]
     assert any("date" in n for n in p.layout["notes"])
+
+
+def test_report_time_texts():
+    from mpsync.onec.stock import find_report_time
+
+    assert find_report_time(["Параметры: Период: 01.12.2025 - 19.12.2025", "Сформирован: 19.12.2025 14:05:07"]) \
+        == datetime(2025, 12, 19, 14, 5, 7)
+    assert find_report_time(["Остатки на 19.12.2025 г. 14:00"]) == datetime(2025, 12, 19, 14, 0)
+    assert find_report_time(["Период: 01.11.2025 - 19.12.2025"]) == datetime(2025, 12, 19)
+    assert find_report_time(["19.11.23", "По всех складах"]) is None

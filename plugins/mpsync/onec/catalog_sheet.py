@@ -17,6 +17,7 @@ from typing import Any
 
 from mpsync.onec import reader as rd
 from mpsync.onec.model import CatalogItem, CatalogParse, FileRefused, Reject
+from mpsync.onec.stock import find_report_time
 from mpsync.onec.table import Column, find_table, reject_duplicates, rows_by_article
 from mpsync.onec.values import BadValue, clean_article, clean_ean, clean_onec_code, is_empty, parse_decimal_optional
 
@@ -114,5 +115,6 @@ def parse_catalog_sheet(path: str | Path, *, name: str | None = None) -> Catalog
         if rejects:
             reason += f" ({len(rejects)} rejected, first: {rejects[0]})"
         raise FileRefused(file, reason)
-    return CatalogParse(file=file, layout=layout, rows_read=rows_read, skipped_service_rows=service,
+    report_time = find_report_time([c for _, cs in table.rows_above for c in cs if isinstance(c, str)])
+    return CatalogParse(file=file, layout=layout, rows_read=rows_read, skipped_service_rows=service, report_time=report_time,
                         rejects=rejects, items=items)

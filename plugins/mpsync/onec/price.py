@@ -19,6 +19,7 @@ from typing import Any
 
 from mpsync.onec import reader as rd
 from mpsync.onec.model import FileRefused, PriceItem, PriceParse, Reject
+from mpsync.onec.stock import find_report_time
 from mpsync.onec.table import Column, find_table, reject_duplicates, rows_by_article
 from mpsync.onec.values import BadValue, clean_article, is_empty, parse_price_optional
 from mpsync.onec.values import parse_price as price_value
@@ -110,5 +111,6 @@ def parse_price(path: str | Path, *, overrides: dict[str, tuple[str, str]] | Non
         if rejects:
             reason += f" ({len(rejects)} rejected, first: {rejects[0]})"
         raise FileRefused(file, reason)
-    return PriceParse(file=file, layout=layout, rows_read=rows_read, skipped_service_rows=service,
+    report_time = find_report_time([c for _, cs in table.rows_above for c in cs if isinstance(c, str)])
+    return PriceParse(file=file, layout=layout, rows_read=rows_read, skipped_service_rows=service, report_time=report_time,
                       rejects=rejects, items=items)

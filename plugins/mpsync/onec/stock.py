@@ -59,8 +59,18 @@ def is_article_header(cell: Any) -> bool:
     return text == "артикул" or text.startswith("артикул ") or text.startswith("артикул,")
 
 
+_MADE_RE = re.compile(
+    r"сформирован\w*\s*:?\s*(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2})(?:\s*г\.?)?(?:\s*,?\s*(\d{1,2}):(\d{2})(?::(\d{2}))?)?",
+    re.IGNORECASE)
+
+
 def find_report_time(texts: list[str]) -> datetime | None:
-    """`на 19.12.2025 14:00`, or the end date of `Период: 01.11.2025 - 19.12.2025` (midnight)."""
+    """`Сформирован: 19.12.2025 14:00:05`, `на 19.12.2025 14:00`, or the end date of
+    `Период: 01.11.2025 - 19.12.2025` (midnight), in that order of preference."""
+    for text in texts:
+        m = _MADE_RE.search(text)
+        if m:
+            return _mkdate(*m.groups())
     for text in texts:
         m = _ON_DATE_RE.search(text)
         if m:
