@@ -29,11 +29,14 @@ def add_products(dsn: str, articles: list[str]) -> None:
             conn.execute("insert into product (article, name) values (%s, %s) on conflict do nothing", (a, f"Товар {a}"))
 
 
-def stock_csv(rows: list[tuple], encoding: str = "utf-8") -> bytes:
-    """A 1C-style stock CSV: title lines, a header, then article + one column per warehouse, then Итого."""
+def stock_csv(rows: list[tuple], encoding: str = "utf-8", made: str = "") -> bytes:
+    """A 1C-style stock CSV: title lines, a header, then article + one column per warehouse, then Итого.
+
+    `made` like "19.12.2025 14:00" puts 1C's report time in the title ("... на 19.12.2025 14:00").
+    """
     buf = io.StringIO()
     w = csv.writer(buf, delimiter=";", lineterminator="\r\n")
-    w.writerow(["Остатки товаров на маркетплейсах"])
+    w.writerow(["Остатки товаров на маркетплейсах" + (f" на {made}" if made else "")])
     w.writerow([])
     w.writerow(["Артикул", "Количество", "", ""])
     for r in rows:

@@ -135,3 +135,36 @@ def test_file_still_uploading_is_not_read(exchange_dsn, ftp_params, cfg, tmp_pat
         [grown] = ftp.list_files("/1c/stock")
         assert dropfolder.observe_stable(conn, [grown], 10, now=t0 + timedelta(seconds=12)) == []
         assert dropfolder.observe_stable(conn, [grown], 10, now=t0 + timedelta(seconds=23)) == [grown]
+
+
+def test_older_file_arriving_late_never_rolls_back(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
+    add_products(exchange_dsn, ARTICLES)
+    drop(ftp_params, tmp_path, "Ostatki_MP_new.csv", stock_csv([(a, 5, 5, 5) for a in ARTICLES], made="20.12.2025 10:00"))
+    run_import(exchange_dsn, ftp_params, cfg)
+    before = stock_snapshot(exchange_dsn)
+    drop(ftp_params, tmp_path, "Ostatki_MP_old.csv", stock_csv([(a, 1, 1, 1) for a in ARTICLES], made="19.12.2025 10:00"))
+    summary = run_import(exchange_dsn, ftp_params, cfg)
+    assert summary["status"] == "stale" and "older than the already applied Ostatki_MP_new.csv" in summary["message"]
+    assert stock_snapshot(exchange_dsn) == before
+    with FtpClient(ftp_params) as ftp:                  # staff get a result file saying so
+        assert any(e.name.startswith("Ostatki_MP_old") for e in ftp.list_files("/1c/results"))
+
+
+def test_history_answers_what_was_the_stock_and_which_file_set_it(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
+    add_products(exchange_dsn, ARTICLES)
+    drop(ftp_params, tmp_path, "Ostatki_MP_10.csv", stock_csv([(a, 5, 5, 5) for a in ARTICLES], made="20.12.2025 10:00"))
+    run_import(exchange_dsn, ftp_params, cfg)
+    rows = [(a, 5, 5, 5) for a in ARTICLES]
+    rows[0] = (ARTICLES[0], 7, 5, 5)
+    drop(ftp_params, tmp_path, "Ostatki_MP_12.csv", stock_csv(rows, made="20.12.2025 12:00"))
+    assert run_import(exchange_dsn, ftp_params, cfg)["changed"] == 1
+    query = "select quantity, file_name from stock_as_of(%s, %s) where warehouse = 'sber'"
+    with psycopg.connect(exchange_dsn) as conn:
+        at_11 = conn.execute(query, (ARTICLES[0], "2025-12-20 11:00+03")).fetchone()
+        at_13 = conn.execute(query, (ARTICLES[0], "2025-12-20 13:00+03")).fetchone()
+        before_any = conn.execute(query, (ARTICLES[0], "2025-12-20 09:00+03")).fetchone()
+        history_rows = conn.execute("select count(*) from stock_history").fetchone()[0]
+    assert (float(at_11[0]), at_11[1]) == (5.0, "Ostatki_MP_10.csv")
+    assert (float(at_13[0]), at_13[1]) == (7.0, "Ostatki_MP_12.csv")
+    assert before_any is None
+    assert history_rows == 1                             # only the replaced value moved to history

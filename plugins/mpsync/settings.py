@@ -61,6 +61,13 @@ class Settings:
     stock_import: StockImportSettings
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def onec_timezone(self):
+        """The zone of 1C's wall-clock times in report headers (onec.timezone, default Europe/Moscow)."""
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(str((self.raw.get("onec") or {}).get("timezone", "Europe/Moscow")))
+
     def warehouse(self, code: str) -> Warehouse:
         for w in self.warehouses:
             if w.code == code:

@@ -32,6 +32,10 @@ CHECKPOINT_NAME = "onec_stock_import"
 class StockFileRefused(Exception):
     """The file was refused whole; stock is untouched. The message is the one-line cause for operators."""
 
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
+
 
 @dataclass(frozen=True)
 class Fragment:
@@ -39,6 +43,7 @@ class Fragment:
     first_seq: int
     last_seq: int
     label: str
+    valid_from: str         # when the file's values became true (1C's report time, else the FTP time)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -57,12 +62,13 @@ def fragment_size(items: int, min_rows: int, max_fragments: int) -> int:
     return max(min_rows, math.ceil(items / max_fragments)) if items else min_rows
 
 
-def plan_fragments(import_file_id: int, name: str, row_numbers: list[int], size: int) -> list[Fragment]:
+def plan_fragments(import_file_id: int, name: str, row_numbers: list[int], size: int,
+                   valid_from: datetime) -> list[Fragment]:
     fragments = []
     for first in range(0, len(row_numbers), size):
         last = min(first + size, len(row_numbers)) - 1
         label = f"rows {row_numbers[first]}–{row_numbers[last]} of {name}"
-        fragments.append(Fragment(import_file_id, first, last, label))
+        fragments.append(Fragment(import_file_id, first, last, label, valid_from.isoformat()))
     return fragments
 
 
@@ -106,6 +112,16 @@ def unknown_article_rejects(conn: psycopg.Connection, import_file_id: int, file:
     return [Reject(file, row, "A", article, "unknown article: no such product in the catalog") for row, article in rows]
 
 
+def newest_applied(conn: psycopg.Connection, import_file_id: int) -> tuple[str, datetime] | None:
+    """(name, time made) of the newest stock file already applied."""
+    row = conn.execute(
+        """select name, report_time from import_file where kind = 'stock' and status in ('applied', 'unchanged')
+           and import_file_id <> %s and report_time is not null order by report_time desc limit 1""",
+        (import_file_id,),
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
 def previous_known_items(conn: psycopg.Connection, import_file_id: int) -> int | None:
     row = conn.execute(
         """select items from import_file where kind = 'stock' and status in ('applied', 'unchanged')
@@ -118,7 +134,7 @@ def previous_known_items(conn: psycopg.Connection, import_file_id: int) -> int |
 def refuse(conn: psycopg.Connection, import_file_id: int, name: str, reason: str) -> StockFileRefused:
     conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
     ledger.update(conn, import_file_id, status="refused", message=reason)
-    return StockFileRefused(f"{name} refused, stock untouched: {reason}")
+    return StockFileRefused(f"{name} refused, stock untouched: {reason}", reason)
 
 
 def prepare(dsn: str, params: FtpParams, files: list[DropFile], cfg: Settings) -> dict:
@@ -150,8 +166,9 @@ def prepare(dsn: str, params: FtpParams, files: list[DropFile], cfg: Settings) -
             return {**base, "fragments": [], "items": 0, "rejected": 0}
         try:
             return parse_and_stage(conn, entry.import_file_id, local, newest, base, cfg)
-        except StockFileRefused:
-            # Out of the drop folder, so staff see it was handled; the ledger and log say why.
+        except StockFileRefused as exc:
+            # Out of the drop folder, with a result file saying why, so staff in an FTP client see it.
+            publish_refusal(params, cfg, newest.name, exc.reason)
             with FtpClient(params) as ftp:
                 ftp.rename(newest.path, archive_path(cfg, newest.name, datetime.now(timezone.utc)))
             raise
@@ -177,10 +194,23 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
     )
     known = conn.execute("select count(*) from stock_staging where import_file_id = %s",
                          (import_file_id,)).fetchone()[0]
+    made_at = parsed.report_time or file.modified or datetime.now(timezone.utc)
+    if made_at.tzinfo is None:              # 1C writes its own wall-clock time
+        made_at = made_at.replace(tzinfo=cfg.onec_timezone)
+    newer = newest_applied(conn, import_file_id)
+    if newer and made_at < newer[1]:
+        # An older report arriving late must never roll current stock back; it stays in the ledger.
+        message = (f"older than the already applied {newer[0]} ({made_at.isoformat()} < {newer[1].isoformat()}):"
+                   " recorded, not applied")
+        conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
+        ledger.update(conn, import_file_id, status="stale", rows_read=parsed.rows_read, items=known,
+                      rejected=len(rejects), report_time=made_at, message=message)
+        log.warning("%s: %s", file.name, message)
+        return {**base, "fragments": [], "items": known, "rejected": len(rejects), "stale": message}
     previous = previous_known_items(conn, import_file_id)
     share = cfg.stock_import.min_coverage_share
     ledger.update(conn, import_file_id, status="parsed", rows_read=parsed.rows_read, items=known,
-                  rejected=len(rejects), layout=parsed.layout, report_time=parsed.report_time)
+                  rejected=len(rejects), layout=parsed.layout, report_time=made_at)
     if known == 0:
         raise refuse(conn, import_file_id, file.name,
                      f"no known articles among {parsed.items} rows ({len(rejects)} rejected)")
@@ -199,7 +229,7 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
     row_numbers = [r[0] for r in conn.execute(
         "select row_no from stock_staging where import_file_id = %s order by seq", (import_file_id,))]
     size = fragment_size(len(row_numbers), cfg.stock_import.min_fragment_rows, cfg.stock_import.max_fragments)
-    fragments = plan_fragments(import_file_id, file.name, row_numbers, size)
+    fragments = plan_fragments(import_file_id, file.name, row_numbers, size, made_at)
     for r in rejects[:50]:
         log.warning("rejected: %s", r)
     if len(rejects) > 50:
@@ -223,13 +253,14 @@ with src as (
     from src left join stock t on t.product_id = src.product_id and t.warehouse = src.warehouse
     where t.quantity is distinct from src.qty
 ), upd as (
-    update stock t set quantity = diff.qty, updated_at = now(), import_file_id = %(id)s
+    update stock t set quantity = diff.qty, updated_at = now(), import_file_id = %(id)s,
+                       valid_from = %(valid_from)s      -- the old row goes to stock_history (trigger)
     from diff
     where not diff.missing and t.product_id = diff.product_id and t.warehouse = diff.warehouse
     returning 1
 ), ins as (
-    insert into stock (product_id, warehouse, quantity, import_file_id)
-    select product_id, warehouse, qty, %(id)s from diff where missing
+    insert into stock (product_id, warehouse, quantity, import_file_id, valid_from)
+    select product_id, warehouse, qty, %(id)s, %(valid_from)s from diff where missing
     order by product_id, warehouse        -- index-ordered: appends to the B-tree instead of random inserts
     returning 1
 )
@@ -240,7 +271,7 @@ select (select count(*) from upd) + (select count(*) from ins)
 def apply_fragment(dsn: str, fragment: dict, warehouse_codes: tuple[str, ...]) -> int:
     """Apply one fragment; returns the number of stock rows written. Idempotent: a re-run writes 0."""
     params = {"id": fragment["import_file_id"], "first": fragment["first_seq"], "last": fragment["last_seq"],
-              "codes": list(warehouse_codes)}
+              "codes": list(warehouse_codes), "valid_from": datetime.fromisoformat(fragment["valid_from"])}
     with psycopg.connect(dsn) as conn:                      # one transaction: rows + fragment record
         # A fragment is a few thousand articles against a stock table of up to 60M rows: probing the stock
         # index is right at any size; a hash join would scan the whole table once per fragment.
@@ -261,26 +292,72 @@ def archive_path(cfg: Settings, name: str, when: datetime) -> str:
     return posixpath.join(cfg.processed_folder, when.strftime("%Y-%m-%d"), name)
 
 
+def result_table(conn: psycopg.Connection, import_file_id: int, cfg: Settings) -> tuple[list, list, list]:
+    """The file's rows for the staff result file: staged rows (applied/unchanged) and rejected rows."""
+    header = ["Row", "Article", *cfg.stock_columns]
+    rows: list[tuple[int, list, str]] = []
+    cur = conn.execute(
+        """select s.row_no, s.article, s.quantities,
+                  exists (select 1 from stock t join product p using (product_id)
+                          where p.article = s.article and t.import_file_id = s.import_file_id)
+           from stock_staging s where s.import_file_id = %s order by s.row_no""",
+        (import_file_id,),
+    )
+    for row_no, article, quantities, changed in cur:
+        rows.append((row_no, [row_no, article, *quantities], "applied" if changed else "unchanged"))
+    for r in ledger.rejects_of(conn, import_file_id):
+        rows.append((r.row, [r.row, r.article] + [None] * len(cfg.stock_columns),
+                     f"rejected: {r.reason}" + (f" (column {r.column})" if r.column else "")))
+    rows.sort(key=lambda t: t[0])
+    return header, [r[1] for r in rows], [r[2] for r in rows]
+
+
+def publish_result(conn: psycopg.Connection, params: FtpParams, cfg: Settings, import_file_id: int,
+                   name: str, summary: dict) -> str:
+    from mpsync import results
+
+    local = work_dir() / "results" / results.result_name(name)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    header, rows, statuses = result_table(conn, import_file_id, cfg)
+    results.write_result_xlsx(local, file_name=name, kind="stock", summary=summary, header=header,
+                              rows=rows, statuses=statuses)
+    return results.publish_result(params, local, folder=cfg.results_folder)
+
+
+def publish_refusal(params: FtpParams, cfg: Settings, name: str, reason: str) -> str:
+    from mpsync import results
+
+    local = work_dir() / "results" / results.result_name(name)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    results.refused_result(local, file_name=name, kind="stock", reason=reason)
+    return results.publish_result(params, local, folder=cfg.results_folder)
+
+
 def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
-    """Totals into the ledger, staging dropped, file(s) archived on the FTP, checkpoint written."""
+    """Totals into the ledger, result file for staff, file(s) archived on the FTP, checkpoint written."""
     import_file_id = prepared["import_file_id"]
     now = datetime.now(timezone.utc)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        status, = conn.execute("select status from import_file where import_file_id = %s",
-                               (import_file_id,)).fetchone()
+        status, message = conn.execute("select status, message from import_file where import_file_id = %s",
+                                       (import_file_id,)).fetchone()
         changed = conn.execute("select coalesce(sum(changed), 0) from import_fragment where import_file_id = %s",
                                (import_file_id,)).fetchone()[0]
         if status == "parsed":
             status = "applied" if changed else "unchanged"
             ledger.update(conn, import_file_id, status=status, changed=changed)
+        summary = {"file": prepared["name"], "import_file_id": import_file_id, "status": status,
+                   "items": prepared.get("items", 0), "rejected": prepared.get("rejected", 0),
+                   "changed": int(changed)}
+        if message:
+            summary["message"] = message
+        summary["result_file"] = publish_result(conn, params, cfg, import_file_id, prepared["name"], {
+            "Status": status, "Message": message or "", "Articles applied": summary["items"],
+            "Stock cells changed": summary["changed"], "Rows rejected": summary["rejected"]})
         conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
-        checkpoint = ledger.set_checkpoint(conn, CHECKPOINT_NAME, now)
+        summary["checkpoint"] = ledger.set_checkpoint(conn, CHECKPOINT_NAME, now)
     with FtpClient(params) as ftp:
         for f in [*prepared.get("superseded", []), {"path": prepared["path"], "name": prepared["name"]}]:
             if ftp.stat(f["path"]) is not None:
                 ftp.rename(f["path"], archive_path(cfg, f["name"], now))
-    summary = {"file": prepared["name"], "import_file_id": import_file_id, "status": status,
-               "items": prepared.get("items", 0), "rejected": prepared.get("rejected", 0),
-               "changed": int(changed), "checkpoint": checkpoint}
     log.info("stock import finished: %s", summary)
     return summary
