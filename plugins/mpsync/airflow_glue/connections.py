@@ -35,3 +35,31 @@ def ftp_params(conn_id: str = ONEC_FTP) -> FtpParams:
         passive=str(extra.get("passive", True)).lower() not in ("false", "0", "no"),
         encoding=extra.get("encoding", "utf-8"),
     )
+
+
+# Seller APIs and the website (sync push; the order sync uses the same connection ids).
+SITE_API = "site_api"
+OZON_API = "ozon_api"
+YANDEX_MARKET_API = "yandex_market_api"
+MEGAMARKET_API = "megamarket_api"
+
+
+def push_api(conn_id: str):
+    """An HTTP API connection -> mpsync.outbox.ApiParams (base URL, login/password, extras).
+
+    Base URL: extra `base_url`, else scheme (conn type http/https, default https) + host + port + schema as a
+    path prefix. Ozon: login = Client-Id, password = Api-Key; Yandex: password = Api-Key, extras campaign_id
+    and business_id; Megamarket: password = token; website: login/password = consumer key/secret.
+    """
+    from mpsync.outbox.clients import ApiParams
+
+    c = _get(conn_id)
+    extra = dict(c.extra_dejson or {})
+    base = extra.pop("base_url", None)
+    if not base:
+        host = c.host or "127.0.0.1"
+        scheme = c.conn_type if c.conn_type in ("http", "https") else "https"
+        base = host if "://" in host else f"{scheme}://{host}" + (f":{c.port}" if c.port else "")
+        if c.schema:
+            base = base.rstrip("/") + "/" + c.schema.strip("/")
+    return ApiParams(base_url=base, login=c.login or "", password=c.password or "", extra=extra)

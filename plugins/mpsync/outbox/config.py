@@ -131,15 +131,19 @@ def parse_push_settings(section: dict[str, Any], base: Settings) -> PushSettings
                 warehouses = tuple(str(x) for x in warehouses)
         elif object_type != "offer_price" and group != "site" and not base.warehouses_for(group):
             raise ConfigError(f"{src}: no warehouse is bound to '{group}' (warehouses.list) for '{w}subscribers.{name}'")
+        enabled = d.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{src}: '{ws}enabled' must be true or false, got {enabled!r}")
         ozon_ids = {}
         if client == "ozon_stocks":
-            raw_ids = d.get("warehouse_ids")
-            if not isinstance(raw_ids, dict) or "normal" not in raw_ids:
+            raw_ids = d.get("warehouse_ids") or {}
+            if not isinstance(raw_ids, dict) or (enabled and not raw_ids.get("normal")):
                 raise ConfigError(f"{src}: '{ws}warehouse_ids' must map size classes (normal, kgt) to Ozon warehouse ids")
             for k, v in raw_ids.items():
                 if k not in ("normal", "kgt"):
                     raise ConfigError(f"{src}: '{ws}warehouse_ids.{k}': size class must be normal or kgt")
-                ozon_ids[k] = _num(raw_ids, k, f"{ws}warehouse_ids.", src, None, int, 1)
+                if v is not None:   # kgt: null = bulky goods get no Ozon stock push
+                    ozon_ids[k] = _num(raw_ids, k, f"{ws}warehouse_ids.", src, None, int, 1)
         subs[name] = Subscriber(
             name=str(name),
             client=client,
@@ -147,7 +151,7 @@ def parse_push_settings(section: dict[str, Any], base: Settings) -> PushSettings
             group=group,
             connection=str(d.get("connection", DEFAULT_CONNECTIONS[group])),
             batch_size=batch,
-            enabled=bool(d.get("enabled", True)),
+            enabled=enabled,
             min_resend_seconds=_num(d, "min_resend_seconds", ws, src, 30 if client == "ozon_stocks" else 0),
             calls_per_minute=_num(d, "calls_per_minute", ws, src, 0),
             timeout_seconds=_num(d, "timeout_seconds", ws, src, 30, float, 0.1),
