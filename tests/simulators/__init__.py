@@ -1,0 +1,13 @@
+"""Marketplace simulators: real HTTP servers on 127.0.0.1 for the order sync tests, the bench and `./run`.
+
+Each `start_<name>_simulator(port=0, seed=...)` returns a started server with `.url`; `.stop()` ends it.
+"""
+
+from tests.simulators.base import Hostility, SimClock
+from tests.simulators.megamarket import start_megamarket_simulator
+from tests.simulators.ozon import start_ozon_simulator
+from tests.simulators.taobao import start_taobao_simulator
+from tests.simulators.yandex import start_yandex_simulator
+
+__all__ = ["Hostility", "SimClock", "start_megamarket_simulator", "start_ozon_simulator",
+           "start_taobao_simulator", "start_yandex_simulator"]

@@ -1,0 +1,134 @@
+"""Rounds against a simulator, then simulator truth vs the database: used by the tests and bench/bench_orders.py.
+
+A round: the marketplace lives for a while (orders created and modified, sometimes a burst), then one sync
+run, sometimes killed mid-window (the simulator drops connections after N calls). At the end the world is
+settled (no more churn, the clock moves past margin and lag) and one more sync runs; then every order the
+simulator holds must be in the database at its latest version.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import psycopg
+
+from mpsync.orders.client import ApiClient, ClientSettings
+from mpsync.orders.engine import Strategy, SyncSettings, sync_account
+from mpsync.orders.megamarket import MegamarketAdapter
+from mpsync.orders.model import UTC, OrderSyncError
+from mpsync.orders.ozon import OzonAdapter
+from mpsync.orders.taobao import TaobaoAdapter
+from mpsync.orders.yandex import YandexAdapter
+from tests.simulators import (Hostility, SimClock, start_megamarket_simulator, start_ozon_simulator,
+                              start_taobao_simulator, start_yandex_simulator)
+
+START = {"taobao": start_taobao_simulator, "yandex": start_yandex_simulator, "ozon": start_ozon_simulator,
+         "megamarket": start_megamarket_simulator}
+PAGE = {"taobao": 100, "yandex": 50, "ozon": 100, "megamarket": 1000}
+DETAIL = {"taobao": 40, "megamarket": 50}
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC).timestamp()
+
+FAST_SETTINGS = SyncSettings(initial_days=90, initial_window=timedelta(days=1), window=timedelta(hours=6),
+                             lookback=timedelta(minutes=10), margin=timedelta(minutes=2))
+
+
+def fast_client(sim, headers=None, **kw) -> ApiClient:
+    s = ClientSettings(timeout_seconds=kw.pop("timeout_seconds", 2.0), calls_per_second=kw.pop("calls_per_second", 0),
+                       max_attempts=kw.pop("max_attempts", 8), backoff_seconds=kw.pop("backoff_seconds", 0.01),
+                       max_backoff_seconds=0.2, max_retry_after_seconds=5)
+    return ApiClient(sim.url, headers, s, **kw)
+
+
+def make_adapter(kind: str, sim, account: str = "main", strategy: Strategy = Strategy(), **client_kw):
+    if kind == "taobao":
+        return TaobaoAdapter(fast_client(sim, name="taobao", **client_kw), account, sim.token,
+                             result_limit=sim.h.result_limit, backward_paging=strategy.backward_paging)
+    if kind == "yandex":
+        return YandexAdapter(fast_client(sim, {"Api-Key": sim.api_key}, name="yandex", **client_kw), account,
+                             sim.business_id)
+    if kind == "ozon":
+        return OzonAdapter(fast_client(sim, {"Client-Id": sim.client_id, "Api-Key": sim.api_key}, name="ozon",
+                                       **client_kw), account)
+    if kind == "megamarket":
+        return MegamarketAdapter(fast_client(sim, name="megamarket", **client_kw), account, sim.token,
+                                 search_limit=sim.h.result_limit, reconcile=timedelta(days=3))
+    raise ValueError(kind)
+
+
+def start_sim(kind: str, seed: int, skew: float = 0.0, **hostility):
+    return START[kind](seed=seed, hostility=Hostility(**hostility), clock=SimClock(start=T0, skew=skew))
+
+
+@dataclass
+class Outcome:
+    truth: int = 0
+    stored: int = 0
+    lost: int = 0
+    stale: int = 0
+    failed_runs: int = 0
+    runs: int = 0
+    api_calls: int = 0
+    min_calls: int = 0
+    lost_ids: list = field(default_factory=list)
+
+
+def compare(sim, dsn: str, marketplace: str, account: str) -> Outcome:
+    truth = sim.truth()
+    with psycopg.connect(dsn) as conn:
+        rows = dict(conn.execute("select order_id, coalesce(payload->>'version', substring(payload->>'notes' from 'version (\\d+)'))::int from marketplace_order"
+                                 " where marketplace = %s and account = %s", (marketplace, account)).fetchall())
+    out = Outcome(truth=len(truth), stored=len(rows))
+    for oid, o in truth.items():
+        if oid not in rows:
+            out.lost += 1
+            if len(out.lost_ids) < 10:
+                out.lost_ids.append(oid)
+        elif rows[oid] < o.version:
+            out.stale += 1
+    return out
+
+
+def history(sim, days: int = 100, per_day: int = 20) -> None:
+    """Orders from before the first sync: some older than the initial period, most inside it."""
+    sim.clock.advance(-days * 86400)
+    sim.store.activity(days * 86400, creates=days * per_day, modifies=days * per_day // 2)
+
+
+def run_rounds(kind: str, dsn: str, seed: int, strategy: Strategy = Strategy(), *, rounds: int = 10,
+               account: str = "main", settings: SyncSettings = FAST_SETTINGS, skew: float = 0.0,
+               creates: int = 200, modifies: int = 200, burst: int = 0, p_kill: float = 0.0,
+               history_days: int = 0, hostility: dict | None = None, gap: float = 600) -> Outcome:
+    rng = random.Random(seed)
+    sim = start_sim(kind, seed, skew=skew, **(hostility or {}))
+    try:
+        if history_days:
+            history(sim, history_days)
+        adapter = make_adapter(kind, sim, account, strategy, max_attempts=4)
+        out = Outcome()
+        for r in range(rounds):
+            sim.store.activity(gap, creates=rng.randint(0, creates), modifies=rng.randint(0, modifies))
+            if burst and r == rounds // 2:
+                sim.store.burst(burst, 3600)
+            if p_kill and rng.random() < p_kill:
+                sim.drop_after(rng.randint(2, 12))
+            out.runs += 1
+            try:
+                sync_account(dsn, adapter, settings, strategy=strategy, local_now=sim.clock.local_now)
+            except OrderSyncError:
+                out.failed_runs += 1
+            sim.drop_after(None)
+        # settle: the world stops changing, the clock passes margin + lag, one last ordinary run
+        sim.set_hostility(churn_per_call=0, create_per_call=0, p_rate_limit=0, p_5xx=0, p_slow=0, p_bad_body=0)
+        sim.clock.advance(settings.margin.total_seconds() + 60)
+        sync_account(dsn, adapter, settings, strategy=strategy, local_now=sim.clock.local_now)
+        res = compare(sim, dsn, adapter.marketplace, account)
+        res.runs, res.failed_runs = out.runs + 1, out.failed_runs
+        res.api_calls = adapter.calls()
+        changes = sim.store.changes
+        res.min_calls = math.ceil(changes / PAGE[kind]) + (math.ceil(changes / DETAIL[kind]) if kind in DETAIL else 0)
+        return res
+    finally:
+        sim.stop()

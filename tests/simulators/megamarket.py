@@ -1,0 +1,83 @@
+"""Megamarket (SberMegaMarket) merchant API simulator: order/search + order/get, and order/new webhooks.
+
+Every call is POST {"meta": {}, "data": {"token": ..., ...}}; success is "success": 1 in the body, HTTP 200
+even for a logical error ("success": 0, "error": [...]); the API also answers 500. `order/search` filters by
+CREATION date (dateFrom, dateTo) and silently truncates to the result limit; `order/get` takes <= 50 ids.
+`webhook_body(order)` is what the marketplace would POST to our order/new receiver.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from tests.simulators.base import SimServer
+
+MSK = timezone(timedelta(hours=3))
+BASE = "/api/market/v1/orderService/order/"
+STATUS = {"NEW": "NEW", "PAID": "CONFIRMED", "PACKED": "PACKED", "SHIPPED": "SHIPPED",
+          "DELIVERED": "DELIVERED", "CANCELLED": "MERCHANT_CANCELED"}
+
+
+def _fail(message):
+    return {"success": 0, "meta": {}, "data": {}, "error": [{"code": "ERROR", "message": message}]}
+
+
+def _dt(s):
+    try:
+        d = datetime.fromisoformat(str(s).replace("Z", "+00:00"))
+        return d.timestamp() if d.tzinfo else None
+    except ValueError:
+        return None
+
+
+class MegamarketSimulator(SimServer):
+    token = "megamarket-token"
+    merchant_id = 4242
+
+    def rate_limited(self):
+        return 429, _fail("too many requests"), {}
+
+    def bad_body(self):
+        return _fail("internal error, try again")
+
+    def handle_api(self, method, path, query, body, headers):
+        data = body.get("data") or {}
+        if data.get("token") != self.token:
+            return 200, _fail("invalid token")
+        now = self.clock.now()
+        if path == BASE + "search":
+            lo, hi = _dt(data.get("dateFrom")), _dt(data.get("dateTo"))
+            if lo is None or hi is None or hi <= lo:
+                return 200, _fail("dateFrom/dateTo required")
+            match = sorted((v for v in self.store.views(now) if lo <= v.created < hi), key=lambda v: v.order_id)
+            self.store.churn([self.store.orders[v.order_id] for v in match])
+            ids = [str(v.order_id) for v in match][: self.h.result_limit]   # silently truncated
+            return 200, {"success": 1, "meta": {}, "data": {"shipments": ids}}
+        if path == BASE + "get":
+            ids = data.get("shipments") or []
+            if not isinstance(ids, list) or not 1 <= len(ids) <= 50:
+                return 200, _fail("shipments: 1..50 ids")
+            out = []
+            for sid in ids:
+                o = self.store.orders.get(int(sid)) if str(sid).isdigit() else None
+                v = o.view(now) if o else None
+                if v is not None:
+                    out.append(self.shipment(v))
+            return 200, {"success": 1, "meta": {}, "data": {"shipments": out}}
+        return 404, _fail("not found")
+
+    def shipment(self, v) -> dict:
+        return {"shipmentId": str(v.order_id), "orderCode": f"MM{v.order_id}",
+                "creationDate": datetime.fromtimestamp(v.created, MSK).isoformat(timespec="seconds"),
+                "status": STATUS[v.status], "version": v.version,
+                "items": [{"itemIndex": str(n + 1), "offerId": it["offerId"], "quantity": 1, "price": it["price"],
+                           "status": STATUS[v.status]}
+                          for n, it in enumerate(u for u in v.items for _ in range(u["count"]))]}
+
+    def webhook_body(self, order_id: int) -> dict:
+        v = self.store.orders[order_id].view(float("inf"))
+        return {"meta": {}, "data": {"merchantId": self.merchant_id, "shipments": [self.shipment(v)]}}
+
+
+def start_megamarket_simulator(port: int = 0, seed: int = 0, **kw) -> MegamarketSimulator:
+    return MegamarketSimulator(port=port, seed=seed, **kw).start()

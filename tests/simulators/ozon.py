@@ -1,0 +1,95 @@
+"""Ozon Seller API simulator: `POST /v4/posting/fbs/list` and `POST /v4/posting/fbs/unfulfilled/list`.
+
+Headers Client-Id + Api-Key. fbs/list: `filter.since`/`filter.to` (creation time, required, <= 1 year),
+`filter.last_changed_status_date{from,to}` (the only change-time filter; both inclusive here),
+`limit` 1..100, `cursor` -> {"result": {"postings": [...], "cursor": "...", "has_next": bool}}. The cursor
+is a stable keyset. unfulfilled/list returns the open postings the same way. Errors {code, message, details}.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timezone
+
+from tests.simulators.base import SimServer
+
+STATUS = {"NEW": "awaiting_packaging", "PAID": "awaiting_packaging", "PACKED": "awaiting_deliver",
+          "SHIPPED": "delivering", "DELIVERED": "delivered", "CANCELLED": "cancelled"}
+OPEN = {"awaiting_packaging", "awaiting_deliver"}
+
+
+def _error(code, message):
+    return {"code": code, "message": message, "details": []}
+
+
+def _dt(s):
+    try:
+        d = datetime.fromisoformat(str(s).replace("Z", "+00:00"))
+        return d.timestamp() if d.tzinfo else None
+    except ValueError:
+        return None
+
+
+class OzonSimulator(SimServer):
+    client_id = "ozon-client"
+    api_key = "ozon-key"
+
+    def rate_limited(self):
+        return 429, _error(8, "You have reached request rate limit per second"), {}
+
+    def bad_body(self):
+        return b'{"result": {"postings": [{"posting_num'
+
+    def handle_api(self, method, path, query, body, headers):
+        if headers.get("Client-Id") != self.client_id or headers.get("Api-Key") != self.api_key:
+            return 403, _error(7, "Invalid Api-Key or Client-Id")
+        now = self.clock.now()
+        f = body.get("filter") or {}
+        limit = body.get("limit")
+        if not isinstance(limit, int) or not 1 <= limit <= 100:
+            return 400, _error(3, "limit must be 1..100")
+        views = self.store.views(now)
+        if path == "/v4/posting/fbs/list":
+            since, to = _dt(f.get("since")), _dt(f.get("to"))
+            if since is None or to is None or to < since or to - since > 366 * 86400:
+                return 400, _error(3, "filter.since and filter.to are required, <= 1 year apart")
+            match = [v for v in views if since <= v.created <= to]
+            lc = f.get("last_changed_status_date")
+            if lc:
+                lo, hi = _dt(lc.get("from")), _dt(lc.get("to"))
+                if lo is None or hi is None:
+                    return 400, _error(3, "last_changed_status_date needs from and to")
+                match = [v for v in match if lo <= v.modified <= hi]
+        elif path == "/v4/posting/fbs/unfulfilled/list":
+            match = [v for v in views if STATUS[v.status] in OPEN]
+        else:
+            return 404, _error(5, "not found")
+        after = 0
+        if body.get("cursor"):
+            try:
+                after = json.loads(base64.urlsafe_b64decode(body["cursor"].encode()))["after"]
+            except (ValueError, KeyError):
+                return 400, _error(3, "bad cursor")
+        match.sort(key=lambda v: v.order_id)
+        rest = [v for v in match if v.order_id > after]
+        page = rest[:limit]
+        cursor = base64.urlsafe_b64encode(json.dumps({"after": page[-1].order_id}).encode()).decode() if page else ""
+        out = {"result": {"postings": [self.posting(v) for v in page], "cursor": cursor,
+                          "has_next": len(rest) > limit}}
+        self.store.churn([self.store.orders[v.order_id] for v in match])
+        return 200, out
+
+    def posting(self, v) -> dict:
+        iso = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return {"posting_number": f"{v.order_id}-0001-1", "order_id": v.order_id, "order_number": f"{v.order_id}-0001",
+                "status": STATUS[v.status], "in_process_at": iso(v.created), "last_changed_status_date": iso(v.modified),
+                "products": [{"offer_id": i["offerId"], "quantity": i["count"], "price": f"{i['price']}.00"} for i in v.items],
+                "version": v.version}
+
+    def truth(self):
+        return {f"{o.order_id}-0001-1": o for o in self.store.orders.values()}
+
+
+def start_ozon_simulator(port: int = 0, seed: int = 0, **kw) -> OzonSimulator:
+    return OzonSimulator(port=port, seed=seed, **kw).start()

@@ -1,0 +1,124 @@
+"""Yandex Market Partner API simulator: `POST /v1/businesses/{businessId}/orders` (spec in ../shared/specs).
+
+Body `GetBusinessOrdersRequest` (dates.updateDateFrom/updateDateTo date-time, range <= 30 days; or
+dates.creationDateFrom/creationDateTo as dates, the end exclusive), query `page_token` / `pageToken` and
+`limit` <= 50; answer `GetBusinessOrdersResponse` {orders: [BusinessOrderDTO], paging: {nextPageToken}}.
+updateDateTo is treated as EXCLUSIVE (as `updatedAtTo` of the older GET method is documented). The page
+token is a stable keyset cursor (order id ascending), so it does not shift while orders change. Errors:
+`Api-Key` missing -> 401, 420 with ApiLimitErrorResponse when rate limited, 400 ApiErrorResponse.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from datetime import date, datetime, timedelta, timezone
+
+from tests.simulators.base import SimServer
+
+MSK = timezone(timedelta(hours=3))
+_PATH = re.compile(r"^/v1/businesses/(\d+)/orders$")
+STATUS = {"NEW": ("PROCESSING", "STARTED"), "PAID": ("PROCESSING", "READY_TO_SHIP"),
+          "PACKED": ("PROCESSING", "SHIPPED"), "SHIPPED": ("DELIVERY", "DELIVERY_SERVICE_RECEIVED"),
+          "DELIVERED": ("DELIVERED", "DELIVERY_SERVICE_DELIVERED"), "CANCELLED": ("CANCELLED", "USER_CHANGED_MIND")}
+
+
+def _error(code, message):
+    return {"status": "ERROR", "errors": [{"code": code, "message": message}]}
+
+
+def _dt(s):
+    try:
+        d = datetime.fromisoformat(str(s).replace("Z", "+00:00"))
+        return d.timestamp() if d.tzinfo else None
+    except ValueError:
+        return None
+
+
+class YandexSimulator(SimServer):
+    api_key = "yandex-token"
+    business_id = 7001
+    campaign_id = 21001
+
+    def rate_limited(self):
+        return 420, _error("LIMIT_EXCEEDED", "Too many requests"), {}
+
+    def bad_body(self):
+        return b'{"orders": [{"orderId": 1'
+
+    def handle_api(self, method, path, query, body, headers):
+        m = _PATH.match(path)
+        if not m or method != "POST":
+            return 404, _error("NOT_FOUND", "no such method")
+        if headers.get("Api-Key") != self.api_key:
+            return 401, _error("UNAUTHORIZED", "Api-Key is missing or wrong")
+        if int(m.group(1)) != self.business_id:
+            return 403, _error("FORBIDDEN", "business not accessible")
+        limit = int((query.get("limit") or ["50"])[0])
+        if not 1 <= limit <= 50:
+            return 400, _error("BAD_REQUEST", "limit must be within 1..50")
+        token = (query.get("page_token") or query.get("pageToken") or [None])[0]
+        dates = body.get("dates") or {}
+        now = self.clock.now()
+        if "updateDateFrom" in dates or "updateDateTo" in dates:
+            lo, hi = _dt(dates.get("updateDateFrom")), _dt(dates.get("updateDateTo"))
+            if lo is None or hi is None or hi <= lo or hi - lo > 30 * 86400:
+                return 400, _error("BAD_REQUEST", "updateDateFrom/updateDateTo: both, with offsets, <= 30 days")
+            match = [v for v in self.store.views(now) if lo <= v.modified < hi]
+        else:
+            try:
+                lo_d = date.fromisoformat(dates["creationDateFrom"])
+                hi_d = date.fromisoformat(dates["creationDateTo"])
+            except (KeyError, ValueError):
+                return 400, _error("BAD_REQUEST", "give dates.updateDateFrom/To or dates.creationDateFrom/To")
+            if hi_d <= lo_d:
+                hi_d = lo_d + timedelta(days=1)
+            if (hi_d - lo_d).days > 30:
+                return 400, _error("BAD_REQUEST", "creation dates more than 30 days apart")
+            lo = datetime.combine(lo_d, datetime.min.time(), MSK).timestamp()
+            hi = datetime.combine(hi_d, datetime.min.time(), MSK).timestamp()
+            match = [v for v in self.store.views(now) if lo <= v.created < hi]
+        after = 0
+        if token:
+            try:
+                after = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
+            except (ValueError, KeyError):
+                return 400, _error("BAD_REQUEST", "bad page_token")
+        match.sort(key=lambda v: v.order_id)
+        rest = [v for v in match if v.order_id > after]
+        page = rest[:limit]
+        out = {"orders": [self.order(v) for v in page]}
+        if len(rest) > limit:
+            out["paging"] = {"nextPageToken": base64.urlsafe_b64encode(
+                json.dumps({"after": page[-1].order_id}).encode()).decode()}
+        else:
+            out["paging"] = {}
+        self.store.churn([self.store.orders[v.order_id] for v in match])
+        return 200, out
+
+    def order(self, v) -> dict:
+        status, substatus = STATUS[v.status]
+        created = datetime.fromtimestamp(v.created, MSK)
+        return {
+            "orderId": v.order_id,
+            "campaignId": self.campaign_id,
+            "programType": "FBS",
+            "status": status,
+            "substatus": substatus,
+            "creationDate": created.isoformat(timespec="seconds"),
+            "updateDate": datetime.fromtimestamp(v.modified, MSK).isoformat(timespec="milliseconds"),
+            "paymentType": "PREPAID",
+            "paymentMethod": "YANDEX",
+            "fake": False,
+            "items": [{"id": v.order_id * 10 + i, "offerId": it["offerId"], "offerName": f"Товар {it['offerId']}",
+                       "count": it["count"]} for i, it in enumerate(v.items)],
+            "delivery": {"type": "DELIVERY", "serviceName": "Яндекс Доставка", "deliveryServiceId": 1,
+                         "deliveryPartnerType": "YANDEX_MARKET",
+                         "dates": {"fromDate": (created + timedelta(days=2)).date().isoformat()}},
+            "notes": f"version {v.version}",
+        }
+
+
+def start_yandex_simulator(port: int = 0, seed: int = 0, **kw) -> YandexSimulator:
+    return YandexSimulator(port=port, seed=seed, **kw).start()
