@@ -32,7 +32,7 @@ from mpsync.dropfolder import DropFile
 from mpsync.ftp import FtpClient, FtpParams
 from mpsync.onec.model import FileRefused, PriceItem, PriceParse, Reject
 from mpsync.settings import ConfigError, MARKETPLACES, Settings
-from mpsync.stock_import import archive_path, fragment_size, plan_fragments, work_dir
+from mpsync.stock_import import archive_path, fragment_size, work_dir
 
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "onec_price_import"
@@ -85,6 +85,16 @@ class PriceSettings:
                    min_fragment_rows=int(sec.get("min_fragment_rows", 2000)),
                    max_fragments=int(sec.get("max_fragments", 200)),
                    overrides={str(k): {kk: str(vv) for kk, vv in v.items()} for k, v in overrides.items()})
+
+
+def plan_fragments(import_file_id: int, name: str, row_numbers: list[int], size: int) -> list[dict]:
+    """Consecutive fragments of staged rows (by seq), named by the file rows they hold, for the UI."""
+    out = []
+    for first in range(0, len(row_numbers), size):
+        last = min(first + size, len(row_numbers)) - 1
+        out.append({"import_file_id": import_file_id, "first_seq": first, "last_seq": last,
+                    "label": f"rows {row_numbers[first]}–{row_numbers[last]} of {name}"})
+    return out
 
 
 # ---- choosing the file ---------------------------------------------------------------------------------
@@ -367,7 +377,7 @@ def prepare(dsn: str, params: FtpParams, files: list[dict], cfg: Settings, *, dr
         log.warning("rejected: %s", r)
     log.info("%s: %d rows read, %d price rows staged, %d rejected, %d fragment(s)",
              f.name, parsed.rows_read, items, len(rejects), len(fragments))
-    return {**base, "fragments": [x.to_dict() for x in fragments], "items": items,
+    return {**base, "fragments": fragments, "items": items,
             "rows_read": parsed.rows_read, "rejected_in_parse": len(rejects)}
 
 
