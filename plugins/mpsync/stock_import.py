@@ -247,11 +247,13 @@ with src as (
     join product p on p.article = s.article
     cross join lateral unnest(s.quantities, %(codes)s::text[]) as q(qty, warehouse)
     where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s and q.qty is not null
+), cur as (
+    -- the fragment's products' current stock: one index descent per product, not one per cell
+    select t.product_id, t.warehouse, t.quantity from stock t where t.product_id = any(%(products)s)
 ), diff as materialized (
-    -- one pass over the stock index; everything after touches only what differs
-    select src.product_id, src.warehouse, src.qty, t.quantity is null as missing
-    from src left join stock t on t.product_id = src.product_id and t.warehouse = src.warehouse
-    where t.quantity is distinct from src.qty
+    select src.product_id, src.warehouse, src.qty, cur.quantity is null as missing
+    from src left join cur on cur.product_id = src.product_id and cur.warehouse = src.warehouse
+    where cur.quantity is distinct from src.qty
 ), upd as (
     update stock t set quantity = diff.qty, updated_at = now(), import_file_id = %(id)s,
                        valid_from = %(valid_from)s      -- the old row goes to stock_history (trigger)
@@ -267,16 +269,19 @@ with src as (
 select (select count(*) from upd) + (select count(*) from ins)
 """
 
+FRAGMENT_PRODUCTS_SQL = """
+select coalesce(array_agg(p.product_id order by p.product_id), '{}')
+from stock_staging s join product p on p.article = s.article
+where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s
+"""
+
 
 def apply_fragment(dsn: str, fragment: dict, warehouse_codes: tuple[str, ...]) -> int:
     """Apply one fragment; returns the number of stock rows written. Idempotent: a re-run writes 0."""
     params = {"id": fragment["import_file_id"], "first": fragment["first_seq"], "last": fragment["last_seq"],
               "codes": list(warehouse_codes), "valid_from": datetime.fromisoformat(fragment["valid_from"])}
     with psycopg.connect(dsn) as conn:                      # one transaction: rows + fragment record
-        # A fragment is a few thousand articles against a stock table of up to 60M rows: probing the stock
-        # index is right at any size; a hash join would scan the whole table once per fragment.
-        conn.execute("set local enable_hashjoin = off")
-        conn.execute("set local enable_mergejoin = off")
+        params["products"] = conn.execute(FRAGMENT_PRODUCTS_SQL, params).fetchone()[0]
         changed = conn.execute(APPLY_SQL, params).fetchone()[0]
         conn.execute(
             """insert into import_fragment (import_file_id, first_seq, last_seq, changed) values (%s, %s, %s, %s)
