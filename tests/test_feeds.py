@@ -188,7 +188,8 @@ def _broken_env(tmp_path, feed_template: str, old: str, new: str):
 
 @pytest.mark.parametrize("old,new,expected", [
     ("{% endfor %}", "{% endfo %}", "line"),                       # syntax error
-    ("{{ o.price }}", "{{ o.prise }}", "prise"),                   # misspelt field
+    ("{{ price }}", "{{ prise }}", "prise"),                       # misspelt field
+    ("price, old_price, available", "old_price, price, available", "offers loop must read"),  # swapped
 ])
 def test_broken_template_keeps_the_previous_feed(catalog, tmp_path, old, new, expected):
     dsn, cfg = catalog

@@ -29,20 +29,25 @@ FETCH_ROWS = 5000
 
 
 class Offer(NamedTuple):
-    """One offer as the templates see it (`o.name`, `o.stock[0]`); all values already text or int."""
+    """One offer, as the query returns it and as the templates unpack it, in this order:
+    `{% for id, article, name, vendor, model, barcode, category_id, price, old_price, available, stock, count
+    in offers %}` (unpacking, not `o.name`: local names cost nothing per offer, attribute lookups do)."""
 
     id: str
     article: str
     name: str | None
-    brand: str | None
+    vendor: str | None
     model: str | None
-    ean: str | None
+    barcode: str | None
     category_id: int
-    price: str | None
-    old_price: str | None
-    available: bool
+    price: str | None       # text, 2 decimals, > 0; None = no price
+    old_price: str | None   # only when above price
+    available: bool         # active, priced and in stock
     stock: list[int]        # one quantity per configured outlet, in config order
     count: int              # total over the outlets (Yandex's <count>)
+
+
+OFFER_FIELDS = Offer._fields
 
 
 @dataclass
@@ -71,10 +76,12 @@ def offers_query(cfg: FeedsConfig, fs: FeedSettings) -> tuple[sql.Composed, dict
         params[f"w{i}"] = list(outlet.warehouses)
         sums.append(sql.SQL("sum(greatest(quantity, 0)) filter (where warehouse = any({})) as q{}").format(
             sql.Placeholder(f"w{i}"), sql.Literal(i)))
-    stock_cols = sql.SQL(", ").join(
-        sql.SQL("case when sellable then floor(coalesce(s.q{}, 0))::bigint else 0 end").format(sql.Literal(i))
-        for i in range(len(fs.outlets))
-    )
+    n = len(fs.outlets)
+    quantities = sql.SQL(", ").join(
+        sql.SQL("case when sellable then floor(coalesce(s.q{i}, 0))::bigint else 0 end as q{i}").format(i=sql.Literal(i))
+        for i in range(n))
+    stock = sql.SQL(", ").join(sql.SQL("qs.q{}").format(sql.Literal(i)) for i in range(n))
+    count = sql.SQL(" + ").join(sql.SQL("qs.q{}").format(sql.Literal(i)) for i in range(n))
     offer_id = sql.SQL("coalesce(nullif(p.onec_code, ''), p.article)" if fs.marketplace == "yandex" else "p.article")
     where = [sql.SQL("true")]
     if SIZE_CLASS[fs.feed]:
@@ -84,8 +91,9 @@ select {offer_id}, p.article, p.name, p.brand, p.model, p.ean,
        coalesce((%(categories)s::jsonb ->> p.category)::int, %(default_category)s),
        pr.price::text,
        case when pr.old_price > pr.price then pr.old_price::text end,
-       sellable,
-       array[{stock_cols}]
+       sellable and ({count}) > 0,
+       array[{stock}],
+       {count}
 from product p
 left join price d on d.product_id = p.product_id and d.price_list = 'default'
 left join price m on m.product_id = p.product_id and m.price_list = %(price_list)s
@@ -94,30 +102,35 @@ cross join lateral (select case when m.product_id is not null then m.price else 
 cross join lateral (select p.active and pr.price is not null as sellable) sl
 left join (select product_id, {sums} from stock where warehouse = any(%(all_warehouses)s) group by product_id) s
        on s.product_id = p.product_id
+cross join lateral (select {quantities}) qs
 where {where}
 order by p.product_id
-""").format(offer_id=offer_id, stock_cols=stock_cols, sums=sql.SQL(", ").join(sums),
+""").format(offer_id=offer_id, count=count, stock=stock, quantities=quantities, sums=sql.SQL(", ").join(sums),
             where=sql.SQL(" and ").join(where))
     return query, params
 
 
-def iter_offers(conn: psycopg.Connection, cfg: FeedsConfig, fs: FeedSettings, counts: OfferCounts) -> Iterator[Offer]:
-    """Offers of a feed, streamed from ONE pass of a server-side cursor; `counts` is filled as they go."""
+def iter_offers(conn: psycopg.Connection, cfg: FeedsConfig, fs: FeedSettings, counts: OfferCounts) -> Iterator[tuple]:
+    """Offers of a feed (tuples in Offer order), streamed from ONE pass of a server-side cursor; `counts`
+    is filled as they go."""
     query, params = offers_query(cfg, fs)
     price_required = PRICE_REQUIRED[fs.marketplace]
     with conn.transaction(), conn.cursor(name=f"feed_{fs.feed}") as cur:
+        # Every row is read: plan for the whole result, not for the first rows (the cursor default).
+        conn.execute("set local cursor_tuple_fraction = 1.0")
         cur.itersize = FETCH_ROWS
         cur.execute(query, params)
-        for (oid, article, name, brand, model, ean, cat, price, old, sellable, stock) in cur:
-            counts.rows_read += 1
-            if price is None and price_required:
-                counts.left_out += 1
-                continue
-            count = sum(stock)
-            available = sellable and count > 0
-            counts.total += 1
-            if available:
-                counts.available += 1
-            else:
-                counts.unavailable += 1
-            yield Offer(oid, article, name, brand, model, ean, cat, price, old, available, stock, count)
+        total = available = left_out = rows = 0
+        try:
+            for row in cur:
+                rows += 1
+                if row[7] is None and price_required:
+                    left_out += 1
+                    continue
+                total += 1
+                if row[9]:
+                    available += 1
+                yield row
+        finally:
+            counts.rows_read, counts.total, counts.left_out = rows, total, left_out
+            counts.available, counts.unavailable = available, total - available

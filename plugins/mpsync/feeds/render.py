@@ -11,6 +11,7 @@ same on every run and is not republished.
 from __future__ import annotations
 
 import hashlib
+from itertools import islice
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,10 +21,10 @@ import psycopg
 
 from mpsync import TEMPLATES_DIR
 from mpsync.feeds.config import FeedsConfig, FeedSettings
-from mpsync.feeds.offers import OfferCounts, iter_offers
+from mpsync.feeds.offers import OFFER_FIELDS, OfferCounts, iter_offers
 
-# Template pieces joined per write; larger batches gain nothing measurable and cost memory.
-WRITE_BATCH_PIECES = 2000
+# Template pieces joined per write (about 200 offers); larger batches gain nothing measurable.
+WRITE_BATCH_PIECES = 4000
 
 
 class FeedRenderError(RuntimeError):
@@ -40,7 +41,7 @@ class RenderResult:
 
 
 def environment(templates_dir: Path | None = None) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir or TEMPLATES_DIR)),
         autoescape=True,                    # every value is XML-escaped: & < > " '
         undefined=jinja2.StrictUndefined,   # a misspelt field fails the render instead of writing nothing
@@ -48,6 +49,9 @@ def environment(templates_dir: Path | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    # `{% for outlet, instock in outlets|zip(stock) %}`: pairs without Jinja's per-offer `loop` object.
+    env.filters["zip"] = zip
+    return env
 
 
 def feed_date(cfg: FeedsConfig, now: datetime | None = None) -> str:
@@ -86,6 +90,7 @@ def render_feed(conn: psycopg.Connection, cfg: FeedsConfig, fs: FeedSettings, pa
         raise FeedRenderError(f"template {exc.filename or fs.template} line {exc.lineno}: {exc.message}") from exc
     except jinja2.TemplateNotFound as exc:
         raise FeedRenderError(f"template not found: {exc.name} in {env.loader.searchpath}") from exc  # type: ignore[union-attr]
+    check_offers_loop(env, fs.template)
     date = feed_date(cfg, now)
     counts = OfferCounts()
     context = {
@@ -95,20 +100,32 @@ def render_feed(conn: psycopg.Connection, cfg: FeedsConfig, fs: FeedSettings, pa
     }
     with open(path, "wb", buffering=1 << 20) as fh:
         out = _HashingWriter(fh, f'date="{date}"')
-        pieces: list[str] = []
+        pieces = template.generate(context)
         try:
-            for piece in template.generate(context):
-                pieces.append(piece)
-                if len(pieces) >= WRITE_BATCH_PIECES:
-                    out.write("".join(pieces))
-                    pieces.clear()
-            out.write("".join(pieces))
+            while batch := list(islice(pieces, WRITE_BATCH_PIECES)):    # gathered in C, no per-piece Python
+                out.write("".join(batch))
         except (jinja2.TemplateError, TypeError, AttributeError) as exc:
             line = _template_line(exc, fs.template)
             raise FeedRenderError(f"template {fs.template}{line}: {type(exc).__name__}: {exc}") from exc
         finally:
             context["offers"].close()   # release the server-side cursor even when rendering failed
     return RenderResult(path, date, out.size, out.sha.hexdigest(), counts)
+
+
+def check_offers_loop(env: jinja2.Environment, name: str) -> None:
+    """The template's offers loop must unpack exactly the Offer fields, in order: a renamed or swapped
+    name would otherwise publish, say, the old price as the price."""
+    source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+    loops = [n for n in env.parse(source).find_all(jinja2.nodes.For)
+             if isinstance(n.iter, jinja2.nodes.Name) and n.iter.name == "offers"]
+    expected = ", ".join(OFFER_FIELDS)
+    if len(loops) != 1:
+        raise FeedRenderError(f"template {name}: needs exactly one `{{% for {expected} in offers %}}` loop")
+    target = loops[0].target
+    names = [t.name for t in target.items] if isinstance(target, jinja2.nodes.Tuple) else [getattr(target, "name", "?")]
+    if tuple(names) != OFFER_FIELDS:
+        raise FeedRenderError(f"template {name} line {loops[0].lineno}: the offers loop must read "
+                              f"`{{% for {expected} in offers %}}`, found `for {', '.join(names)} in offers`")
 
 
 def _template_line(exc: BaseException, name: str) -> str:
