@@ -27,3 +27,16 @@ def test_ftp_round_trip(ftp_params, tmp_path):
         ftp.download(entry.path, tmp_path / "b.csv", expected_size=4)
         assert ftp.list_files("/no/such/folder") == []
     assert (tmp_path / "b.csv").read_bytes() == b"x;1\n"
+
+
+def test_migrate_command_reads_the_airflow_connection(pg_server, monkeypatch):
+    import subprocess
+    import sys
+
+    dsn = pg_server.create_database("migrate_cmd_check")
+    monkeypatch.setenv("AIRFLOW_CONN_EXCHANGE_DB", dsn.replace("postgresql://", "postgres://"))
+    first = subprocess.run([sys.executable, "-m", "mpsync", "migrate"], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert "applied: 0001_foundation" in first.stderr
+    again = subprocess.run([sys.executable, "-m", "mpsync", "migrate"], capture_output=True, text=True)
+    assert again.returncode == 0 and "up to date" in again.stderr

@@ -12,6 +12,7 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("mpsync.inspect_cmd", "parse a 1C file as the DAGs would and print a JSON summary"),
+    "migrate": ("mpsync.migrate_cmd", "apply pending exchange-database migrations"),
 }
 
 EXIT_USAGE = 64          # 2 is taken: `inspect` exits 2 for a refused file
