@@ -54,7 +54,7 @@ def make_adapter(kind: str, sim, account: str = "main", strategy: Strategy = Str
                                        **client_kw), account)
     if kind == "megamarket":
         return MegamarketAdapter(fast_client(sim, name="megamarket", **client_kw), account, sim.token,
-                                 search_limit=sim.h.result_limit, reconcile=timedelta(days=3))
+                                 search_limit=sim.h.result_limit, reconcile=timedelta(days=14))
     raise ValueError(kind)
 
 
