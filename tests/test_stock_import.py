@@ -54,7 +54,7 @@ def test_apply_then_same_content_again_changes_nothing(exchange_dsn, ftp_params,
     # the file left the drop folder for processed/<date>/
     with FtpClient(ftp_params) as ftp:
         assert ftp.list_files("/1c/stock") == []
-        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        day = datetime.now(cfg.onec_timezone).strftime("%Y-%m-%d")     # no report time: the FTP time
         assert [e.name for e in ftp.list_files(f"/1c/processed/{day}")] == ["Ostatki_MP_1.csv"]
     # Same content under another name: recognised by hash, nothing written.
     drop(ftp_params, tmp_path, "Ostatki_MP_2.csv", stock_csv(rows))
@@ -168,3 +168,28 @@ def test_history_answers_what_was_the_stock_and_which_file_set_it(exchange_dsn, 
     assert (float(at_13[0]), at_13[1]) == (7.0, "Ostatki_MP_12.csv")
     assert before_any is None
     assert history_rows == 1                             # only the replaced value moved to history
+
+
+def test_backfill_restores_history_from_the_archive_without_rolling_back(exchange_dsn, ftp_params, cfg, work_dir,
+                                                                         tmp_path):
+    add_products(exchange_dsn, ARTICLES)
+    drop(ftp_params, tmp_path, "Ostatki_MP_10.csv", stock_csv([(a, 5, 5, 5) for a in ARTICLES], made="20.12.2025 10:00"))
+    run_import(exchange_dsn, ftp_params, cfg)
+    drop(ftp_params, tmp_path, "Ostatki_MP_12.csv", stock_csv([(a, 7, 7, 7) for a in ARTICLES], made="20.12.2025 12:00"))
+    run_import(exchange_dsn, ftp_params, cfg)
+    with psycopg.connect(exchange_dsn) as conn:
+        conn.execute("delete from stock_history")             # history lost (say, restored from an old backup)
+    current = stock_snapshot(exchange_dsn)
+    start = datetime(2025, 12, 20, 6, 0, tzinfo=timezone.utc)  # 09:00-11:00 Moscow
+    end = start + timedelta(hours=2)
+    summary = stock_import.reprocess_archive(exchange_dsn, ftp_params, cfg, start, end)
+    assert [f["file"] for f in summary["files"]] == ["Ostatki_MP_10.csv"]
+    assert summary["history_rows"] == len(ARTICLES) * 3
+    assert stock_snapshot(exchange_dsn) == current             # current values untouched
+    with psycopg.connect(exchange_dsn) as conn:
+        at_11 = conn.execute("select quantity, file_name from stock_as_of(%s, %s) where warehouse = 'ozon'",
+                             (ARTICLES[1], "2025-12-20 11:00+03")).fetchone()
+    assert (float(at_11[0]), at_11[1]) == (5.0, "Ostatki_MP_10.csv")
+    # The newer file is in the period of a later backfill, but its values are current: nothing to add.
+    later = stock_import.reprocess_archive(exchange_dsn, ftp_params, cfg, end, end + timedelta(hours=2))
+    assert later["history_rows"] == 0

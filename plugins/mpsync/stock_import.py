@@ -343,8 +343,9 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
     import_file_id = prepared["import_file_id"]
     now = datetime.now(timezone.utc)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        status, message = conn.execute("select status, message from import_file where import_file_id = %s",
-                                       (import_file_id,)).fetchone()
+        status, message, made = conn.execute(
+            "select status, message, report_time from import_file where import_file_id = %s",
+            (import_file_id,)).fetchone()
         changed = conn.execute("select coalesce(sum(changed), 0) from import_fragment where import_file_id = %s",
                                (import_file_id,)).fetchone()[0]
         if status == "parsed":
@@ -360,9 +361,88 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
             "Stock cells changed": summary["changed"], "Rows rejected": summary["rejected"]})
         conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
         summary["checkpoint"] = ledger.set_checkpoint(conn, CHECKPOINT_NAME, now)
+    # Archived by the day the file was made, so a backfill of a period finds that period's files.
+    day = (made or now).astimezone(cfg.onec_timezone)
     with FtpClient(params) as ftp:
         for f in [*prepared.get("superseded", []), {"path": prepared["path"], "name": prepared["name"]}]:
             if ftp.stat(f["path"]) is not None:
-                ftp.rename(f["path"], archive_path(cfg, f["name"], now))
+                ftp.rename(f["path"], archive_path(cfg, f["name"], day))
     log.info("stock import finished: %s", summary)
+    return summary
+
+
+HISTORY_SQL = """
+insert into stock_history (product_id, warehouse, quantity, valid_from, import_file_id)
+select p.product_id, q.warehouse, q.qty, %(made)s, %(id)s
+from stock_staging s
+join product p on p.article = s.article
+cross join lateral unnest(s.quantities, %(codes)s::text[]) as q(qty, warehouse)
+where s.import_file_id = %(id)s and q.qty is not null
+  -- history only: never where the current value is older than this file (that would be a rollback)
+  and exists (select 1 from stock t where t.product_id = p.product_id and t.warehouse = q.warehouse
+              and t.valid_from > %(made)s)
+on conflict do nothing
+"""
+
+
+def archived_files(ftp: FtpClient, cfg: Settings, start: datetime, end: datetime) -> list:
+    """Stock files in the processed/<date>/ folders around [start, end)."""
+    from datetime import timedelta
+
+    from mpsync.dropfolder import matches
+
+    day, found = (start - timedelta(days=1)).date(), []
+    while day <= (end + timedelta(days=1)).date():
+        folder = posixpath.join(cfg.processed_folder, day.strftime("%Y-%m-%d"))
+        found += [e for e in ftp.list_files(folder) if matches(e.name, cfg.drops["stock"].pattern)]
+        day += timedelta(days=1)
+    return found
+
+
+def reprocess_archive(dsn: str, params: FtpParams, cfg: Settings, start: datetime, end: datetime) -> dict:
+    """Backfill: re-read the archived stock files made in [start, end) into stock_history.
+
+    Current stock is never written: a value goes to history only where the current value is newer than the
+    file, so a backfill can restore lost history but never roll anything back.
+    """
+    from mpsync.onec.stock import parse_stock
+
+    summary = {"period": [start.isoformat(), end.isoformat()], "files": [], "history_rows": 0}
+    with FtpClient(params) as ftp:
+        entries = archived_files(ftp, cfg, start, end)
+        locals_ = []
+        for e in entries:
+            local = work_dir() / "backfill" / e.name
+            ftp.download(e.path, local, expected_size=e.size)
+            locals_.append((e, local))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for e, local in locals_:
+            try:
+                parsed = parse_stock(local, len(cfg.stock_columns), name=e.name)
+            except FileRefused as exc:
+                summary["files"].append({"file": e.name, "skipped": exc.reason})
+                continue
+            made = parsed.report_time or e.modified_at
+            if made.tzinfo is None:
+                made = made.replace(tzinfo=cfg.onec_timezone)
+            if not start <= made < end:
+                continue
+            row = conn.execute("select import_file_id from import_file where kind = 'stock' and name = %s "
+                               "order by import_file_id desc limit 1", (e.name,)).fetchone()
+            if row is None:
+                entry, _ = ledger.register(conn, kind="stock", ftp_path=e.path, name=e.name, size=e.size,
+                                           modified_at=e.modified_at, content_sha256=ledger.sha256_file(local))
+                ledger.update(conn, entry.import_file_id, status="stale", report_time=made,
+                              message="found in the archive by a backfill: history only")
+                import_file_id = entry.import_file_id
+            else:
+                import_file_id = row[0]
+            with conn.transaction():
+                stage(conn, import_file_id, parsed)
+                added = conn.execute(HISTORY_SQL, {"id": import_file_id, "made": made,
+                                                   "codes": list(cfg.stock_columns)}).rowcount
+                conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
+            summary["files"].append({"file": e.name, "made": made.isoformat(), "history_rows": added})
+            summary["history_rows"] += added
+    log.info("backfill of stock history: %s", summary)
     return summary
