@@ -114,41 +114,43 @@ class _Checker:
         self.categories: set[str] = set()
         self.id_hashes = array("q")
         self.outlet_names = [o.name for o in fs.outlets]
-        self.option_count = len(fs.shipment_options)
+        self.position = {tag: i for i, tag in enumerate(rules.order)}
+
+    def _offer_error(self, el, oid: str):
+        """An `add` for this offer's messages, which start with ': ' after the location."""
+        def add(message: str) -> None:
+            self.r.add(f"line {el.sourceline}, offer {oid!r}{message}")
+        return add
 
     def run(self, path: Path) -> None:
-        depth = 0
-        shop_children: list[str] = []
-        root_seen = False
-        for event, el in etree.iterparse(str(path), events=("start", "end"), huge_tree=True,
-                                         resolve_entities=False, no_network=True):
-            if event == "start":
-                depth += 1
-                if depth == 1:
-                    root_seen = True
-                    self._root(el)
-                elif depth == 2 and el.tag != "shop":
-                    self.r.add(f"line {el.sourceline}: unexpected <{el.tag}> in yml_catalog (only <shop>)")
-                elif depth == 3:
-                    shop_children.append(el.tag)
-                continue
-            depth -= 1
-            if depth == 3 and el.tag == "offer":
+        # Only the elements we check reach Python (lxml filters the tags in C): one event per offer.
+        root = None
+        for _, el in etree.iterparse(str(path), events=("end",), huge_tree=True, resolve_entities=False,
+                                     no_network=True, tag=("offer", "currencies", "categories", "shop")):
+            tag = el.tag
+            if tag == "offer":
                 self._offer(el)
                 el.clear()
-                parent = el.getparent()     # drop checked offers: the tree never holds more than one
-                while el.getprevious() is not None:
-                    del parent[0]
-            elif depth == 2 and el.tag == "currencies":
+                while el.getprevious() is not None:     # drop checked offers: at most one in memory
+                    del el.getparent()[0]
+            elif tag == "currencies":
                 self._currencies(el)
-            elif depth == 2 and el.tag == "categories":
+            elif tag == "categories":
                 self._categories(el)
-            elif depth == 1 and el.tag == "shop":
-                if shop_children != list(self.rules.shop_order):
+            else:
+                # Checked offers were removed, the (empty) <offers> is still here: order is intact.
+                found = [c.tag for c in el if isinstance(c.tag, str)]
+                if found != list(self.rules.shop_order):
                     self.r.add(f"<shop> children must be {', '.join(self.rules.shop_order)} in this order; "
-                               f"found {', '.join(shop_children) or 'none'}")
-        if not root_seen:
-            self.r.add("no root element")
+                               f"found {', '.join(found) or 'none'}")
+                root = el.getparent()
+        if root is None:
+            self.r.add("no <shop> element")
+            return
+        self._root(root)
+        for c in root:
+            if isinstance(c.tag, str) and c.tag != "shop":
+                self.r.add(f"line {c.sourceline}: unexpected <{c.tag}> in yml_catalog (only <shop>)")
 
     def _root(self, el) -> None:
         if el.tag != "yml_catalog":
@@ -199,8 +201,8 @@ class _Checker:
         self.r.offers += 1
         rules = self.rules
         oid = el.get("id") or ""
-        where = f"line {el.sourceline}, offer {oid!r}"
-        add = self.r.add
+        add = self._offer_error(el, oid)
+        where = ""
         if not oid.strip() or len(oid) > MAX_OFFER_ID or oid != oid.strip():
             add(f"{where}: offer@id must be 1..{MAX_OFFER_ID} characters without surrounding spaces")
         self.id_hashes.append(hash(oid))
@@ -212,9 +214,8 @@ class _Checker:
             tag = child.tag
             if not isinstance(tag, str):
                 continue                    # a comment
-            try:
-                at = rules.order.index(tag)
-            except ValueError:
+            at = self.position.get(tag)
+            if at is None:
                 add(f"{where}: unexpected <{tag}>; allowed: {', '.join(rules.order)}")
                 continue
             if at < position or (at == position and tag not in rules.repeatable):
@@ -262,20 +263,20 @@ class _Checker:
                 if opt.tag != "option" or not days.isdigit() or not before.isdigit() or int(before) > 24:
                     add(f"{where}: <option> needs days >= 0 and order-before 0..24, found {dict(opt.attrib)}")
         if "outlets" in seen:
-            self._outlets(seen["outlets"], where)
+            self._outlets(seen["outlets"], add)
 
-    def _outlets(self, el, where: str) -> None:
+    def _outlets(self, el, add) -> None:
         attr = self.rules.outlet_name_attr
         names = []
         for outlet in el:
             if outlet.tag != "outlet":
-                self.r.add(f"{where}: unexpected <{outlet.tag}> in <outlets>")
+                add(f": unexpected <{outlet.tag}> in <outlets>")
                 continue
             if not _COUNT.match(outlet.get("instock") or ""):
-                self.r.add(f"{where}: outlet@instock must be a whole number >= 0, found {outlet.get('instock')!r}")
+                add(f": outlet@instock must be a whole number >= 0, found {outlet.get('instock')!r}")
             names.append(outlet.get(attr))
         if names != self.outlet_names:
-            self.r.add(f"{where}: outlets must be exactly {self.outlet_names} by @{attr}, found {names}")
+            add(f": outlets must be exactly {self.outlet_names} by @{attr}, found {names}")
 
     def check_unique_ids(self, path: Path) -> None:
         import numpy as np
