@@ -63,3 +63,16 @@ def push_api(conn_id: str):
         if c.schema:
             base = base.rstrip("/") + "/" + c.schema.strip("/")
     return ApiParams(base_url=base, login=c.login or "", password=c.password or "", extra=extra)
+
+
+# Order sync: the Taobao-style increment API (the marketplaces above share their connections with sync push).
+TAOBAO_API = "taobao_api"
+
+
+def order_api(conn_id: str):
+    """A marketplace order API connection: base URL, login, password, extras (same rules as push_api).
+
+    Ozon: login = Client-Id, password = Api-Key; Yandex: password = Api-Key, extra business_id; Megamarket:
+    password = token; Taobao-style: password = session key.
+    """
+    return push_api(conn_id)

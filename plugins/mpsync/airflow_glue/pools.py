@@ -16,6 +16,15 @@ POOLS.update({
 })
 
 
+# order_sync: one pool per marketplace; accounts of one marketplace sync at most this many at a time.
+POOLS.update({
+    "orders_yandex": (2, "order_sync: Yandex.Market accounts in parallel"),
+    "orders_ozon": (2, "order_sync: Ozon accounts in parallel"),
+    "orders_megamarket": (2, "order_sync: Megamarket accounts in parallel"),
+    "orders_taobao": (2, "order_sync: Taobao-style API accounts in parallel"),
+})
+
+
 def ensure_pools() -> None:
     """Create or resize the pools (CLI, so it works wherever the `airflow` command does)."""
     import subprocess
