@@ -123,13 +123,7 @@ def main() -> None:
     from mpsync.settings import settings
     from tests.simulators.push_yandex import start_yandex_simulator
 
-    pg = LocalPostgres(CACHE / "pg-sync", free_port()).start()
-    with psycopg.connect(pg.dsn(), autocommit=True) as c:
-        c.execute("alter system set shared_buffers = '2GB'")
-        c.execute("alter system set max_wal_size = '16GB'")
-        c.execute("alter system set work_mem = '256MB'")
-        c.execute("alter system set maintenance_work_mem = '1GB'")
-    pg.restart()
+    pg = LocalPostgres(CACHE / "pg-sync", free_port()).start()   # the project's server settings, as in tests
     name = f"sync_{args.articles}x{args.warehouses}"
     try:
         dsn = pg.create_database(name)
@@ -157,6 +151,8 @@ def main() -> None:
                 settle(conn, sub, source)
             round_no = int(meta.get("rounds", "0"))
             size = conn.execute("select pg_size_pretty(pg_total_relation_size('stock'))").fetchone()[0]
+            pg_settings = ", ".join(f"{k} {conn.execute(f'show {k}').fetchone()[0]}"
+                                    for k in ("shared_buffers", "work_mem", "max_wal_size"))
 
             results = []
             for batch_size in (2000, 100):
@@ -190,7 +186,7 @@ def main() -> None:
         lines += [
             "## Sync push: delta selection and push (bench/bench_sync.py)",
             "",
-            f"Command: `{cmd}` (2 shared cores; PostgreSQL 18 embedded, shared_buffers 2GB, work_mem 256MB).",
+            f"Command: `{cmd}` (2 shared cores; embedded PostgreSQL 18, {pg_settings}).",
             f"Data: {args.articles:,} articles x {args.warehouses} warehouses = {rows:,} stock rows ({size} with "
             f"indexes); subscriber `yandex_stock`: one object per article, stock summed over the "
             f"{len(base.warehouses_for('yandex'))} warehouses bound to Yandex.",
