@@ -166,8 +166,10 @@ def record_failures(conn: psycopg.Connection, subscriber: str, object_type: str,
             failed_marker = r.marker,
             next_attempt_at = now() + make_interval(secs => coalesce(r.retry_after,
                                   least(%(base)s * power(2, s.failures), %(cap)s))),
-            parked = r.retry_after is null and s.failures + 1 >= %(max)s,
-            parked_at = case when r.retry_after is null and s.failures + 1 >= %(max)s then now() end,
+            -- Park only the version that is still current: one that changed in flight gets its own tries.
+            parked = r.retry_after is null and s.failures + 1 >= %(max)s and s.object_marker = r.marker,
+            parked_at = case when r.retry_after is null and s.failures + 1 >= %(max)s and s.object_marker = r.marker
+                             then now() end,
             claim_token = null, claimed_until = null
         from unnest(%(ids)s::text[], %(markers)s::text[], %(messages)s::text[], %(retry)s::float8[])
              as r(object_id, marker, message, retry_after)
