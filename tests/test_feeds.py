@@ -15,7 +15,7 @@ import pytest
 from lxml import etree
 
 from mpsync import TEMPLATES_DIR
-from mpsync.feeds.publish import FeedRejected, publish_feed, sidecar_path
+from mpsync.feeds.publish import FeedRejected, publish_feed, published_feeds, sidecar_path
 from mpsync.feeds.render import FeedRenderError, environment
 from mpsync.feeds.serve import serve_feeds
 from mpsync.feeds.validate import validate_feed
@@ -243,6 +243,9 @@ def test_unchanged_data_is_not_republished_but_a_change_is(catalog):
     again = publish_feed(dsn, "ozon", config=cfg, now=NOW + timedelta(hours=1))   # new date, same data
     assert (again.changed, again.published, again.sha256) == (False, False, first.sha256)
     assert path.read_bytes() == before and path.stat().st_mtime_ns == mtime
+    shown = published_feeds(cfg)
+    assert shown["ozon"]["sha256"] == first.sha256 and shown["ozon"]["counts"]["offers_total"] == 3
+    assert shown["yandex"] == {"file": "yandex.xml", "exists": False}
     with psycopg.connect(dsn) as conn:
         conn.execute("update stock set quantity = 42 where product_id = (select product_id from product"
                      " where article = 'A-1')")
