@@ -18,8 +18,18 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 7_301_001
 
 
+class ExchangeDbUnreachable(RuntimeError):
+    """The exchange database does not answer; the message is one line naming where we tried."""
+
+
 def connect(dsn: str, **kwargs) -> psycopg.Connection:
-    return psycopg.connect(dsn, connect_timeout=10, **kwargs)
+    try:
+        return psycopg.connect(dsn, connect_timeout=10, **kwargs)
+    except psycopg.OperationalError as exc:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+        where = f"{info.get('host', '?')}:{info.get('port', 5432)}/{info.get('dbname', '?')}"
+        cause = " ".join(str(exc).split())          # libpq's message spans lines; operators get one
+        raise ExchangeDbUnreachable(f"exchange database unreachable at {where}: {cause}") from None
 
 
 def migrations(folder: Path = MIGRATIONS_DIR) -> list[tuple[str, Path]]:

@@ -17,6 +17,7 @@ class LocalFtp:
     port: int
     user: str = "onec"
     password: str = "onec-local"
+    fs_class: type | None = None        # a pyftpdlib AbstractedFS subclass (tests use one that misbehaves)
     _server: ThreadedFTPServer | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -32,6 +33,8 @@ class LocalFtp:
         handler.passive_ports = None
         handler.use_encoding = "utf8"
         handler.banner = "mpsync local FTP"
+        if self.fs_class is not None:
+            handler.abstracted_fs = self.fs_class
         server = ThreadedFTPServer(("127.0.0.1", self.port), handler)
         server.max_cons = 64
         return server

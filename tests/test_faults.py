@@ -1,0 +1,124 @@
+"""Faults with the real services: a dropped FTP download, PostgreSQL restarting mid-fragment, the exchange
+database unreachable at the start of a run."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import psycopg
+import pytest
+from pyftpdlib.filesystems import AbstractedFS
+
+from mpsync import db, dropfolder, ledger, stock_import
+from mpsync.ftp import FtpError, FtpParams
+from mpsync.local.ftpserver import LocalFtp
+from mpsync.local.postgres import free_port
+from mpsync.settings import load_settings
+from tests.stock_helpers import add_products, drop, stock_csv, stock_snapshot, write_test_config
+
+ARTICLES = [f"F-{i:03d}" for i in range(1, 41)]
+
+
+class DropsFirstDownload(AbstractedFS):
+    """Serves only the first 100 bytes of a file the first time it is downloaded, then closes the data
+    connection: in FTP stream mode that is exactly what a connection dropped mid-download looks like."""
+
+    served: set[str] = set()
+
+    def open(self, filename, mode):
+        fh = super().open(filename, mode)
+        if "r" in mode and filename not in self.served:
+            self.served.add(filename)
+            data = fh.read(100)
+            fh.close()
+            import io
+
+            short = io.BytesIO(data)
+            short.name = filename
+            return short
+        return fh
+
+
+@pytest.fixture
+def cfg(tmp_path, monkeypatch):
+    path = write_test_config(tmp_path / "mpsync.yaml")
+    monkeypatch.setenv("MPSYNC_CONFIG", str(path))
+    return load_settings(path)
+
+
+@pytest.fixture
+def flaky_ftp(tmp_path):
+    DropsFirstDownload.served = set()
+    server = LocalFtp(tmp_path / "ftp-root", free_port(), fs_class=DropsFirstDownload).start()
+    yield FtpParams("127.0.0.1", server.port, server.user, server.password, timeout=10)
+    server.stop()
+
+
+def test_dropped_download_fails_the_attempt_and_the_retry_reads_the_file_whole_once(
+        exchange_dsn, flaky_ftp, cfg, work_dir, tmp_path):
+    add_products(exchange_dsn, ARTICLES)
+    rows = [(a, i, i, i) for i, a in enumerate(ARTICLES, 1)]
+    drop(flaky_ftp, tmp_path, "Ostatki_MP_1.csv", stock_csv(rows))
+    files = dropfolder.new_stable_files(exchange_dsn, flaky_ftp, cfg.drops["stock"], 0)
+    with pytest.raises(FtpError, match="incomplete"):
+        stock_import.prepare(exchange_dsn, flaky_ftp, files, cfg)
+    with psycopg.connect(exchange_dsn) as conn:
+        assert conn.execute("select count(*) from import_file").fetchone()[0] == 0   # nothing half-recorded
+    prepared = stock_import.prepare(exchange_dsn, flaky_ftp, files, cfg)                # the task's retry
+    for f in prepared["fragments"]:
+        stock_import.apply_fragment(exchange_dsn, f, cfg.stock_columns)
+    stock_import.finish(exchange_dsn, flaky_ftp, prepared, cfg)
+    assert stock_snapshot(exchange_dsn) == {(a, w): float(i) for i, a in enumerate(ARTICLES, 1)
+                                            for w in ("sber", "ozon", "yandex")}
+    with psycopg.connect(exchange_dsn) as conn:
+        assert conn.execute("select count(*), min(status) from import_file").fetchone() == (1, "applied")
+    assert FtpError not in __import__("mpsync.airflow_glue.failures", fromlist=["REFUSALS"]).REFUSALS
+
+
+def test_postgres_restart_mid_fragment_then_retry_equals_a_clean_run(
+        pg_server, exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
+    add_products(exchange_dsn, ARTICLES)
+    rows = [(a, i, 2 * i, 3 * i) for i, a in enumerate(ARTICLES, 1)]
+    drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv(rows))
+    files = dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], 0)
+    prepared = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)
+    first, rest = prepared["fragments"][0], prepared["fragments"][1:]
+    with psycopg.connect(exchange_dsn) as conn:       # make the fragment slow enough to be caught mid-way
+        conn.execute("create function slow() returns trigger language plpgsql as "
+                     "$$ begin perform pg_sleep(3); return null; end $$")
+        conn.execute("create trigger slow after insert on stock for each statement execute function slow()")
+    errors = []
+
+    def apply_first():
+        try:
+            stock_import.apply_fragment(exchange_dsn, first, cfg.stock_columns)
+        except Exception as exc:           # what the task would see
+            errors.append(exc)
+
+    worker = threading.Thread(target=apply_first)
+    worker.start()
+    time.sleep(1.0)
+    pg_server.restart()                    # fast shutdown: the fragment's transaction is cut
+    worker.join(30)
+    assert errors and isinstance(errors[0], psycopg.OperationalError)
+    with psycopg.connect(exchange_dsn) as conn:
+        assert conn.execute("select count(*) from stock").fetchone()[0] == 0           # rolled back whole
+        conn.execute("drop trigger slow on stock")
+    for f in [first, *rest]:                # the retry, then the remaining fragments
+        stock_import.apply_fragment(exchange_dsn, f, cfg.stock_columns)
+    stock_import.apply_fragment(exchange_dsn, first, cfg.stock_columns)    # and a needless re-run
+    summary = stock_import.finish(exchange_dsn, ftp_params, prepared, cfg)
+    assert stock_snapshot(exchange_dsn) == {(a, w): float(k * i) for i, a in enumerate(ARTICLES, 1)
+                                            for k, w in ((1, "sber"), (2, "ozon"), (3, "yandex"))}
+    assert summary["changed"] == len(ARTICLES) * 3
+
+
+def test_unreachable_exchange_db_is_one_clear_line():
+    dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/exchange"
+    with pytest.raises(db.ExchangeDbUnreachable) as info:
+        db.migrate(dsn)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("exchange database unreachable at 127.0.0.1:") and "/exchange" in message
