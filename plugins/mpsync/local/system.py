@@ -1,0 +1,632 @@
+"""The whole system on the embedded default, as one object the run command and the end-to-end test share.
+
+    system = LocalSystem(Path("var")).start()     # PostgreSQL, FTP, feeds, simulators, Airflow standalone
+    system.airflow_url, system.admin_password(), system.api_token()
+    system.stop()                                 # every process it started, and nothing else
+
+Everything listens on 127.0.0.1. All state lives under one working folder (`var/` for the run command):
+var/pg (PostgreSQL cluster: the `exchange` database and Airflow's `airflow` metadata database), var/ftp (the
+FTP root, seeded with demo 1C drops on first start), var/feeds, var/work, var/airflow (AIRFLOW_HOME, logs),
+var/secrets.json (demo credentials and keys, generated once, never committed). A second start reuses it.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import inspect
+import json
+import os
+import pkgutil
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import quote
+
+import requests
+
+from mpsync import PROJECT_ROOT
+from mpsync.local.ftpserver import LocalFtp
+from mpsync.local.postgres import LocalPostgres
+
+# Which Airflow connection each simulator serves (simulator name = the * of tests/simulators' start_*_simulator).
+SIMULATOR_CONNECTIONS = {
+    "ozon": "ozon_api",
+    "yandex": "yandex_market_api",
+    "yandex_market": "yandex_market_api",
+    "megamarket": "megamarket_api",
+    "sber": "megamarket_api",
+    "taobao": "taobao_api",
+    "site": "site_api",
+    "website": "site_api",
+    "woocommerce": "site_api",
+}
+
+
+@dataclass
+class Ports:
+    postgres: int = 54329
+    ftp: int = 2121
+    feeds: int = 8081
+    airflow: int = 8080
+    worker_log: int = 8793
+    trigger_log: int = 8794
+
+    @classmethod
+    def free(cls) -> "Ports":
+        """Free ports for every service (the end-to-end test runs next to a developer's `./run`)."""
+        socks = []
+        try:
+            for _ in range(6):
+                s = socket.socket()
+                s.bind(("127.0.0.1", 0))
+                socks.append(s)
+            return cls(*(s.getsockname()[1] for s in socks))
+        finally:
+            for s in socks:
+                s.close()
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _descendants(pid: int) -> list[int]:
+    """All live descendants of a process (from /proc), so ones that left our process group are found too."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
+    except OSError:
+        return False
+
+
+def _describe(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
+    except OSError:
+        return "?"
+
+
+def stop_process_group(pid: int, timeout: float = 40, log: Callable[[str], None] | None = None) -> None:
+    """SIGTERM the group led by pid (and any descendant that left it); SIGKILL what is left after timeout."""
+    pids = [pid, *_descendants(pid)]
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    for p in pids[1:]:
+        try:
+            os.kill(p, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.3)
+    left = [p for p in pids if _alive(p)]
+    if left and log:
+        log(f"still running after {timeout:.0f}s, killing: " + "; ".join(f"{p} {_describe(p)}" for p in left))
+    for p in left:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _handle_url(label: str, handle: Any) -> str:
+    for attr in ("url", "base_url"):
+        value = getattr(handle, attr, None)
+        value = value() if callable(value) else value
+        if isinstance(value, str):
+            return value.rstrip("/")
+    address = getattr(getattr(handle, "httpd", handle), "server_address", None)
+    if not address:
+        raise RuntimeError(f"cannot tell the URL of simulator {label}")
+    return f"http://{address[0]}:{address[1]}"
+
+
+@dataclass
+class StartedSimulator:
+    name: str
+    conn_id: str
+    url: str
+    handle: Any
+    login: str | None = None
+    password: str | None = None
+
+    def stop(self) -> None:
+        for method in ("stop", "shutdown", "close"):
+            fn = getattr(self.handle, method, None)
+            if callable(fn):
+                fn()
+                return
+
+
+@dataclass
+class LocalSystem:
+    var_dir: Path
+    ports: Ports = field(default_factory=Ports)
+    airflow: bool = True
+    simulators: bool = True
+    feeds: bool = True
+    seed_demo: bool = True
+    # DAGs start unpaused so the demo drops are picked up; a test may prefer to trigger by hand.
+    dags_paused_at_creation: bool = False
+    # LocalExecutor slots: modest, the demo machine has 2 cores.
+    parallelism: int = 8
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log: Callable[[str], None] = print
+
+    def __post_init__(self) -> None:
+        self.var_dir = Path(self.var_dir).resolve()
+        self.pg = LocalPostgres(self.var_dir / "pg", self.ports.postgres)
+        self.ftp: LocalFtp | None = None
+        self.started_simulators: list[StartedSimulator] = []
+        self.simulator_urls: dict[str, str] = {}     # conn id -> the URL its connection points at
+        self.connections: dict[str, str] = {}
+        self.feed_server: Any = None
+        self.feeds_url: str | None = None
+        self._airflow_proc: subprocess.Popen | None = None
+        self._airflow_log = None
+        self._pg_started = False
+        self.timings: dict[str, float] = {}
+
+    # ---- folders and secrets -------------------------------------------------------------------------
+    @property
+    def airflow_home(self) -> Path:
+        return self.var_dir / "airflow"
+
+    @property
+    def ftp_root(self) -> Path:
+        return self.var_dir / "ftp"
+
+    @property
+    def feeds_dir(self) -> Path:
+        return self.var_dir / "feeds"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.var_dir / "work"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.airflow}"
+
+    @property
+    def exchange_dsn(self) -> str:
+        return self.pg.dsn("exchange")
+
+    def secrets(self) -> dict[str, str]:
+        """Demo credentials and keys, generated on first use into var/secrets.json (0600), then reused."""
+        path = self.var_dir / "secrets.json"
+        data = json.loads(path.read_text()) if path.exists() else {}
+        wanted = {
+            "ftp_password": lambda: secrets.token_urlsafe(12),
+            "fernet_key": lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            "jwt_secret": lambda: secrets.token_urlsafe(32),
+            "api_secret_key": lambda: secrets.token_urlsafe(32),
+            "simulator_login": lambda: "demo-" + secrets.token_hex(4),
+            "simulator_password": lambda: secrets.token_urlsafe(16),
+        }
+        missing = {k: make() for k, make in wanted.items() if k not in data}
+        if missing:
+            data.update(missing)
+            self.var_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(data, indent=2))
+            path.chmod(0o600)
+        return data
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+    def start(self, wait_timeout: float = 300) -> "LocalSystem":
+        t0 = time.monotonic()
+        try:
+            self.start_services()
+            if self.airflow:
+                self.start_airflow(wait_timeout=wait_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.timings["total"] = time.monotonic() - t0
+        return self
+
+    def start_services(self) -> None:
+        """Everything except Airflow: PostgreSQL (migrated), FTP (seeded), feeds server, simulators."""
+        from mpsync import db
+
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        for d in (self.feeds_dir, self.work_dir, self.airflow_home):
+            d.mkdir(parents=True, exist_ok=True)
+        creds = self.secrets()
+
+        t = time.monotonic()
+        self._pg_started = True
+        self.pg.start()
+        self.pg.create_database("exchange")
+        applied = db.migrate(self.exchange_dsn)
+        self.timings["postgres"] = time.monotonic() - t
+        self.log(f"PostgreSQL   {self.exchange_dsn}  (migrations applied now: {', '.join(applied) or 'none'})")
+        self.connections["exchange_db"] = self.exchange_dsn
+
+        self._seed_ftp()
+        self.ftp = LocalFtp(self.ftp_root, self.ports.ftp, user="onec", password=creds["ftp_password"]).start()
+        self.connections["onec_ftp"] = self.ftp.url()
+        self.log(f"FTP          ftp://127.0.0.1:{self.ports.ftp}  login onec / {creds['ftp_password']}")
+
+        if self.feeds:
+            self._start_feeds()
+        if self.simulators:
+            self._start_simulators(creds)
+
+    def _seed_ftp(self) -> None:
+        marker = self.var_dir / ".ftp-seeded"
+        for folder in ("1c/stock", "1c/price", "1c/catalog", "1c/processed", "1c/results"):
+            (self.ftp_root / folder).mkdir(parents=True, exist_ok=True)
+        if not self.seed_demo or marker.exists():
+            return
+        from mpsync.local import demo
+
+        try:
+            from mpsync.settings import settings
+
+            width = len(settings().stock_columns)
+        except Exception:   # a broken config is reported by the DAGs themselves; the demo still seeds
+            width = 3
+        files = demo.seed_ftp(self.ftp_root, warehouses=width)
+        marker.write_text("\n".join(str(f.relative_to(self.ftp_root)) for f in files) + "\n")
+        self.log("FTP seeded   " + ", ".join("/" + str(f.relative_to(self.ftp_root)) for f in files))
+
+    def _start_feeds(self) -> None:
+        try:
+            from mpsync.feeds.serve import serve_feeds
+        except ImportError:
+            self.log("feeds        skipped: mpsync.feeds.serve is not there yet")
+            return
+        self.feed_server = serve_feeds(self.feeds_dir, "127.0.0.1", self.ports.feeds)
+        self.feeds_url = f"http://127.0.0.1:{self.ports.feeds}/"
+        self.log(f"feeds        {self.feeds_url}  (folder {self.feeds_dir})")
+
+    def _start_simulators(self, creds: dict[str, str]) -> None:
+        """Every `start_<name>_simulator` in tests/simulators, grouped by the connection it serves."""
+        package = PROJECT_ROOT / "tests" / "simulators"
+        if not package.is_dir():
+            self.log("simulators   skipped: tests/simulators is not there")
+            return
+        if str(PROJECT_ROOT) not in sys.path:
+            sys.path.insert(0, str(PROJECT_ROOT))
+        found: dict[str, list[tuple[str, Callable]]] = {}
+        for info in sorted(pkgutil.iter_modules([str(package)]), key=lambda i: i.name):
+            try:
+                module = importlib.import_module(f"tests.simulators.{info.name}")
+            except Exception as exc:   # one broken simulator must not stop the demo
+                self.log(f"simulators   {info.name}: not started ({type(exc).__name__}: {exc})")
+                continue
+            for attr, fn in vars(module).items():
+                if (attr.startswith("start_") and attr.endswith("_simulator") and callable(fn)
+                        and getattr(fn, "__module__", None) == module.__name__):
+                    name = attr[len("start_"):-len("_simulator")]
+                    conn_id = SIMULATOR_CONNECTIONS.get(name, f"{name}_api")
+                    found.setdefault(conn_id, []).append((f"{info.name}.{name}", fn))
+        for conn_id, starters in found.items():
+            login = creds["simulator_login"]
+            password = f"{creds['simulator_password']}-{conn_id}"
+            handles = []
+            for label, fn in starters:
+                try:
+                    handles.append((label, self._start_one(fn, login, password)))
+                except Exception as exc:
+                    self.log(f"simulators   {label}: not started ({type(exc).__name__}: {exc})")
+            if not handles:
+                continue
+            sims = [StartedSimulator(label, conn_id, _handle_url(label, h), h, login, password) for label, h in handles]
+            self.started_simulators.extend(sims)
+            url = sims[0].url
+            if len(sims) > 1:
+                # Order and push simulators of one marketplace behind the one connection the DAGs use.
+                from mpsync.local.router import SimulatorRouter
+
+                push = [s for s in sims if s.name.startswith("push_")]
+                order = [s for s in sims if not s.name.startswith("push_")]
+                if len(push) != 1 or len(order) != 1:
+                    raise RuntimeError(f"{conn_id}: expected one order and one push simulator, got "
+                                       f"{[s.name for s in sims]}")
+                router = SimulatorRouter(order[0].url, push[0].url).start()
+                self.started_simulators.append(StartedSimulator("router", conn_id, router.url, router))
+                url = router.url
+            extra = {"base_url": url}
+            for key in ("business_id", "campaign_id"):   # Yandex: ids the API paths carry, one per connection
+                values = [getattr(h, key) for _, h in handles if getattr(h, key, None) is not None]
+                if values:
+                    extra[key] = values[0]
+                    for _, h in handles:
+                        if hasattr(h, key):
+                            setattr(h, key, values[0])
+            self.connections[conn_id] = json.dumps({
+                "conn_type": "http", "host": "127.0.0.1", "port": int(url.rsplit(":", 1)[1]), "schema": "",
+                "login": login, "password": password, "extra": extra,
+            })
+            self.simulator_urls[conn_id] = url
+            self.log(f"simulator    {conn_id:<18} {url}  ({', '.join(label for label, _ in handles)})")
+
+    @staticmethod
+    def _start_one(fn: Callable, login: str, password: str) -> Any:
+        params = inspect.signature(fn).parameters
+        kwargs: dict[str, Any] = {"port": 0} if "port" in params else {}
+        handle = fn(**kwargs)
+        # One set of demo credentials per connection: every simulator behind it checks the same values
+        # (Ozon: Client-Id = login, Api-Key = password; Yandex: Api-Key; Megamarket/Taobao: token).
+        for attr, value in (("client_id", login), ("api_key", password), ("token", password)):
+            if hasattr(handle, attr):
+                setattr(handle, attr, value)
+        return handle
+
+    # ---- Airflow ---------------------------------------------------------------------------------------
+    def airflow_env(self) -> dict[str, str]:
+        creds = self.secrets()
+        venv_bin = Path(sys.executable).parent
+        env = dict(os.environ)
+        # Keep only the connections this system defines: a test's or a shell's leftovers must not leak in.
+        for key in [k for k in env if k.startswith("AIRFLOW_CONN_")]:
+            del env[key]
+        airflow_db = self.pg.dsn("airflow").replace("postgresql://", "postgresql+psycopg2://", 1)
+        env.update({
+            "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
+            "AIRFLOW_HOME": str(self.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(self.dags_paused_at_creation),
+            "AIRFLOW__CORE__FERNET_KEY": creds["fernet_key"],
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.ports.airflow),
+            "AIRFLOW__API__BASE_URL": self.airflow_url,
+            "AIRFLOW__API__SECRET_KEY": creds["api_secret_key"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": creds["jwt_secret"],
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports.worker_log),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports.trigger_log),
+            "MPSYNC_WORK_DIR": str(self.work_dir),
+            "MPSYNC_FEEDS_DIR": str(self.feeds_dir),
+        })
+        env.update({f"AIRFLOW_CONN_{conn_id.upper()}": uri for conn_id, uri in self.connections.items()})
+        env.update(self.extra_env)
+        return env
+
+    def start_airflow(self, wait_timeout: float = 300) -> None:
+        if self._airflow_proc is not None:
+            raise RuntimeError("Airflow is already started by this LocalSystem")
+        t = time.monotonic()
+        self._stop_leftover_airflow()
+        busy = [p for p in (self.ports.airflow, self.ports.worker_log, self.ports.trigger_log) if port_open(p)]
+        if busy:
+            raise RuntimeError(f"ports {busy} on 127.0.0.1 are taken: is another Airflow running? "
+                               "Stop it, or pick other ports (python -m mpsync.local --help)")
+        self.pg.create_database("airflow")
+        env = self.airflow_env()
+        log_path = self.airflow_home / "standalone.log"
+        self._airflow_log = open(log_path, "ab")
+        # Its own session/process group: one signal reaches all ~30 processes it spawns, and a Ctrl-C
+        # meant for us does not hit them half-way.
+        self._airflow_proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "airflow"), "standalone"],
+            env=env, cwd=str(PROJECT_ROOT), stdout=self._airflow_log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        (self.airflow_home / "standalone.pid").write_text(str(self._airflow_proc.pid))
+        self.log(f"Airflow      starting (pid {self._airflow_proc.pid}, log {log_path})")
+        self.wait_for_airflow(wait_timeout)
+        self.timings["airflow"] = time.monotonic() - t
+        self._create_pools()
+
+    def _stop_leftover_airflow(self) -> None:
+        """A previous run killed with SIGKILL leaves its Airflow behind; stop that one (ours, same var/)."""
+        pid_file = self.airflow_home / "standalone.pid"
+        if not pid_file.exists():
+            return
+        pid = int(pid_file.read_text().strip() or 0)
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            pid_file.unlink(missing_ok=True)
+            return
+        if "standalone" in cmdline and f"AIRFLOW_HOME={self.airflow_home}".encode() in environ:
+            self.log(f"Airflow      stopping a leftover standalone from an earlier run (pid {pid})")
+            stop_process_group(pid)
+        pid_file.unlink(missing_ok=True)
+
+    def health(self) -> dict | None:
+        try:
+            r = requests.get(f"{self.airflow_url}/api/v2/monitor/health", timeout=3)
+        except requests.RequestException:
+            return None
+        return r.json() if r.status_code == 200 else None
+
+    def wait_for_airflow(self, timeout: float = 300) -> dict:
+        """Until the API server answers and the scheduler, DAG processor and triggerer are healthy."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self._airflow_proc is not None and self._airflow_proc.poll() is not None:
+                raise RuntimeError(f"airflow standalone exited with {self._airflow_proc.returncode}:\n"
+                                   + self.airflow_log_tail())
+            last = self.health()
+            if last and all(
+                (last.get(part) or {}).get("status") == "healthy"
+                for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            ) and self._password_file().exists():
+                return last
+            time.sleep(1)
+        raise RuntimeError(f"Airflow not healthy after {timeout:.0f}s (last health: {last}):\n"
+                           + self.airflow_log_tail())
+
+    def airflow_log_tail(self, chars: int = 3000) -> str:
+        path = self.airflow_home / "standalone.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    def _password_file(self) -> Path:
+        return self.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+    def admin_password(self) -> str:
+        return json.loads(self._password_file().read_text())["admin"]
+
+    def api_token(self, username: str = "admin", password: str | None = None) -> str:
+        r = requests.post(f"{self.airflow_url}/auth/token", timeout=30,
+                          json={"username": username, "password": password or self.admin_password()})
+        r.raise_for_status()
+        return r.json()["access_token"]
+
+    def api(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
+        """A call to Airflow's REST API (`/api/v2/...`) as admin."""
+        headers = {"Authorization": f"Bearer {token or self.api_token()}"}
+        return requests.request(method, f"{self.airflow_url}{path}", headers=headers, timeout=60, **kwargs)
+
+    def _create_pools(self) -> None:
+        try:
+            from mpsync.airflow_glue.pools import POOLS
+        except ImportError:
+            return
+        token = self.api_token()
+        for name, slots, description in _pool_rows(POOLS):
+            body = {"name": name, "slots": slots, "description": description, "include_deferred": False}
+            r = self.api("PATCH", f"/api/v2/pools/{quote(name, safe='')}", token, json=body)
+            if r.status_code == 404:
+                r = self.api("POST", "/api/v2/pools", token, json=body)
+            if r.status_code >= 400:
+                raise RuntimeError(f"pool {name}: {r.status_code} {r.text[:300]}")
+            self.log(f"pool         {name}: {slots} slots")
+
+    def stop(self) -> None:
+        """Stop every process and server this object started; safe to call twice."""
+        if self._airflow_proc is not None:
+            self.log("Airflow      stopping")
+            stop_process_group(self._airflow_proc.pid, log=self.log)
+            try:
+                self._airflow_proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            (self.airflow_home / "standalone.pid").unlink(missing_ok=True)
+            self._airflow_proc = None
+        if self._airflow_log is not None:
+            self._airflow_log.close()
+            self._airflow_log = None
+        for sim in reversed(self.started_simulators):   # routers before the simulators behind them
+            try:
+                sim.stop()
+            except Exception as exc:
+                self.log(f"simulator {sim.name}: stop failed: {exc}")
+        self.started_simulators.clear()
+        if self.feed_server is not None:
+            for method in ("stop", "shutdown", "close"):
+                fn = getattr(self.feed_server, method, None)
+                if callable(fn):
+                    # socketserver's shutdown() blocks until serve_forever returns: never wait forever.
+                    stopper = threading.Thread(target=fn, daemon=True)
+                    stopper.start()
+                    stopper.join(timeout=5)
+                    break
+            close = getattr(self.feed_server, "server_close", None)
+            if callable(close):
+                close()
+            self.feed_server = None
+        if self.ftp is not None:
+            self.ftp.stop()
+            self.ftp = None
+        if self._pg_started:
+            self.log("PostgreSQL   stopping")
+            self.pg.stop()
+            self._pg_started = False
+
+    def __enter__(self) -> "LocalSystem":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---- what a person needs to know -------------------------------------------------------------------
+    def summary(self) -> str:
+        creds = self.secrets()
+        lines = ["", "mpsync is running (all on 127.0.0.1). Ctrl-C stops everything.", ""]
+        if self._airflow_proc is not None:
+            lines += [f"  Airflow UI     {self.airflow_url}/   login admin / {self.admin_password()}",
+                      f"  Airflow log    {self.airflow_home / 'standalone.log'}"]
+        lines += [f"  1C FTP         ftp://127.0.0.1:{self.ports.ftp}/1c/   login onec / {creds['ftp_password']}",
+                  f"  Exchange DB    {self.exchange_dsn}"]
+        if self.feeds_url:
+            lines.append(f"  Feeds          {self.feeds_url}")
+            lines += [f"                 {self.feeds_url}{name}" for name in self.feed_names()]
+        for conn_id, url in self.simulator_urls.items():
+            lines.append(f"  Simulator      {conn_id:<18} {url}")
+        lines += [f"  Working folder {self.var_dir}", ""]
+        return "\n".join(lines)
+
+    def feed_names(self) -> list[str]:
+        """Feed file names the feeds DAG publishes (from the feeds module, when it says), else what exists."""
+        try:
+            from mpsync.feeds import serve
+
+            names = getattr(serve, "FEED_FILES", None)
+            if names:
+                return list(names)
+        except ImportError:
+            pass
+        return sorted(p.name for p in self.feeds_dir.glob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def _pool_rows(pools: Any) -> list[tuple[str, int, str]]:
+    """POOLS as a dict name -> slots | (slots, description) | {slots, description}, or a list of
+    (name, slots[, description]) tuples or objects with .name/.slots/.description."""
+    items = pools.items() if isinstance(pools, dict) else pools
+    rows = []
+    for item in items:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], (int, dict, tuple, list)):
+            name, spec = item
+            if isinstance(spec, dict):
+                rows.append((str(name), int(spec["slots"]), str(spec.get("description", ""))))
+            elif isinstance(spec, (tuple, list)):
+                rows.append((str(name), int(spec[0]), str(spec[1]) if len(spec) > 1 else ""))
+            else:
+                rows.append((str(name), int(spec), ""))
+        elif isinstance(item, (tuple, list)):
+            rows.append((str(item[0]), int(item[1]), str(item[2]) if len(item) > 2 else ""))
+        else:
+            rows.append((str(item.name), int(item.slots), str(getattr(item, "description", "") or "")))
+    return rows
