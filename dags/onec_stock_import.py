@@ -15,6 +15,10 @@ to the exchange database.
 5. **finish_stock_import** – ledger totals, file moved to `processed/<date>/` on the FTP, checkpoint, and the
    `catalog_changed` asset event when stock really changed (feeds and pushes follow).
 
+**Backfill** (`airflow backfill create --dag-id onec_stock_import --from-date 2026-11-01 --to-date 2026-11-08`):
+each backfilled hour re-reads the files archived for that hour into `stock_history` (what the stock was, and
+which file set it). Current stock is never rolled back.
+
 Column binding (position -> warehouse -> marketplace) is in `include/config/mpsync.yaml`.
 """
 
@@ -26,7 +30,7 @@ from mpsync.airflow_glue.assets import CATALOG_CHANGED, CATALOG_CHANGED_ALIAS
 from mpsync.airflow_glue.checkpoints import mirror_checkpoint
 from mpsync.airflow_glue.connections import exchange_dsn, ftp_params
 from mpsync.airflow_glue.failures import refusal_fails_without_retry
-from mpsync.airflow_glue.dag_defaults import Tag, default_args, tags
+from mpsync.airflow_glue.dag_defaults import Tag, default_args, failure_alert, tags
 from mpsync.airflow_glue.sensors import wait_for_new_files
 from mpsync.dropfolder import DropFile
 from mpsync.settings import settings
@@ -35,6 +39,19 @@ from mpsync.settings import settings
 @task(task_display_name="Ensure the exchange DB schema")
 def ensure_schema() -> list[str]:
     return db.migrate(exchange_dsn())
+
+
+@task.branch(task_display_name="Live import, or backfill of history")
+def choose_stock_mode() -> str:
+    is_backfill = get_current_context()["dag_run"].run_type == "backfill"
+    return "reprocess_archived_stock_files" if is_backfill else "wait_for_stock_file"
+
+
+@task(task_display_name="Backfill: archived files of the period into history")
+def reprocess_archived_stock_files() -> dict:
+    ctx, cfg = get_current_context(), settings()
+    return stock_import.reprocess_archive(exchange_dsn(), ftp_params(cfg.ftp_conn_id), cfg,
+                                          ctx["data_interval_start"], ctx["data_interval_end"])
 
 
 @task(retries=2)
@@ -75,12 +92,13 @@ def finish_stock_import(prepared: dict, *, outlet_events=None) -> dict:
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    on_failure_callback=failure_alert(),
     tags=tags(Tag.ONEC, Tag.IMPORT, Tag.STOCK),
     doc_md=__doc__,
 )
 def onec_stock_import():
     files = wait_for_new_files("stock")
-    ensure_schema() >> files
+    ensure_schema() >> choose_stock_mode() >> [files, reprocess_archived_stock_files()]
     prepared = prepare_stock_import(files)
     applied = apply_stock_fragment.expand(fragment=plan_stock_fragments(prepared))
     applied >> finish_stock_import(prepared)

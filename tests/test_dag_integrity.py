@@ -67,3 +67,24 @@ def test_house_rules(dagbag):
             if (t.retries or 0) < 2:
                 problems.append(f"{dag_id}.{t.task_id}: retries {t.retries} < 2")
     assert not problems, "\n".join(problems)
+
+
+def test_every_dag_alerts_once_per_failed_run(dagbag):
+    """DAG level: failure_alert() (one message per failed run). Task level: only the cause recorder, which sends
+    nothing - a task-level notifier would mail once per failed task (a storm when 40 fragments fail)."""
+    from mpsync.airflow_glue.alerts import FailureAlert, record_failure_cause
+
+    def callbacks(value):
+        return value if isinstance(value, list) else [value] if value else []
+
+    problems = []
+    for dag_id, dag in dagbag.dags.items():
+        if not any(isinstance(cb, FailureAlert) for cb in callbacks(dag.on_failure_callback)):
+            problems.append(f"{dag_id}: no on_failure_callback=failure_alert() (dag_defaults.dag_kwargs())")
+        for t in dag.tasks:
+            task_cbs = callbacks(t.on_failure_callback)
+            if record_failure_cause not in task_cbs:
+                problems.append(f"{dag_id}.{t.task_id}: on_failure_callback lacks record_failure_cause")
+            if any(isinstance(cb, FailureAlert) for cb in task_cbs + callbacks(t.on_retry_callback)):
+                problems.append(f"{dag_id}.{t.task_id}: a task-level alert would send one message per task")
+    assert not problems, "\n".join(problems)
