@@ -84,24 +84,24 @@ def test_file_applied_then_same_file_changes_nothing(dag_env, ftp_params, tmp_pa
         checkpoint = conn.execute(
             "select sync_updated from sync where object_type = 'checkpoint' and object_id = 'onec_stock_import'"
         ).fetchone()
-        events = None
     assert (status, changed, rejected) == ("applied", 27, 3)
     assert checkpoint is not None
 
     from airflow.models.asset import AssetEvent
     from airflow.settings import Session
 
-    with Session() as s:
-        events = s.query(AssetEvent).count()
-    assert events == 1                                          # catalog_changed emitted: stock changed
+    def events_of(r):
+        with Session() as s:
+            return s.query(AssetEvent).filter_by(source_dag_id="onec_stock_import", source_run_id=r.run_id).count()
+
+    assert events_of(run) == 1                                  # catalog_changed emitted: stock changed
 
     # The same content dropped again: nothing changes, and no asset event.
     drop(ftp_params, tmp_path, "Ostatki_MP_1000.csv", stock_csv(rows, encoding="cp1251"))
     run2 = load_dag().test()
     assert str(run2.state) == "success", task_states(run2)
     assert stock_snapshot(dsn) == expected
-    with Session() as s:
-        assert s.query(AssetEvent).count() == 1
+    assert events_of(run2) == 0
 
 
 def test_refused_file_fails_the_run_with_one_line_cause(dag_env, ftp_params, tmp_path):
