@@ -1,0 +1,220 @@
+"""docker-compose.yaml (the production path) cannot run here (no Docker engine), so check what can be checked:
+it parses, has the Airflow 3 services and both databases, its image agrees with requirements.txt, its mounts
+exist in the repo and match the folders Airflow is told to use, and every connection the code needs is in
+.env.example. The needed connection ids are derived from the code and the config, so a new connection in
+code without a compose/env update fails here.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path, PurePosixPath
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+AIRFLOW_SERVICES = {"api-server": "api-server", "scheduler": "scheduler", "dag-processor": "dag-processor",
+                    "triggerer": "triggerer"}
+CONN_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def env_example() -> dict[str, str]:
+    values = {}
+    for n, line in enumerate((ROOT / ".env.example").read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        assert sep and re.fullmatch(r"[A-Z][A-Z0-9_]*", name), f".env.example line {n} is not NAME=value: {line!r}"
+        assert name not in values, f".env.example defines {name} twice"
+        values[name] = value
+    return values
+
+
+def _airflow_services(compose: dict) -> dict[str, dict]:
+    return {name: compose["services"][name] for name in [*AIRFLOW_SERVICES, "airflow-init"]}
+
+
+def _command(service: dict) -> str:
+    cmd = service.get("command", "")
+    return " ".join(cmd) if isinstance(cmd, list) else str(cmd)
+
+
+def _binds(service: dict) -> dict[str, str]:
+    """Host path (relative to the repo) -> container path, for bind mounts only."""
+    out = {}
+    for v in service.get("volumes", []):
+        source, target = v.split(":")[:2]
+        if source.startswith((".", "/")):
+            out[source] = target
+    return out
+
+
+# ---- what the code needs ----------------------------------------------------------------------------------
+def _conn_ids_in_python(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found: set[str] = set()
+    in_connections = path.name == "connections.py"
+
+    def literal(node) -> str | None:
+        return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [t.id for t in targets if isinstance(t, ast.Name)]
+            if not names or node.value is None:
+                continue
+            name = names[0]
+            if (in_connections and name.isupper()) or "CONN" in name.upper():
+                if literal(node.value):
+                    found.add(literal(node.value))
+                elif isinstance(node.value, ast.Dict):      # e.g. DEFAULT_CONN = {"ozon": "ozon_api", ...}
+                    found.update(v for v in map(literal, node.value.values) if v)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "pop"):
+            # cfg.get("ftp_conn_id", "onec_ftp"): the default a config may leave out
+            if len(node.args) == 2 and (literal(node.args[0]) or "").endswith("conn_id") and literal(node.args[1]):
+                found.add(literal(node.args[1]))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args.args + node.args.kwonlyargs
+            defaults = [None] * (len(node.args.args) - len(node.args.defaults)) + node.args.defaults
+            defaults += node.args.kw_defaults
+            for arg, default in zip(args, defaults):
+                if arg.arg.endswith("conn_id") and default is not None and literal(default):
+                    found.add(literal(default))
+    return {c for c in found if CONN_ID.match(c)}
+
+
+def _conn_ids_in_config(node) -> set[str]:
+    found = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if str(key).endswith("conn_id") and isinstance(value, str):
+                found.add(value)
+            else:
+                found |= _conn_ids_in_config(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _conn_ids_in_config(item)
+    return found
+
+
+def needed_conn_ids() -> set[str]:
+    files = [p for p in (ROOT / "plugins").rglob("*.py") if "local" not in p.relative_to(ROOT / "plugins").parts]
+    files += list((ROOT / "dags").glob("*.py"))
+    found = set().union(*(_conn_ids_in_python(p) for p in files))
+    config = yaml.safe_load((ROOT / "include" / "config" / "mpsync.yaml").read_text(encoding="utf-8"))
+    return found | _conn_ids_in_config(config)
+
+
+def test_conn_ids_are_derived_from_the_code():
+    # The derivation itself must work, or the env check below proves nothing.
+    needed = needed_conn_ids()
+    assert {"exchange_db", "onec_ftp"} <= needed, needed
+    sample = ROOT / "plugins" / "mpsync" / "airflow_glue" / "connections.py"
+    assert _conn_ids_in_python(sample) >= {"exchange_db", "onec_ftp"}
+
+
+def test_derivation_catches_a_new_connection(tmp_path):
+    src = tmp_path / "new_glue.py"
+    src.write_text('PAYMENTS_CONN_ID = "payments_api"\n'
+                   'def push(conn_id: str = "crm_api"): ...\n'
+                   'x = cfg.get("sms_conn_id", "sms_gateway")\n')
+    assert _conn_ids_in_python(src) == {"payments_api", "crm_api", "sms_gateway"}
+    assert _conn_ids_in_config({"a": {"conn_id": "x_api"}, "b": [{"smtp_conn_id": "mail"}]}) == {"x_api", "mail"}
+
+
+# ---- the compose file -------------------------------------------------------------------------------------
+def test_services(compose):
+    services = compose["services"]
+    for name, cmd in AIRFLOW_SERVICES.items():
+        assert name in services, f"docker-compose.yaml: no service {name!r}"
+        assert _command(services[name]).split()[0] == cmd, f"{name}: command {_command(services[name])!r}"
+    for db in ("postgres", "exchange-db"):
+        assert services[db]["image"].startswith("postgres:"), db
+        assert "healthcheck" in services[db], f"{db} needs a healthcheck for depends_on"
+    init = _command(services["airflow-init"])
+    assert "airflow db migrate" in init and "python -m mpsync migrate" in init, init
+    for name in AIRFLOW_SERVICES:
+        deps = services[name].get("depends_on", {})
+        assert deps.get("airflow-init", {}).get("condition") == "service_completed_successfully", name
+
+
+def test_two_separate_databases(compose, env_example):
+    services = compose["services"]
+    for name, service in _airflow_services(compose).items():
+        env = service["environment"]
+        assert "@postgres:5432/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], name
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor", name
+    exchange = env_example["AIRFLOW_CONN_EXCHANGE_DB"]
+    m = re.fullmatch(r"postgres(?:ql)?://([^:@]+)(?::[^@]*)?@([^:/]+):(\d+)/(\w+)", exchange)
+    assert m, f".env.example AIRFLOW_CONN_EXCHANGE_DB is not a postgresql:// URI: {exchange}"
+    user, host, _port, dbname = m.groups()
+    assert host == "exchange-db", "the exchange_db connection must point at the exchange-db service"
+    db_env = services["exchange-db"]["environment"]
+    assert (user, dbname) == (db_env["POSTGRES_USER"], db_env["POSTGRES_DB"])
+
+
+def test_image_matches_requirements(compose):
+    pins = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s;#]+)", (ROOT / "requirements.txt").read_text(), re.M))
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    m = re.search(r"^FROM\s+apache/airflow:(\d+\.\d+\.\d+)(?:-python(\d+\.\d+))?\s*$", dockerfile, re.M)
+    assert m, "Dockerfile must build FROM apache/airflow:<version>[-python<x.y>]"
+    assert m.group(1) == pins["apache-airflow"], f"Dockerfile Airflow {m.group(1)} != requirements {pins['apache-airflow']}"
+    if m.group(2):
+        assert m.group(2) == f"{sys.version_info.major}.{sys.version_info.minor}", "image Python != tested Python"
+    assert "requirements.txt" in dockerfile
+    for name, service in _airflow_services(compose).items():
+        assert service.get("build") == ".", f"{name} must use the image built from the Dockerfile"
+        assert service["image"].endswith(":" + pins["apache-airflow"]), f"{name}: image tag {service['image']}"
+
+
+def test_mounts_exist_and_match_airflow_folders(compose):
+    for name, service in _airflow_services(compose).items():
+        binds = _binds(service)
+        for host in binds:
+            assert (ROOT / host).is_dir(), f"{name}: mounted {host} does not exist in the repo"
+        env = service["environment"]
+        assert binds.get("./dags") == env["AIRFLOW__CORE__DAGS_FOLDER"], name
+        assert binds.get("./plugins") == env["AIRFLOW__CORE__PLUGINS_FOLDER"], name
+        # mpsync finds include/ next to plugins/ (mpsync.PROJECT_ROOT): the mounts must keep that layout.
+        plugins = PurePosixPath(binds["./plugins"])
+        assert binds.get("./include") == str(plugins.parent / "include"), name
+        config = PurePosixPath(env["MPSYNC_CONFIG"])
+        rel = config.relative_to(binds["./include"])
+        assert (ROOT / "include" / rel).is_file(), f"{name}: MPSYNC_CONFIG {config} is not a file in include/"
+        # The published feeds: written by tasks, served by the feeds web server from the same volume.
+        named = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"] if not v.startswith((".", "/"))}
+        assert env["MPSYNC_FEEDS_DIR"] in named, f"{name}: MPSYNC_FEEDS_DIR is not on a volume"
+        feeds_volume = named[env["MPSYNC_FEEDS_DIR"]]
+        assert any(v.startswith(feeds_volume + ":") for v in compose["services"]["feeds"]["volumes"])
+
+
+def test_env_names_agree(compose, env_example):
+    text = (ROOT / "docker-compose.yaml").read_text(encoding="utf-8")
+    # ${VAR} without a default must be defined in .env.example ($${...} is an escaped literal for the shell).
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)\}", text))
+    missing = used - set(env_example)
+    assert not missing, f"docker-compose.yaml uses {sorted(missing)}, not in .env.example"
+    for name, service in _airflow_services(compose).items():
+        assert ".env" in service.get("env_file", []), f"{name} must read the connections from .env"
+    conns = {k[len("AIRFLOW_CONN_"):].lower() for k in env_example if k.startswith("AIRFLOW_CONN_")}
+    needed = needed_conn_ids()
+    assert not needed - conns, f".env.example lacks AIRFLOW_CONN_* for {sorted(needed - conns)}"
+    assert not conns - needed, f".env.example has connections no code uses: {sorted(conns - needed)}"
+
+
+def test_real_env_is_ignored_and_example_is_not():
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT).returncode == 0
+    assert ignored, ".env (real credentials) must be git-ignored"
+    assert subprocess.run(["git", "check-ignore", "-q", ".env.example"], cwd=ROOT).returncode == 1
