@@ -229,3 +229,23 @@ class FailureAlert(BaseNotifier):
 def failure_alert() -> FailureAlert:
     return FailureAlert()
 
+
+
+# ---- freshness watcher -------------------------------------------------------------------------------------
+
+def watch_freshness(dsn: str) -> str:
+    """The watcher task: succeed when all is fresh; fail WITHOUT retry (-> one alert listing everything stale)
+    when something is stale and due; skip when the same stale things were alerted less than realert ago."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from mpsync import freshness
+
+    verdict = freshness.evaluate(dsn)
+    if not verdict.findings:
+        log.info("freshness: all fresh")
+        return verdict.summary()
+    if verdict.alert:
+        raise AirflowFailException(verdict.summary())
+    since = min(verdict.alerted_at.values()).isoformat(timespec="minutes") if verdict.alerted_at else "?"
+    raise AirflowSkipException(f"still stale, already alerted (first at {since}); no new alert yet:\n"
+                               + verdict.summary())
