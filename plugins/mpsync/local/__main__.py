@@ -6,6 +6,7 @@ Data lives in one working folder (default `var/` in the project, git-ignored); a
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import warnings
 import signal
@@ -40,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
     args = _parser().parse_args(argv)
+    # The FTP server logs every command: into var/ftp.log, not over the summary on the console.
+    args.var.mkdir(parents=True, exist_ok=True)
+    ftp_log = logging.getLogger("pyftpdlib")
+    ftp_log.addHandler(logging.FileHandler(args.var / "ftp.log"))
+    ftp_log.setLevel(logging.INFO)
+    ftp_log.propagate = False
     ports = Ports(args.pg_port, args.ftp_port, args.feeds_port, args.airflow_port,
                   args.worker_log_port, args.trigger_log_port)
     system = LocalSystem(args.var, ports=ports, airflow=not args.no_airflow, simulators=not args.no_simulators,
