@@ -192,6 +192,7 @@ def test_realert_memory(exchange_dsn):
     ({"orders": {"max_stall_minutes": "soon"}}, "alerts.freshness.orders.max_stall_minutes"),
     ({"parked": {"max_objects": -1}}, "alerts.freshness.parked.max_objects"),
     ({"realert_minutes": None}, "alerts.freshness.realert_minutes"),
+    ({"orders": {"enabled": "no"}}, "alerts.freshness.orders.enabled"),
 ])
 def test_bad_freshness_config_names_the_key(raw, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -221,6 +222,11 @@ def test_evaluate_all_fresh_then_stale(exchange_dsn, tmp_path, monkeypatch):
     verdict = freshness.evaluate(exchange_dsn, now=now + timedelta(hours=2))
     assert verdict.alert
     assert verdict.summary().splitlines()[0] == "3 stale: stock file, feed ozon_kgt, parked objects"
+
+    # A check switched off (e.g. stock comes only through CommerceML) is not run.
+    write_config(tmp_path, monkeypatch, {"freshness": {"stock": {"enabled": False}, "parked": {"enabled": False}}})
+    verdict = freshness.evaluate(exchange_dsn, now=now + timedelta(hours=2))
+    assert [f.key for f in verdict.findings] == ["feed:ozon_kgt"]
 
 
 def test_watcher_dag_fails_once_with_everything_stale_in_one_mail(airflow_db, exchange_dsn, smtp_inbox, tmp_path,

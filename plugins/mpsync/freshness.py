@@ -62,6 +62,7 @@ class FreshnessSettings:
     feed_max_age: timedelta
     order_max_stall: timedelta
     parked_max: int
+    enabled: frozenset[str] = frozenset(("stock", "feeds", "orders", "parked"))   # `<check>.enabled: false`
 
 
 def _minutes(d: dict, key: str, where: str, source, default: float, lo: float = 1) -> timedelta:
@@ -123,7 +124,15 @@ def parse_freshness_settings(raw: dict[str, Any] | None, source, feeds_republish
     if isinstance(parked_max, bool) or not isinstance(parked_max, int) or parked_max < 0:
         raise ConfigError(f"{source}: '{w}parked.max_objects' must be an integer >= 0, got {parked_max!r}")
 
+    enabled = set()
+    for check in ("stock", "feeds", "orders", "parked"):
+        flag = _section(raw, check, w, source).get("enabled", True)
+        if not isinstance(flag, bool):
+            raise ConfigError(f"{source}: '{w}{check}.enabled' must be true or false, got {flag!r}")
+        if flag:
+            enabled.add(check)
     return FreshnessSettings(
+        enabled=frozenset(enabled),
         tz=tz,
         realert=_minutes(raw, "realert_minutes", w, source, 120),
         stock_max_silence=_minutes(stock, "max_silence_minutes", w + "stock.", source, 90),
@@ -288,8 +297,11 @@ def enabled_feeds(st: Settings) -> tuple[Path, dict[str, str]]:
 
 def collect_findings(conn: psycopg.Connection, cfg: FreshnessSettings, now: datetime, *, feeds_folder: Path,
                      feeds: dict[str, str], order_accounts: list[str] | None) -> list[Finding]:
-    return (check_stock(conn, cfg, now) + check_feeds(feeds_folder, feeds, cfg, now)
-            + check_orders(conn, cfg, now, order_accounts) + check_parked(conn, cfg))
+    on = cfg.enabled
+    return ((check_stock(conn, cfg, now) if "stock" in on else [])
+            + (check_feeds(feeds_folder, feeds, cfg, now) if "feeds" in on else [])
+            + (check_orders(conn, cfg, now, order_accounts) if "orders" in on else [])
+            + (check_parked(conn, cfg) if "parked" in on else []))
 
 
 def decide(conn: psycopg.Connection, findings: list[Finding], cfg: FreshnessSettings, now: datetime) -> Verdict:
@@ -319,7 +331,7 @@ def evaluate(dsn: str, *, now: datetime | None = None, st: Settings | None = Non
     st = st or settings()
     cfg = freshness_settings(st)
     now = now or datetime.now(timezone.utc)
-    folder, feeds = enabled_feeds(st)
+    folder, feeds = enabled_feeds(st) if "feeds" in cfg.enabled else (Path("."), {})
     with db.connect(dsn) as conn:
         findings = collect_findings(conn, cfg, now, feeds_folder=folder, feeds=feeds,
                                     order_accounts=configured_order_accounts(st))
