@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
@@ -205,6 +206,8 @@ class LocalSystem:
         self._airflow_proc: subprocess.Popen | None = None
         self._airflow_log = None
         self._pg_started = False
+        self._demo_stop = threading.Event()
+        self._demo_thread: threading.Thread | None = None
         self.timings: dict[str, float] = {}
 
     # ---- folders and secrets -------------------------------------------------------------------------
@@ -294,10 +297,14 @@ class LocalSystem:
             self._start_simulators(creds)
 
     def _seed_ftp(self) -> None:
-        marker = self.var_dir / ".ftp-seeded"
+        """First start only: drop the demo catalog now, and the stock report and price table once the
+        catalog is in the database (1C would not send stock for goods the exchange does not know yet;
+        a stock file of unknown articles is refused whole)."""
         for folder in ("1c/stock", "1c/price", "1c/catalog", "1c/processed", "1c/results"):
             (self.ftp_root / folder).mkdir(parents=True, exist_ok=True)
-        if not self.seed_demo or marker.exists():
+        marker = self.var_dir / ".ftp-seeded"
+        stage = marker.read_text().split("\n", 1)[0] if marker.exists() else ""
+        if not self.seed_demo or stage == "all":
             return
         from mpsync.local import demo
 
@@ -307,9 +314,40 @@ class LocalSystem:
             width = len(settings().stock_columns)
         except Exception:   # a broken config is reported by the DAGs themselves; the demo still seeds
             width = 3
-        files = demo.seed_ftp(self.ftp_root, warehouses=width)
-        marker.write_text("\n".join(str(f.relative_to(self.ftp_root)) for f in files) + "\n")
-        self.log("FTP seeded   " + ", ".join("/" + str(f.relative_to(self.ftp_root)) for f in files))
+        products = demo.demo_products(warehouses=width)
+        if stage != "catalog":
+            path = demo.write_catalog(self.ftp_root / demo.CATALOG_FOLDER / demo.CATALOG_FILE, products,
+                                      datetime.now().replace(microsecond=0))
+            marker.write_text("catalog\n")
+            self.log(f"FTP seeded   /{path.relative_to(self.ftp_root)} (stock and price follow once it is imported)")
+        self._demo_stop.clear()
+        self._demo_thread = threading.Thread(target=self._drop_after_catalog, args=(products, marker),
+                                             name="demo-drops", daemon=True)
+        self._demo_thread.start()
+
+    def _drop_after_catalog(self, products, marker: Path) -> None:
+        from mpsync import db
+        from mpsync.local import demo
+
+        articles = [p.article for p in products]
+        while not self._demo_stop.wait(5):
+            try:
+                with db.connect(self.exchange_dsn) as conn:
+                    known = conn.execute("select count(*) from product where article = any(%s)",
+                                         (articles,)).fetchone()[0]
+            except Exception:
+                continue
+            if known:
+                made = datetime.now().replace(microsecond=0)
+                files = [
+                    demo.write_stock_report(self.ftp_root / demo.STOCK_FOLDER / f"Ostatki_MP_{made:%Y%m%d_%H%M}.xlsx",
+                                            products, made),
+                    demo.write_price_table(self.ftp_root / demo.PRICE_FOLDER / demo.PRICE_FILE, products),
+                ]
+                marker.write_text("all\n")
+                self.log("FTP          demo catalog imported; dropped "
+                         + ", ".join("/" + str(f.relative_to(self.ftp_root)) for f in files))
+                return
 
     def _start_feeds(self) -> None:
         try:
@@ -536,6 +574,10 @@ class LocalSystem:
 
     def stop(self) -> None:
         """Stop every process and server this object started; safe to call twice."""
+        self._demo_stop.set()
+        if self._demo_thread is not None:
+            self._demo_thread.join(timeout=15)
+            self._demo_thread = None
         if self._airflow_proc is not None:
             self.log("Airflow      stopping")
             stop_process_group(self._airflow_proc.pid, log=self.log)
@@ -548,12 +590,15 @@ class LocalSystem:
         if self._airflow_log is not None:
             self._airflow_log.close()
             self._airflow_log = None
-        for sim in reversed(self.started_simulators):   # routers before the simulators behind them
-            try:
-                sim.stop()
-            except Exception as exc:
-                self.log(f"simulator {sim.name}: stop failed: {exc}")
+        # Each HTTP server takes up to its poll interval (0.5 s) to stop: stop them side by side.
+        stoppers = [threading.Thread(target=self._stop_simulator, args=(sim,), daemon=True)
+                    for sim in self.started_simulators]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join(timeout=10)
         self.started_simulators.clear()
+        self.simulator_urls.clear()
         if self.feed_server is not None:
             for method in ("stop", "shutdown", "close"):
                 fn = getattr(self.feed_server, method, None)
@@ -574,6 +619,12 @@ class LocalSystem:
             self.log("PostgreSQL   stopping")
             self.pg.stop()
             self._pg_started = False
+
+    def _stop_simulator(self, sim: StartedSimulator) -> None:
+        try:
+            sim.stop()
+        except Exception as exc:
+            self.log(f"simulator {sim.name}: stop failed: {exc}")
 
     def __enter__(self) -> "LocalSystem":
         return self.start()

@@ -1,0 +1,155 @@
+"""The run command's parts without Airflow: demo 1C drops the parsers accept as they are, LocalSystem services
+started and stopped programmatically (what the end-to-end test builds on), and the simulator router."""
+
+from __future__ import annotations
+
+import ftplib
+import json
+import shutil
+import tempfile
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from mpsync.local import demo
+from mpsync.local.system import LocalSystem, Ports, port_open
+
+
+def test_ean13_check_digit():
+    assert demo.ean13("400638133393") == "4006381333931"       # a published example
+    assert demo.ean13_valid("4006381333931")
+    assert not demo.ean13_valid("4006381333932")
+    with pytest.raises(ValueError):
+        demo.ean13("12345")
+
+
+def test_demo_products_are_realistic_and_stable():
+    products = demo.demo_products()
+    assert products == demo.demo_products()                    # seeded: tests can compute expectations
+    articles = [p.article for p in products]
+    assert len(set(articles)) == len(articles) >= 30
+    assert all(demo.ean13_valid(p.ean) for p in products)
+    assert {p.size_class for p in products} == {"normal", "kgt"}
+    assert len({p.brand for p in products}) >= 4
+    codes = [p.onec_code for p in products if p.onec_code]
+    assert codes and all(len(c) == 11 and c.isdigit() for c in codes)
+    assert any(a.startswith("0") for a in articles) and any("МП" in a for a in articles)
+    assert all(p.price <= p.old_price for p in products)
+    assert any(0 in p.stock for p in products)                 # zero = an empty cell in the report
+
+
+def test_demo_files_parse_cleanly(tmp_path):
+    from mpsync.onec.catalog_sheet import parse_catalog_sheet
+    from mpsync.onec.price import parse_price
+    from mpsync.onec.stock import parse_stock
+
+    products = demo.demo_products()
+    catalog, stock, price = demo.seed_ftp(tmp_path, products=products)
+    by_article = {p.article: p for p in products}
+
+    c = parse_catalog_sheet(catalog)
+    assert not c.rejects and len(c.items) == len(products)
+    for item in c.items:
+        p = by_article[item.article]
+        assert (item.onec_code, item.name, item.brand, item.model, item.ean, item.size_class) == \
+            (p.onec_code, p.name, p.brand, p.model, p.ean, p.size_class)
+        assert Decimal(item.rrp) == p.rrp
+
+    s = parse_stock(stock, 3)
+    assert not s.rejects and s.articles == [p.article for p in products]
+    assert s.quantities.tolist() == [list(map(float, p.stock)) for p in products]
+    assert s.report_time is not None                           # from the 'Сформирован:' title row
+
+    pr = parse_price(price)
+    assert not pr.rejects
+    assert {(i.article, i.price, i.old_price) for i in pr.items} == \
+        {(p.article, p.price, p.old_price) for p in products}
+
+
+def _threads() -> set[str]:
+    return {t.name for t in threading.enumerate()}
+
+
+@pytest.fixture
+def own_dir():
+    """Not tmp_path: pytest sessions running side by side prune each other's numbered tmp folders, and a
+    PostgreSQL cluster must outlive the whole test."""
+    path = Path(tempfile.mkdtemp(prefix="mpsync-localrun-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_local_system_services_start_stop_and_reuse(own_dir):
+    tmp_path = own_dir
+    ports = Ports.free()
+    system = LocalSystem(tmp_path / "var", ports=ports, airflow=False, log=lambda _: None)
+    system.start()
+    try:
+        with psycopg.connect(system.exchange_dsn) as conn:
+            assert conn.execute("select count(*) from schema_migration").fetchone()[0] >= 1
+        creds = system.secrets()
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", ports.ftp)
+        ftp.login("onec", creds["ftp_password"])
+        # First start: only the catalog; stock and price follow once the catalog is in the database.
+        assert ftp.nlst("/1c/catalog") == [demo.CATALOG_FILE]
+        assert ftp.nlst("/1c/stock") == []
+        ftp.quit()
+        assert system.connections["exchange_db"] == system.exchange_dsn
+        assert system.connections["onec_ftp"].startswith(f"ftp://onec:{creds['ftp_password']}@127.0.0.1:")
+        env = system.airflow_env()
+        assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
+        assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+        assert env["AIRFLOW_CONN_ONEC_FTP"] == system.connections["onec_ftp"]
+        assert env["AIRFLOW_HOME"] == str(system.airflow_home)
+        assert (Path(env["PATH"].split(":")[0]) / "airflow").is_file()   # venv bin first: components find `airflow`
+
+        # The catalog "arrives" in the database (the import DAG's job): the demo drops stock and price.
+        with psycopg.connect(system.exchange_dsn) as conn:
+            conn.execute("insert into product (article) values (%s)", (demo.demo_products()[0].article,))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not list((system.ftp_root / "1c" / "stock").iterdir()):
+            time.sleep(0.3)
+        assert [p.name for p in (system.ftp_root / "1c" / "price").iterdir()] == [demo.PRICE_FILE]
+        assert len(list((system.ftp_root / "1c" / "stock").glob("Ostatki_MP_*.xlsx"))) == 1
+
+        sim_ports = [int(url.rsplit(":", 1)[1]) for url in system.simulator_urls.values()]
+        if "ozon_api" in system.connections:
+            _check_one_connection_per_marketplace(json.loads(system.connections["ozon_api"]))
+    finally:
+        system.stop()
+    assert not port_open(ports.ftp) and not port_open(ports.postgres) and not port_open(ports.feeds)
+    assert not [p for p in sim_ports if port_open(p)]
+    assert "local-ftp" not in _threads() and "demo-drops" not in _threads()
+
+    # Second start on the same folder: same credentials, data kept, no second seeding.
+    again = LocalSystem(tmp_path / "var", ports=ports, airflow=False, simulators=False, log=lambda _: None)
+    again.start()
+    try:
+        assert again.secrets() == creds
+        with psycopg.connect(again.exchange_dsn) as conn:
+            assert conn.execute("select count(*) from product").fetchone()[0] == 1
+        assert (again.var_dir / ".ftp-seeded").read_text().startswith("all")
+    finally:
+        again.stop()
+    assert (tmp_path / "var" / "secrets.json").stat().st_mode & 0o077 == 0
+
+
+def _check_one_connection_per_marketplace(conn: dict) -> None:
+    """An order call reaches the order simulator and a stock push the push simulator, through the one address
+    of the `ozon_api` connection, with the generated demo credentials; the server's Date header comes through."""
+    base, auth = conn["extra"]["base_url"], {"Client-Id": conn["login"], "Api-Key": conn["password"]}
+    r = requests.post(base + "/v4/posting/fbs/list", headers=auth, timeout=10,
+                      json={"filter": {"since": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}, "limit": 10})
+    assert r.status_code == 200 and "postings" in r.json()["result"] and r.headers.get("Date")
+    r = requests.post(base + "/v2/products/stocks", headers=auth, timeout=10,
+                      json={"stocks": [{"offer_id": "A-1", "stock": 3, "warehouse_id": 1}]})
+    assert r.status_code == 200 and r.json()["result"][0]["offer_id"] == "A-1"
+    r = requests.post(base + "/v4/posting/fbs/list", headers={"Client-Id": "x", "Api-Key": "y"}, timeout=10,
+                      json={"filter": {}, "limit": 10})
+    assert r.status_code == 403                             # the demo credentials are really checked
