@@ -99,7 +99,11 @@ def test_postgres_restart_mid_fragment_then_retry_equals_a_clean_run(
 
     worker = threading.Thread(target=apply_first)
     worker.start()
-    time.sleep(1.0)
+    deadline = time.monotonic() + 30
+    with psycopg.connect(exchange_dsn, autocommit=True) as watch:   # wait until it is really mid-fragment
+        while time.monotonic() < deadline and not watch.execute(
+                "select 1 from pg_stat_activity where wait_event = 'PgSleep' and pid <> pg_backend_pid()").fetchone():
+            time.sleep(0.05)
     pg_server.restart()                    # fast shutdown: the fragment's transaction is cut
     worker.join(30)
     assert errors and isinstance(errors[0], psycopg.OperationalError)

@@ -86,30 +86,41 @@ def _array_literal(row: list) -> str:
     return "{" + ",".join("NULL" if v != v else str(v) for v in row) + "}"
 
 
-def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse) -> None:
-    """Write the parsed rows to stock_staging (replacing any earlier staging of the same file)."""
+def product_ids(conn: psycopg.Connection, articles: list[str]) -> dict[str, int]:
+    """article -> product_id for the articles of a file, in one query."""
+    rows = conn.execute(
+        "select p.article, p.product_id from product p join unnest(%s::text[]) a(article) using (article)",
+        (articles,),
+    )
+    return dict(rows.fetchall())
+
+
+def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse,
+          known: dict[str, int]) -> list[int]:
+    """Write the rows of known articles to stock_staging (replacing any earlier staging of the same file),
+    numbered densely in file order; return their file row numbers."""
     conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
-    q = parsed.quantities
+    keep = [i for i, a in enumerate(parsed.articles) if a in known]
+    q = parsed.quantities[keep] if len(keep) != len(parsed.articles) else parsed.quantities
     chunk = 20_000
     with conn.cursor().copy(
-        "copy stock_staging (import_file_id, row_no, seq, article, quantities) from stdin"
+        "copy stock_staging (import_file_id, row_no, seq, article, product_id, quantities) from stdin"
     ) as copy:
-        for start in range(0, len(parsed.articles), chunk):
+        for start in range(0, len(keep), chunk):
             block = q[start:start + chunk]
             if np.isfinite(block).all() and (block == np.round(block)).all():
                 block = block.astype(np.int64)      # shorter text, exact
-            for i, values in enumerate(block.tolist(), start):
-                copy.write_row((import_file_id, parsed.row_numbers[i], i, parsed.articles[i], _array_literal(values)))
+            for seq, values in enumerate(block.tolist(), start):
+                i = keep[seq]
+                article = parsed.articles[i]
+                copy.write_row((import_file_id, parsed.row_numbers[i], seq, article, known[article],
+                                _array_literal(values)))
+    return [parsed.row_numbers[i] for i in keep]
 
 
-def unknown_article_rejects(conn: psycopg.Connection, import_file_id: int, file: str) -> list[Reject]:
-    rows = conn.execute(
-        """select s.row_no, s.article from stock_staging s
-           where s.import_file_id = %s and not exists (select 1 from product p where p.article = s.article)
-           order by s.row_no""",
-        (import_file_id,),
-    )
-    return [Reject(file, row, "A", article, "unknown article: no such product in the catalog") for row, article in rows]
+def unknown_article_rejects(parsed: StockParse, known: dict[str, int], file: str) -> list[Reject]:
+    return [Reject(file, row, "A", article, "unknown article: no such product in the catalog")
+            for article, row in zip(parsed.articles, parsed.row_numbers) if article not in known]
 
 
 def newest_applied(conn: psycopg.Connection, import_file_id: int) -> tuple[str, datetime] | None:
@@ -183,17 +194,11 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
     except FileRefused as exc:
         raise refuse(conn, import_file_id, file.name, exc.reason) from None
     sync_warehouses(conn, cfg)
-    with conn.transaction():
-        stage(conn, import_file_id, parsed)
-    rejects = parsed.rejects + unknown_article_rejects(conn, import_file_id, file.name)
+    known_ids = product_ids(conn, parsed.articles)
+    rejects = parsed.rejects + unknown_article_rejects(parsed, known_ids, file.name)
+    rejects.sort(key=lambda r: r.row)
     ledger.record_rejects(conn, import_file_id, rejects)
-    conn.execute(
-        """delete from stock_staging s where s.import_file_id = %s
-           and not exists (select 1 from product p where p.article = s.article)""",
-        (import_file_id,),
-    )
-    known = conn.execute("select count(*) from stock_staging where import_file_id = %s",
-                         (import_file_id,)).fetchone()[0]
+    known = sum(1 for a in parsed.articles if a in known_ids)
     made_at = parsed.report_time or file.modified or datetime.now(timezone.utc)
     if made_at.tzinfo is None:              # 1C writes its own wall-clock time
         made_at = made_at.replace(tzinfo=cfg.onec_timezone)
@@ -202,7 +207,6 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
         # An older report arriving late must never roll current stock back; it stays in the ledger.
         message = (f"older than the already applied {newer[0]} ({made_at.isoformat()} < {newer[1].isoformat()}):"
                    " recorded, not applied")
-        conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
         ledger.update(conn, import_file_id, status="stale", rows_read=parsed.rows_read, items=known,
                       rejected=len(rejects), report_time=made_at, message=message)
         log.warning("%s: %s", file.name, message)
@@ -218,16 +222,8 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
         raise refuse(conn, import_file_id, file.name,
                      f"only {known} known articles vs {previous} in the previous import "
                      f"(below the configured share {share:.0%}): truncated file?")
-    # Fragments over the staged (known) rows, in file order; seq is renumbered densely for that.
-    conn.execute(
-        """update stock_staging s set seq = n.rn - 1
-           from (select seq, row_number() over (order by seq) as rn from stock_staging
-                 where import_file_id = %s) n
-           where s.import_file_id = %s and s.seq = n.seq""",
-        (import_file_id, import_file_id),
-    )
-    row_numbers = [r[0] for r in conn.execute(
-        "select row_no from stock_staging where import_file_id = %s order by seq", (import_file_id,))]
+    with conn.transaction():
+        row_numbers = stage(conn, import_file_id, parsed, known_ids)
     size = fragment_size(len(row_numbers), cfg.stock_import.min_fragment_rows, cfg.stock_import.max_fragments)
     fragments = plan_fragments(import_file_id, file.name, row_numbers, size, made_at)
     for r in rejects[:50]:
@@ -242,9 +238,8 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
 
 APPLY_SQL = """
 with src as (
-    select p.product_id, q.warehouse, q.qty
+    select s.product_id, q.warehouse, q.qty
     from stock_staging s
-    join product p on p.article = s.article
     cross join lateral unnest(s.quantities, %(codes)s::text[]) as q(qty, warehouse)
     where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s and q.qty is not null
 ), cur as (
@@ -270,8 +265,8 @@ select (select count(*) from upd) + (select count(*) from ins)
 """
 
 FRAGMENT_PRODUCTS_SQL = """
-select coalesce(array_agg(p.product_id order by p.product_id), '{}')
-from stock_staging s join product p on p.article = s.article
+select coalesce(array_agg(s.product_id order by s.product_id), '{}')
+from stock_staging s
 where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s
 """
 
@@ -303,8 +298,8 @@ def result_table(conn: psycopg.Connection, import_file_id: int, cfg: Settings) -
     rows: list[tuple[int, list, str]] = []
     cur = conn.execute(
         """select s.row_no, s.article, s.quantities,
-                  exists (select 1 from stock t join product p using (product_id)
-                          where p.article = s.article and t.import_file_id = s.import_file_id)
+                  exists (select 1 from stock t
+                          where t.product_id = s.product_id and t.import_file_id = s.import_file_id)
            from stock_staging s where s.import_file_id = %s order by s.row_no""",
         (import_file_id,),
     )
@@ -373,13 +368,12 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
 
 HISTORY_SQL = """
 insert into stock_history (product_id, warehouse, quantity, valid_from, import_file_id)
-select p.product_id, q.warehouse, q.qty, %(made)s, %(id)s
+select s.product_id, q.warehouse, q.qty, %(made)s, %(id)s
 from stock_staging s
-join product p on p.article = s.article
 cross join lateral unnest(s.quantities, %(codes)s::text[]) as q(qty, warehouse)
 where s.import_file_id = %(id)s and q.qty is not null
   -- history only: never where the current value is older than this file (that would be a rollback)
-  and exists (select 1 from stock t where t.product_id = p.product_id and t.warehouse = q.warehouse
+  and exists (select 1 from stock t where t.product_id = s.product_id and t.warehouse = q.warehouse
               and t.valid_from > %(made)s)
 on conflict do nothing
 """
@@ -438,7 +432,7 @@ def reprocess_archive(dsn: str, params: FtpParams, cfg: Settings, start: datetim
             else:
                 import_file_id = row[0]
             with conn.transaction():
-                stage(conn, import_file_id, parsed)
+                stage(conn, import_file_id, parsed, product_ids(conn, parsed.articles))
                 added = conn.execute(HISTORY_SQL, {"id": import_file_id, "made": made,
                                                    "codes": list(cfg.stock_columns)}).rowcount
                 conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
