@@ -23,7 +23,7 @@ import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from mpsync.airflow_glue.assets import CATALOG_CHANGED
-from mpsync.airflow_glue.dag_defaults import Tag, default_args, tags
+from mpsync.airflow_glue.dag_defaults import Tag, default_args, failure_alert, tags
 from mpsync.airflow_glue.feeds import publish_feed_task
 from mpsync.feeds import FEEDS
 
@@ -45,6 +45,7 @@ def publish_feed(feed: str) -> dict:
     catchup=False,
     max_active_runs=1,          # two runs would render the same feeds twice; the next one follows
     default_args=default_args(),
+    on_failure_callback=failure_alert(),
     tags=tags(Tag.FEEDS, Tag.MARKETPLACE),
     doc_md=__doc__,
 )

@@ -36,7 +36,7 @@ from mpsync import db, price_import
 from mpsync.airflow_glue.assets import CATALOG_CHANGED, CATALOG_CHANGED_ALIAS
 from mpsync.airflow_glue.checkpoints import mirror_checkpoint
 from mpsync.airflow_glue.connections import exchange_dsn, ftp_params
-from mpsync.airflow_glue.dag_defaults import Tag, default_args, tags
+from mpsync.airflow_glue.dag_defaults import Tag, default_args, failure_alert, tags
 from mpsync.airflow_glue.failures import refusal_fails_without_retry
 from mpsync.airflow_glue.sensors import wait_for_new_files
 from mpsync.settings import settings
@@ -103,6 +103,7 @@ def finish_price_import(prepared: dict, *, outlet_events=None) -> dict:
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    on_failure_callback=failure_alert(),
     tags=tags(Tag.ONEC, Tag.IMPORT, Tag.PRICE),
     doc_md=__doc__,
     params={

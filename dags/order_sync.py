@@ -19,7 +19,7 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from mpsync.airflow_glue import orders as glue
-from mpsync.airflow_glue.dag_defaults import Tag, default_args, tags
+from mpsync.airflow_glue.dag_defaults import Tag, default_args, failure_alert, tags
 from mpsync.orders.config import MARKETPLACES
 
 
@@ -44,6 +44,7 @@ def sync_account_orders(account: str) -> dict:
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    on_failure_callback=failure_alert(),
     tags=tags(Tag.ORDERS, Tag.MARKETPLACE),
     doc_md=__doc__,
     params={

@@ -23,7 +23,7 @@ from airflow.sdk import TriggerRule
 
 from mpsync.airflow_glue import sync_push as glue
 from mpsync.airflow_glue.assets import CATALOG_CHANGED
-from mpsync.airflow_glue.dag_defaults import Tag, default_args, tags
+from mpsync.airflow_glue.dag_defaults import Tag, default_args, failure_alert, tags
 from mpsync.outbox.config import PUSH_GROUPS
 
 
@@ -58,6 +58,7 @@ def report_parked_objects() -> dict:
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    on_failure_callback=failure_alert(),
     tags=tags(Tag.SYNC, Tag.WEBSITE, Tag.MARKETPLACE),
     doc_md=__doc__,
     params={
