@@ -76,11 +76,11 @@ def generate(conn, articles: int, codes: list[str]) -> dict:
     return t
 
 
-def settle(conn, sub, source) -> None:
+def settle(conn, sub, source, lookback: float) -> None:
     """Everything the receiver has is current: a scan, then every pending object marked acknowledged."""
     from mpsync.outbox import store
 
-    store.scan(conn, sub.name, source, lookback=timedelta(seconds=600), full_every=timedelta(hours=24))
+    store.scan(conn, sub.name, source, lookback=timedelta(seconds=lookback), full_every=timedelta(hours=24))
     conn.execute("update sync set sync_updated = object_marker, failures = 0, parked = false, next_attempt_at = null"
                  " where subscriber = %s and object_marker is distinct from sync_updated", (sub.name,))
     conn.execute("vacuum analyze sync")
@@ -139,16 +139,16 @@ def main() -> None:
             meta = dict(conn.execute("select key, value from bench_meta").fetchall())
             if args.regenerate or meta.get("rows") != str(rows):
                 gen = generate(conn, args.articles, [w.code for w in base.warehouses])
-                _, first_scan = timed(store.scan, conn, sub.name, source, lookback=timedelta(seconds=600),
+                _, first_scan = timed(store.scan, conn, sub.name, source, lookback=timedelta(seconds=cfg.scan_lookback_seconds),
                                       full_every=timedelta(hours=24), force_full=True)
-                settle(conn, sub, source)
+                settle(conn, sub, source, cfg.scan_lookback_seconds)
                 meta = {"rows": str(rows), **{f"gen_{k}": f"{v:.1f}" for k, v in gen.items()},
                         "first_full_scan": f"{first_scan:.1f}"}
                 conn.execute("delete from bench_meta")
                 for k, v in meta.items():
                     conn.execute("insert into bench_meta values (%s, %s)", (k, v))
             else:
-                settle(conn, sub, source)
+                settle(conn, sub, source, cfg.scan_lookback_seconds)
             round_no = int(meta.get("rounds", "0"))
             size = conn.execute("select pg_size_pretty(pg_total_relation_size('stock'))").fetchone()[0]
             pg_settings = ", ".join(f"{k} {conn.execute(f'show {k}').fetchone()[0]}"
@@ -161,7 +161,7 @@ def main() -> None:
                 conn.execute("analyze stock")
                 baseline_n, t_base = timed(full_scan_baseline, conn, sub, source)
                 baseline_n2, t_base2 = timed(full_scan_baseline, conn, sub, source)   # warm cache
-                scan, t_scan = timed(store.scan, conn, sub.name, source, lookback=timedelta(seconds=600),
+                scan, t_scan = timed(store.scan, conn, sub.name, source, lookback=timedelta(seconds=cfg.scan_lookback_seconds),
                                      full_every=timedelta(hours=24))
                 # Claim the whole delta (what a run does batch by batch), then give the claims back.
                 t = time.perf_counter()

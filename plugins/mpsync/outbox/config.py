@@ -65,7 +65,7 @@ class PushSettings:
     request_retry_max_seconds: float = 120
     claim_lease_seconds: float = 600
     run_budget_seconds: float = 240         # a run stops claiming after this; the rest goes next run
-    scan_lookback_seconds: float = 600
+    scan_lookback_seconds: float = 120     # open transactions are covered separately (oldest xact_start)
     full_scan_hours: float = 24             # reconciliation: a full scan at least this often
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
 
