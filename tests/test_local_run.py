@@ -113,7 +113,8 @@ def test_local_system_services_start_stop_and_reuse(own_dir):
         with psycopg.connect(system.exchange_dsn) as conn:
             conn.execute("insert into product (article) values (%s)", (demo.demo_products()[0].article,))
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not list((system.ftp_root / "1c" / "stock").iterdir()):
+        marker = system.var_dir / ".ftp-seeded"      # says "all" once both files are written
+        while time.monotonic() < deadline and not marker.read_text().startswith("all"):
             time.sleep(0.3)
         assert [p.name for p in (system.ftp_root / "1c" / "price").iterdir()] == [demo.PRICE_FILE]
         assert len(list((system.ftp_root / "1c" / "stock").glob("Ostatki_MP_*.xlsx"))) == 1
