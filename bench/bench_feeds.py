@@ -139,7 +139,7 @@ def floor_render(conn, cfg, fs, path: Path, date: str) -> dict:
     mp = fs.marketplace
     required = PRICE_REQUIRED[mp]
     names = [e(o.name) for o in fs.outlets]
-    opts = "".join(f'          <option days="{s.days}" order-before="{s.order_before}"/>\n' for s in fs.shipment_options)
+    opts = "".join(f'<option days="{s.days}" order-before="{s.order_before}"/>\n' for s in fs.shipment_options)
     total = 0
     query, params = offers_query(cfg, fs)
     with conn.transaction(), conn.cursor(name="floor") as cur, open(path, "w", encoding="utf-8",
@@ -170,19 +170,19 @@ def floor_render(conn, cfg, fs, path: Path, date: str) -> dict:
                   + "".join(f'          <outlet instock="{q}" warehouse_name="{n}"/>\n' for q, n in zip(stock, names))
                   + "        </outlets>\n      </offer>\n")
             else:
-                w(f'      <offer id="{e(oid)}" available="{av}">\n        <name>{e(name)}</name>\n'
-                  f"        <price>{price}</price>\n"
-                  + (f"        <oldprice>{old}</oldprice>\n" if old else "")
-                  + f"        <currencyId>{cur_id}</currencyId>\n        <categoryId>{cat}</categoryId>\n"
-                  f"        <vat>{fs.vat}</vat>\n        <shipment-options>\n{opts}        </shipment-options>\n"
-                  "        <outlets>\n"
-                  + "".join(f'          <outlet id="{n}" instock="{q}"/>\n' for q, n in zip(stock, names))
-                  + "        </outlets>\n"
-                  + (f"        <vendor>{e(brand)}</vendor>\n" if brand else "")
-                  + f"        <vendorCode>{e(article)}</vendorCode>\n"
-                  + (f"        <model>{e(model)}</model>\n" if model else "")
-                  + (f"        <barcode>{e(ean)}</barcode>\n" if ean else "")
-                  + "      </offer>\n")
+                w(f'<offer id="{e(oid)}" available="{av}">\n<name>{e(name)}</name>\n'
+                  f"<price>{price}</price>\n"
+                  + (f"<oldprice>{old}</oldprice>\n" if old else "")
+                  + f"<currencyId>{cur_id}</currencyId>\n<categoryId>{cat}</categoryId>\n"
+                  f"<vat>{fs.vat}</vat>\n<shipment-options>\n{opts}</shipment-options>\n"
+                  "<outlets>\n"
+                  + "".join(f'<outlet id="{n}" instock="{q}"/>\n' for q, n in zip(stock, names))
+                  + "</outlets>\n"
+                  + (f"<vendor>{e(brand)}</vendor>\n" if brand else "")
+                  + f"<vendorCode>{e(article)}</vendorCode>\n"
+                  + (f"<model>{e(model)}</model>\n" if model else "")
+                  + (f"<barcode>{e(ean)}</barcode>\n" if ean else "")
+                  + "</offer>\n")
         w(tail)
     return {"offers": total}
 

@@ -286,6 +286,11 @@ def test_rule_checker_catches_what_the_marketplaces_reject(tmp_path, catalog):
     path.write_text(good.format(date="2026-11-22T13:00+03:00", offers="").replace(
         "<company>c</company><url>https://x.ru</url>", "<url>https://x.ru</url><company>c</company>"))
     assert "in this order" in validate_feed(path, cfg.feed("yandex"), now=NOW).summary()
+    mm = tmp_path / "mm.xml"
+    with open(mm, "wb") as fh:        # sparse: no 500 MB written
+        fh.write(b'<?xml version="1.0" encoding="UTF-8"?>\n')
+        fh.truncate(500_000_001)
+    assert "megamarket accepts at most 500000000" in validate_feed(mm, cfg.feed("megamarket"), now=NOW).summary()
     path.write_bytes(b'<?xml version="1.0" encoding="UTF-8"?>\n<yml_catalog date="x"><shop>\xff</shop></yml_catalog>')
     assert "not valid UTF-8" in validate_feed(path, cfg.feed("yandex"), now=NOW).summary()
 

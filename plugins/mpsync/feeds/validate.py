@@ -43,6 +43,7 @@ class OfferRules:
     available_attr: bool = True         # offer@available true/false required
     outlet_name_attr: str | None = None  # outlets/outlet@<this> names the configured outlet
     shop_order: tuple[str, ...] = ("name", "company", "url", "currencies", "categories", "offers")
+    max_bytes: int | None = None        # the marketplace refuses larger files
 
 
 RULES = {
@@ -63,6 +64,7 @@ RULES = {
         required=frozenset({"name", "price", "currencyId", "categoryId", "vat", "shipment-options", "outlets",
                             "vendorCode"}),
         outlet_name_attr="id",
+        max_bytes=500 * 1000 * 1000,    # "<= 500 MB"; decimal megabytes, the stricter reading
     ),
 }
 
@@ -97,6 +99,9 @@ def validate_feed(path: Path, fs: FeedSettings, now: datetime | None = None) -> 
     if not _DECLARATION.match(head):
         report.add('line 1: must start at byte 0 with <?xml version="1.0" encoding="UTF-8"?> (no BOM, no blank)')
         return report
+    size = path.stat().st_size
+    if rules.max_bytes and size > rules.max_bytes:
+        report.add(f"file is {size} bytes; {fs.marketplace} accepts at most {rules.max_bytes}")
     checker = _Checker(report, rules, fs, now or datetime.now(timezone.utc))
     try:
         checker.run(path)
