@@ -237,18 +237,35 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
 
 
 APPLY_SQL = """
-with src as (
-    select s.product_id, q.warehouse, q.qty
+with staged as (
+    select s.product_id, s.quantities, r.quantities as before
     from stock_staging s
-    cross join lateral unnest(s.quantities, %(codes)s::text[]) as q(qty, warehouse)
-    where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s and q.qty is not null
+    left join stock_file_row r on r.product_id = s.product_id and r.columns_key = %(key)s
+    where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s
+), changed_cells as (
+    -- a product seen in the last report: only the cells that differ from it (a few index probes)
+    select st.product_id, q.warehouse, q.qty
+    from staged st
+    cross join lateral unnest(st.quantities, st.before, %(codes)s::text[]) as q(qty, prev, warehouse)
+    where st.before is not null and st.quantities is distinct from st.before
+      and q.qty is not null and q.qty is distinct from q.prev
+), new_cells as (
+    -- a product not seen in the last report (first import, new product, shortcut emptied): every cell
+    select st.product_id, q.warehouse, q.qty
+    from staged st
+    cross join lateral unnest(st.quantities, %(codes)s::text[]) as q(qty, warehouse)
+    where st.before is null and q.qty is not null
 ), cur as (
-    -- the fragment's products' current stock: one index descent per product, not one per cell
-    select t.product_id, t.warehouse, t.quantity from stock t where t.product_id = any(%(products)s)
+    -- their current stock: one index descent per product, not one per cell
+    select t.product_id, t.warehouse, t.quantity from stock t where t.product_id = any(%(new_products)s)
 ), diff as materialized (
-    select src.product_id, src.warehouse, src.qty, cur.quantity is null as missing
-    from src left join cur on cur.product_id = src.product_id and cur.warehouse = src.warehouse
-    where cur.quantity is distinct from src.qty
+    select c.product_id, c.warehouse, c.qty, t.quantity is null as missing
+    from changed_cells c left join stock t on t.product_id = c.product_id and t.warehouse = c.warehouse
+    where t.quantity is distinct from c.qty
+    union all
+    select n.product_id, n.warehouse, n.qty, cur.quantity is null as missing
+    from new_cells n left join cur on cur.product_id = n.product_id and cur.warehouse = n.warehouse
+    where cur.quantity is distinct from n.qty
 ), upd as (
     update stock t set quantity = diff.qty, updated_at = now(), import_file_id = %(id)s,
                        valid_from = %(valid_from)s      -- the old row goes to stock_history (trigger)
@@ -256,28 +273,51 @@ with src as (
     where not diff.missing and t.product_id = diff.product_id and t.warehouse = diff.warehouse
     returning 1
 ), ins as (
+    -- no row means zero: a zero that was never anything else is not a change, and is not written
     insert into stock (product_id, warehouse, quantity, import_file_id, valid_from)
-    select product_id, warehouse, qty, %(id)s, %(valid_from)s from diff where missing
+    select product_id, warehouse, qty, %(id)s, %(valid_from)s from diff where missing and qty <> 0
     order by product_id, warehouse        -- index-ordered: appends to the B-tree instead of random inserts
     returning 1
+), remember as (
+    insert into stock_file_row (product_id, columns_key, quantities)
+    select product_id, %(key)s, quantities from staged
+    where (before is null or quantities is distinct from before) and array_position(quantities, null) is null
+    on conflict (product_id) do update set columns_key = excluded.columns_key, quantities = excluded.quantities
+    returning 1
+), forget as (
+    -- a row with an unusable cell kept that cell's old value: compare it with stock next time
+    delete from stock_file_row r using staged st
+    where r.product_id = st.product_id and array_position(st.quantities, null) is not null
+    returning 1
 )
-select (select count(*) from upd) + (select count(*) from ins)
+select (select count(*) from upd) + (select count(*) from ins), (select count(*) from remember),
+       (select count(*) from forget)
 """
 
-FRAGMENT_PRODUCTS_SQL = """
+NEW_PRODUCTS_SQL = """
 select coalesce(array_agg(s.product_id order by s.product_id), '{}')
 from stock_staging s
-where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s
+left join stock_file_row r on r.product_id = s.product_id and r.columns_key = %(key)s
+where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s and r.product_id is null
 """
+
+
+def columns_key(warehouse_codes: tuple[str, ...]) -> str:
+    import hashlib
+
+    return hashlib.md5("\x1f".join(warehouse_codes).encode()).hexdigest()
 
 
 def apply_fragment(dsn: str, fragment: dict, warehouse_codes: tuple[str, ...]) -> int:
     """Apply one fragment; returns the number of stock rows written. Idempotent: a re-run writes 0."""
     params = {"id": fragment["import_file_id"], "first": fragment["first_seq"], "last": fragment["last_seq"],
-              "codes": list(warehouse_codes), "valid_from": datetime.fromisoformat(fragment["valid_from"])}
+              "codes": list(warehouse_codes), "valid_from": datetime.fromisoformat(fragment["valid_from"]),
+              "key": columns_key(tuple(warehouse_codes))}
     with psycopg.connect(dsn) as conn:                      # one transaction: rows + fragment record
-        params["products"] = conn.execute(FRAGMENT_PRODUCTS_SQL, params).fetchone()[0]
-        changed = conn.execute(APPLY_SQL, params).fetchone()[0]
+        # Our own writes must not empty the stock_file_row shortcut (see migration 0009).
+        conn.execute("select set_config('mpsync.stock_import', 'on', true)")
+        params["new_products"] = conn.execute(NEW_PRODUCTS_SQL, params).fetchone()[0]
+        changed, _, _ = conn.execute(APPLY_SQL, params).fetchone()
         conn.execute(
             """insert into import_fragment (import_file_id, first_seq, last_seq, changed) values (%s, %s, %s, %s)
                on conflict (import_file_id, first_seq) do update

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import ThreadedFTPServer
 
 
@@ -35,8 +36,14 @@ class LocalFtp:
         handler.banner = "mpsync local FTP"
         if self.fs_class is not None:
             handler.abstracted_fs = self.fs_class
-        server = ThreadedFTPServer(("127.0.0.1", self.port), handler)
+        # Its own IOLoop: pyftpdlib's default is a process-wide singleton, so stopping one server (a test's
+        # misbehaving FTP) would otherwise close every other server's connections in the same process.
+        server = ThreadedFTPServer(("127.0.0.1", self.port), handler, ioloop=IOLoop())
         server.max_cons = 64
+        # Likewise its own stop flag: ThreadedFTPServer keeps it on the CLASS, so close_all() of one server
+        # would make every other server in the process drop each new connection.
+        server._exit = threading.Event()
+        server._lock = threading.Lock()
         return server
 
     def start(self) -> "LocalFtp":
