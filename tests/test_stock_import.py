@@ -193,3 +193,17 @@ def test_backfill_restores_history_from_the_archive_without_rolling_back(exchang
     # The newer file is in the period of a later backfill, but its values are current: nothing to add.
     later = stock_import.reprocess_archive(exchange_dsn, ftp_params, cfg, end, end + timedelta(hours=2))
     assert later["history_rows"] == 0
+
+
+def test_stock_written_by_someone_else_is_compared_again_not_trusted(exchange_dsn, ftp_params, cfg, work_dir,
+                                                                     tmp_path):
+    add_products(exchange_dsn, ARTICLES)
+    rows = [(a, 4, 4, 4) for a in ARTICLES]
+    drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv(rows))
+    run_import(exchange_dsn, ftp_params, cfg)
+    with psycopg.connect(exchange_dsn) as conn:      # e.g. a manual fix, or CommerceML stock from the catalog
+        conn.execute("update stock set quantity = 999 where warehouse = 'ozon'")
+    drop(ftp_params, tmp_path, "Ostatki_MP_2.csv", stock_csv(rows) + b"\r\n")   # same values, new file
+    summary = run_import(exchange_dsn, ftp_params, cfg)
+    assert summary["changed"] == len(ARTICLES)          # the report's values win again
+    assert set(stock_snapshot(exchange_dsn).values()) == {4.0}
