@@ -285,3 +285,17 @@ def test_megamarket_webhook_is_stored_before_the_ack_and_fetched_next_run(exchan
     finally:
         receiver.stop()
         sim.stop()
+
+
+def test_orders_config_errors_name_the_key():
+    from mpsync.orders.config import orders_config
+    from mpsync.settings import ConfigError
+
+    with pytest.raises(ConfigError, match=r"orders\.accounts\[1\]"):
+        orders_config({"accounts": [{"marketplace": "ozon", "account": "a"}, {"marketplace": "wb", "account": "b"}]})
+    with pytest.raises(ConfigError, match=r"orders\.lookback_minutes"):
+        orders_config({"lookback_minutes": "ten"})
+    with pytest.raises(ConfigError, match="duplicates"):
+        orders_config({"accounts": [{"marketplace": "ozon", "account": "a"}] * 2})
+    cfg = orders_config()       # the shipped config is valid
+    assert cfg.by_marketplace(["ozon"])["ozon"] == ["ozon:main"]

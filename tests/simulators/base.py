@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import bisect
 import random
 import socket
 import threading
@@ -102,6 +103,10 @@ class SimStore:
         self.orders: dict[int, SimOrder] = {}
         self.next_id = 10_000_001
         self.changes = 0
+        # sorted indexes, so a list call over 100,000 orders does not scan them all
+        self.by_created: list[tuple[float, int]] = []
+        self.by_modified: list[tuple[float, int]] = []
+        self.lagging: set[int] = set()    # orders whose latest change is not visible yet (prev shown)
 
     def _lag(self) -> float:
         return self.rng.randint(0, self.h.visibility_lag_ms) / 1000.0 if self.h.visibility_lag_ms else 0.0
@@ -114,14 +119,23 @@ class SimStore:
                   "price": self.rng.randint(100, 9000)} for _ in range(self.rng.randint(1, 3))]
         o = SimOrder(oid, t, t, t + self._lag(), "NEW", 1, items)
         self.orders[oid] = o
+        bisect.insort(self.by_created, (t, oid))
+        bisect.insort(self.by_modified, (t, oid))
+        if o.visible_at > t:
+            self.lagging.add(oid)
         self.changes += 1
         return o
 
     def modify(self, o: SimOrder, at: float | None = None) -> None:
         t = max(self.clock.now() if at is None else at, o.modified)
         o.prev = (o.modified, o.status, o.version) if o.visible_at <= t else o.prev
+        i = bisect.bisect_left(self.by_modified, (o.modified, o.order_id))
+        del self.by_modified[i]
         o.modified = t
+        bisect.insort(self.by_modified, (t, o.order_id))
         o.visible_at = t + self._lag()
+        if o.visible_at > t:
+            self.lagging.add(o.order_id)
         o.version += 1
         i = STATUSES.index(o.status) if o.status in STATUSES else 0
         o.status = STATUSES[min(i + 1, len(STATUSES) - 1)] if self.rng.random() < 0.8 else "CANCELLED"
@@ -130,6 +144,28 @@ class SimStore:
     def views(self, now: float | None = None) -> list[OrderView]:
         now = self.clock.now() if now is None else now
         return [v for v in (o.view(now) for o in self.orders.values()) if v is not None]
+
+    def views_in(self, key: str, lo: float, hi: float, *, hi_inclusive: bool = True, now: float | None = None) -> list[OrderView]:
+        """Views whose `key` time ("created" or "modified") is within [lo, hi] (or [lo, hi)): cheap pre-filter first."""
+        now = self.clock.now() if now is None else now
+        index = self.by_created if key == "created" else self.by_modified
+        ids = {oid for _, oid in index[bisect.bisect_left(index, (lo, 0)): bisect.bisect_right(index, (hi, float("inf")))]}
+        if key == "modified":
+            for oid in list(self.lagging):     # a late change shows the previous version, maybe in range
+                o = self.orders[oid]
+                if o.visible_at <= now:
+                    self.lagging.discard(oid)
+                elif o.prev is not None and lo <= o.prev[0] <= hi:
+                    ids.add(oid)
+        out = []
+        for oid in ids:
+            o = self.orders[oid]
+            v = o.view(now)
+            if v is not None:
+                tv = getattr(v, key)
+                if lo <= tv and (tv <= hi if hi_inclusive else tv < hi):
+                    out.append(v)
+        return out
 
     def _count(self, expected: float) -> int:
         n = int(expected)

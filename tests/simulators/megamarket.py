@@ -49,7 +49,7 @@ class MegamarketSimulator(SimServer):
             lo, hi = _dt(data.get("dateFrom")), _dt(data.get("dateTo"))
             if lo is None or hi is None or hi <= lo:
                 return 200, _fail("dateFrom/dateTo required")
-            match = sorted((v for v in self.store.views(now) if lo <= v.created < hi), key=lambda v: v.order_id)
+            match = sorted(self.store.views_in("created", lo, hi, hi_inclusive=False, now=now), key=lambda v: v.order_id)
             self.store.churn([self.store.orders[v.order_id] for v in match])
             ids = [str(v.order_id) for v in match][: self.h.result_limit]   # silently truncated
             return 200, {"success": 1, "meta": {}, "data": {"shipments": ids}}

@@ -49,20 +49,20 @@ class OzonSimulator(SimServer):
         limit = body.get("limit")
         if not isinstance(limit, int) or not 1 <= limit <= 100:
             return 400, _error(3, "limit must be 1..100")
-        views = self.store.views(now)
         if path == "/v4/posting/fbs/list":
             since, to = _dt(f.get("since")), _dt(f.get("to"))
             if since is None or to is None or to < since or to - since > 366 * 86400:
                 return 400, _error(3, "filter.since and filter.to are required, <= 1 year apart")
-            match = [v for v in views if since <= v.created <= to]
             lc = f.get("last_changed_status_date")
             if lc:
                 lo, hi = _dt(lc.get("from")), _dt(lc.get("to"))
                 if lo is None or hi is None:
                     return 400, _error(3, "last_changed_status_date needs from and to")
-                match = [v for v in match if lo <= v.modified <= hi]
+                match = [v for v in self.store.views_in("modified", lo, hi, now=now) if since <= v.created <= to]
+            else:
+                match = self.store.views_in("created", since, to, now=now)
         elif path == "/v4/posting/fbs/unfulfilled/list":
-            match = [v for v in views if STATUS[v.status] in OPEN]
+            match = [v for v in self.store.views(now) if STATUS[v.status] in OPEN]
         else:
             return 404, _error(5, "not found")
         after = 0

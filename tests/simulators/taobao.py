@@ -30,7 +30,8 @@ class TaobaoSimulator(SimServer):
     token = "taobao-session"
 
     def rate_limited(self):
-        return 200, _err(7, "App Call Limited", "accesscontrol.limited-by-app-access-count"), {}
+        return 200, _err(7, f"App Call Limited. This ban will last for {self.h.retry_after} more seconds",
+                         "accesscontrol.limited-by-app-access-count"), {}
 
     def bad_body(self):
         if self.rng.random() < 0.5:
@@ -85,7 +86,7 @@ class TaobaoSimulator(SimServer):
             return 200, _err(40, f"page_no * page_size exceeds {self.h.result_limit}", "isv.invalid-parameter:page_no")
         now = self.clock.now()
         # whole seconds INCLUSIVE on both ends, compared with the millisecond truth: 12:00:00.5 is after 12:00:00
-        match = [v for v in self.store.views(now) if lo <= getattr(v, key) <= hi]
+        match = self.store.views_in(key, lo, hi, now=now)
         match.sort(key=lambda v: (getattr(v, key), v.order_id), reverse=True)
         page = match[(page_no - 1) * page_size: page_no * page_size]
         trades = [{"tid": v.order_id, "modified": self.fmt(v.modified), "created": self.fmt(v.created)} for v in page]

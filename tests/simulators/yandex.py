@@ -65,7 +65,7 @@ class YandexSimulator(SimServer):
             lo, hi = _dt(dates.get("updateDateFrom")), _dt(dates.get("updateDateTo"))
             if lo is None or hi is None or hi <= lo or hi - lo > 30 * 86400:
                 return 400, _error("BAD_REQUEST", "updateDateFrom/updateDateTo: both, with offsets, <= 30 days")
-            match = [v for v in self.store.views(now) if lo <= v.modified < hi]
+            match = self.store.views_in("modified", lo, hi, hi_inclusive=False, now=now)
         else:
             try:
                 lo_d = date.fromisoformat(dates["creationDateFrom"])
@@ -78,7 +78,7 @@ class YandexSimulator(SimServer):
                 return 400, _error("BAD_REQUEST", "creation dates more than 30 days apart")
             lo = datetime.combine(lo_d, datetime.min.time(), MSK).timestamp()
             hi = datetime.combine(hi_d, datetime.min.time(), MSK).timestamp()
-            match = [v for v in self.store.views(now) if lo <= v.created < hi]
+            match = self.store.views_in("created", lo, hi, hi_inclusive=False, now=now)
         after = 0
         if token:
             try:

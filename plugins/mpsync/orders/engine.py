@@ -125,8 +125,11 @@ def sync_account(dsn: str, adapter: Adapter, settings: SyncSettings = SyncSettin
             _run(conn, adapter, settings, strategy, local_now, key, report, resync, resync_dimension)
         except Exception as exc:
             if resync is None:
-                with conn.transaction():
-                    store.note_failure(conn, key, f"{type(exc).__name__}: {exc}")
+                try:   # count the failure for operators; never let this hide the real error
+                    with conn.transaction():
+                        store.note_failure(conn, key, f"{type(exc).__name__}: {exc}")
+                except psycopg.Error:
+                    log.exception("%s: could not record the failure", key)
             report.api_calls = adapter.calls() - calls0
             raise
     report.api_calls = adapter.calls() - calls0

@@ -20,7 +20,7 @@ FMT = "%Y-%m-%d %H:%M:%S"
 PAGE_SIZE = 100
 DETAIL_BATCH = 40
 SECOND = timedelta(seconds=1)
-_BAN = re.compile(r"(\d+)\s*more seconds")
+_BAN = re.compile(r"(\d+(?:\.\d+)?)\s*more seconds")
 
 
 def _fmt(t: datetime) -> str:
