@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import psycopg
@@ -57,7 +57,6 @@ class OfferCounts:
     unavailable: int = 0    # written with available="false" / stock 0
     left_out: int = 0       # not written (no price where the marketplace requires one)
     rows_read: int = 0      # rows the single query returned
-    by_reason: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"offers_total": self.total, "offers_available": self.available,

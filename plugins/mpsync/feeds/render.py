@@ -18,6 +18,12 @@ from pathlib import Path
 
 import jinja2
 import psycopg
+from jinja2.compiler import CodeGenerator
+
+try:    # markupsafe's C escaper (str -> escaped str); its pure-Python twin where the C one is not built
+    from markupsafe._speedups import _escape_inner
+except ImportError:  # pragma: no cover
+    from markupsafe._native import _escape_inner
 
 from mpsync import TEMPLATES_DIR
 from mpsync.feeds.config import FeedsConfig, FeedSettings
@@ -40,8 +46,46 @@ class RenderResult:
     counts: OfferCounts
 
 
+def _escape_to_text(value) -> str:
+    """Jinja's autoescape, returning plain text instead of a Markup object: the output goes straight to
+    a file, and building a Markup (a Python-level __new__) per value was a third of the render time."""
+    if type(value) is str:
+        return _escape_inner(value)
+    if hasattr(value, "__html__"):      # already safe (a {% set %} block, |safe)
+        return value.__html__()
+    return _escape_inner(str(value))
+
+
+class _JoinedOutput(CodeGenerator):
+    """Compiles each run of template output into ONE `yield` of the joined pieces (stock Jinja yields
+    every piece on its own: ~30 generator steps per offer instead of ~6). Same text out."""
+
+    def visit_Output(self, node, frame) -> None:
+        if frame.buffer is not None or frame.require_output_check:
+            return super().visit_Output(node, frame)
+        frame.buffer = "_feed_out"
+        self.writeline("_feed_out = []")
+        try:
+            super().visit_Output(node, frame)
+        finally:
+            frame.buffer = None
+        self.writeline('yield "".join(_feed_out)')
+
+
+class _FeedTemplate(jinja2.Template):
+    @classmethod
+    def _from_namespace(cls, environment, namespace, globals):
+        namespace["escape"] = _escape_to_text      # what the compiled output code calls for {{ value }}
+        return super()._from_namespace(environment, namespace, globals)
+
+
+class FeedEnvironment(jinja2.Environment):
+    code_generator_class = _JoinedOutput
+    template_class = _FeedTemplate
+
+
 def environment(templates_dir: Path | None = None) -> jinja2.Environment:
-    env = jinja2.Environment(
+    env = FeedEnvironment(
         loader=jinja2.FileSystemLoader(str(templates_dir or TEMPLATES_DIR)),
         autoescape=True,                    # every value is XML-escaped: & < > " '
         undefined=jinja2.StrictUndefined,   # a misspelt field fails the render instead of writing nothing
