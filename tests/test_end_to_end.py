@@ -1,0 +1,412 @@
+"""End to end: the DAGs as deployed, on the real Airflow 3 services (scheduler, dag-processor, api-server,
+triggerer from `airflow standalone`, LocalExecutor), not `dag.test()`.
+
+The run command's LocalSystem starts everything on free ports on 127.0.0.1 in a temporary folder: the embedded
+PostgreSQL, the FTP seeded with the demo 1C catalog (stock and price follow once the catalog is imported), the
+feeds server and the marketplace simulators (seeded here with orders). DAGs start unpaused, so the sensors
+find the drops by themselves; then the test triggers through the REST API what operators trigger by hand
+(a price check with the trigger form's file + dry run, the feeds, the order sync, the push, the freshness
+watcher), waits for every run to succeed, and checks the exchange database, the feeds folder and the result
+files on the FTP. Finally every process it started is stopped and its ports are free again.
+
+Speed: a test config ($MPSYNC_CONFIG) makes the drop-folder sensors poke every 2 s with no upload-stability
+wait, gives up on an empty folder after 60 s (a scheduled run sensing at a cron boundary must not hold the
+hand-triggered ones back for long), and syncs one day of order history instead of 90.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ftplib
+import io
+import shutil
+import tempfile
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable
+from urllib.parse import quote
+
+import psycopg
+import pytest
+import yaml
+from lxml import etree
+
+from mpsync import PROJECT_ROOT
+from mpsync.local import demo
+from mpsync.local.system import LocalSystem, Ports, port_open
+from mpsync.results import read_result_xlsx
+from mpsync.settings import load_settings
+
+pytestmark = pytest.mark.slow
+
+ORDER_SIMULATORS = ("ozon", "yandex", "megamarket")     # modules of tests/simulators serving orders
+ORDERS_PER_MARKETPLACE = 5
+CHECK_FILE = "CHECK_prices.xlsx"                         # never picked by the sensor (pattern MP_PRICE*)
+FINISHED = {"success", "failed"}
+
+
+# ---- the system ----------------------------------------------------------------------------------------
+
+def _test_config(folder: Path) -> Path:
+    cfg = yaml.safe_load((PROJECT_ROOT / "include" / "config" / "mpsync.yaml").read_text(encoding="utf-8"))
+    cfg["onec"].update(poke_seconds=2, stable_seconds=0, timeout_seconds=60)
+    cfg["orders"]["initial_days"] = 1
+    path = folder / "mpsync-e2e.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _seed_orders(system: LocalSystem) -> dict[str, set[str]]:
+    """Orders created over the last three hours (older than the sync's margin) in each order simulator."""
+    expected = {}
+    for sim in system.started_simulators:
+        module = sim.name.split(".", 1)[0]
+        if module not in ORDER_SIMULATORS:
+            continue
+        server = sim.handle
+        with server.lock:
+            now = server.clock.now()
+            for k in range(ORDERS_PER_MARKETPLACE):
+                server.store.create(at=round(now - 3 * 3600 + k * 1800, 3))
+            expected[module] = set(server.truth())
+    assert set(expected) == set(ORDER_SIMULATORS), f"order simulators started: {list(expected)}"
+    return expected
+
+
+class Airflow:
+    """The REST API calls the test needs, with failures explained (task states and log tails)."""
+
+    def __init__(self, system: LocalSystem):
+        self.system = system
+        self.token = system.api_token()
+
+    def get(self, path: str) -> dict:
+        r = self.system.api("GET", path, self.token)
+        assert r.status_code == 200, f"GET {path}: {r.status_code} {r.text[:500]}"
+        return r.json()
+
+    def trigger(self, dag_id: str, conf: dict | None = None) -> str:
+        r = self.system.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", self.token,
+                            json={"logical_date": None, "conf": conf or {}})
+        assert r.status_code == 200, f"trigger {dag_id}: {r.status_code} {r.text[:500]}"
+        return r.json()["dag_run_id"]
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=run_after")["dag_runs"]
+
+    def run(self, dag_id: str, run_id: str) -> dict:
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances?limit=500")[
+            "task_instances"]
+
+    def task_state(self, dag_id: str, run_id: str, task_id: str) -> str | None:
+        states = [ti["state"] for ti in self.task_instances(dag_id, run_id) if ti["task_id"] == task_id]
+        return states[0] if states else None
+
+    def explain(self, dag_id: str, run_id: str) -> str:
+        """Which tasks did not succeed, with the tail of their latest log."""
+        lines = [f"{dag_id} run {run_id}:"]
+        try:
+            tis = self.task_instances(dag_id, run_id)
+        except AssertionError as exc:
+            return f"{lines[0]} task instances not readable: {exc}"
+        for ti in sorted(tis, key=lambda t: (t["task_id"], t["map_index"])):
+            label = ti["task_id"] + (f"[{ti.get('rendered_map_index') or ti['map_index']}]"
+                                     if ti["map_index"] >= 0 else "")
+            lines.append(f"  {label}: {ti['state']} (try {ti['try_number']})")
+            if ti["state"] not in ("success", "skipped", None, "scheduled", "queued"):
+                lines.append(_indent(self.log_tail(dag_id, run_id, ti["task_id"], ti["map_index"])))
+        return "\n".join(lines)
+
+    def log_tail(self, dag_id: str, run_id: str, task_id: str, map_index: int, chars: int = 2500) -> str:
+        folder = self.system.airflow_home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        if map_index >= 0:
+            folder = folder / f"map_index={map_index}"
+        logs = sorted(folder.glob("attempt=*.log"), key=lambda p: p.stat().st_mtime)
+        if not logs:
+            return f"(no log under {folder})"
+        return f"{logs[-1]}:\n" + logs[-1].read_text(errors="replace")[-chars:]
+
+    def wait_success(self, dag_id: str, run_id: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline:
+            state = self.run(dag_id, run_id)["state"]
+            if state == "success":
+                return self.run(dag_id, run_id)
+            if state == "failed":
+                pytest.fail(f"{dag_id} run {run_id} FAILED\n{self.explain(dag_id, run_id)}")
+            time.sleep(1)
+        pytest.fail(f"{dag_id} run {run_id} not finished after {timeout:.0f}s (state {state})\n"
+                    f"{self.explain(dag_id, run_id)}\n--- standalone.log tail:\n{self.system.airflow_log_tail(1500)}")
+
+    def wait_for_import(self, dag_id: str, final_task: str, timeout: float, max_manual: int = 2) -> dict:
+        """A run of an import DAG whose final task SUCCEEDED (a run whose sensor found nothing is skipped).
+
+        The scheduled runs' sensors find the demo drops; if every run has ended without importing (a sensor
+        gave up on a slow machine), a run is triggered by hand, whose sensor then finds the file."""
+        deadline = time.monotonic() + timeout
+        manual = 0
+        while time.monotonic() < deadline:
+            runs = self.runs(dag_id)
+            for run in runs:
+                if run["state"] == "failed":
+                    pytest.fail(f"{dag_id}: run {run['dag_run_id']} FAILED\n{self.explain(dag_id, run['dag_run_id'])}")
+            for run in runs:
+                if run["state"] == "success" and self.task_state(dag_id, run["dag_run_id"], final_task) == "success":
+                    return run
+            if runs and all(r["state"] in FINISHED for r in runs) and manual < max_manual:
+                manual += 1
+                self.trigger(dag_id)
+            time.sleep(1)
+        pytest.fail(f"{dag_id}: no run with {final_task} succeeded within {timeout:.0f}s\n"
+                    + "\n".join(self.explain(dag_id, r["dag_run_id"]) for r in self.runs(dag_id)))
+
+    def wait_for_run_of_type(self, dag_id: str, run_type: str, timeout: float) -> dict:
+        """A successful run of this type (e.g. asset_triggered: the imports' `catalog_changed` reached it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = [r for r in self.runs(dag_id) if r["run_type"] == run_type]
+            for run in runs:
+                if run["state"] == "failed":
+                    pytest.fail(f"{dag_id}: {run_type} run FAILED\n{self.explain(dag_id, run['dag_run_id'])}")
+                if run["state"] == "success":
+                    return run
+            time.sleep(1)
+        pytest.fail(f"{dag_id}: no successful {run_type} run within {timeout:.0f}s; runs: "
+                    + str([(r['run_type'], r['state']) for r in self.runs(dag_id)]))
+
+
+def _indent(text: str) -> str:
+    return "\n".join("      " + line for line in text.splitlines())
+
+
+def _timed(label: str, timings: dict[str, float], t0: float) -> None:
+    timings[label] = round(time.monotonic() - t0, 1)
+    print(f"[e2e {timings[label]:6.1f}s] {label}", flush=True)
+
+
+# ---- FTP -------------------------------------------------------------------------------------------------
+
+def _ftp(system: LocalSystem) -> ftplib.FTP:
+    ftp = ftplib.FTP()
+    ftp.connect("127.0.0.1", system.ports.ftp, timeout=30)
+    ftp.login("onec", system.secrets()["ftp_password"])
+    return ftp
+
+
+def _upload(system: LocalSystem, local: Path, remote: str) -> None:
+    with _ftp(system) as ftp, open(local, "rb") as fh:
+        ftp.storbinary(f"STOR {remote}", fh)
+
+
+def _download_results(system: LocalSystem, into: Path) -> dict[str, Path]:
+    into.mkdir(parents=True, exist_ok=True)
+    found = {}
+    with _ftp(system) as ftp:
+        for name in ftp.nlst("/1c/results"):
+            name = name.rsplit("/", 1)[-1]
+            buf = io.BytesIO()
+            ftp.retrbinary(f"RETR /1c/results/{name}", buf.write)
+            (into / name).write_bytes(buf.getvalue())
+            found[name] = into / name
+    return found
+
+
+# ---- checks ------------------------------------------------------------------------------------------------
+
+def _check_database(dsn: str, products: list[demo.DemoProduct], stock_columns: tuple[str, ...],
+                    orders: dict[str, set[str]]) -> None:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("select article, onec_code, name, brand, ean, size_class, active from product").fetchall()
+        assert {r[0]: r[1:] for r in rows} == {
+            p.article: (p.onec_code, p.name, p.brand, p.ean, p.size_class, True) for p in products}
+
+        stock = {(a, w): q for a, w, q in conn.execute(
+            "select p.article, s.warehouse, s.quantity from stock s join product p using (product_id)")}
+        for p in products:
+            for column, quantity in zip(stock_columns, p.stock):
+                assert stock.get((p.article, column), Decimal(0)) == quantity, (p.article, column)
+        assert sum(1 for v in stock.values() if v > 0) == sum(1 for p in products for q in p.stock if q > 0)
+
+        prices = {a: (pr, old) for a, pr, old in conn.execute(
+            "select p.article, pr.price, pr.old_price from price pr join product p using (product_id) "
+            "where pr.price_list = 'default'")}
+        # The dry run of the checked file changed nothing: the demo table's prices stand.
+        assert prices == {p.article: (p.price, p.old_price) for p in products}
+
+        got = {}
+        for marketplace, account, order_id in conn.execute(
+                "select marketplace, account, order_id from marketplace_order"):
+            assert account == "main"
+            got.setdefault(marketplace, set()).add(order_id)
+        assert got == orders
+
+        files = Counter(k for (k,) in conn.execute("select kind from import_file"))
+        assert files["catalog"] == 1 and files["stock"] == 1 and files["price"] >= 1, files
+
+
+def _check_feeds(feeds_dir: Path, products: list[demo.DemoProduct], stock_columns: tuple[str, ...]) -> None:
+    by_article = {p.article: p for p in products}
+    ozon_column = stock_columns.index("ozon")
+    yandex_column = stock_columns.index("yandex")
+    offers = {}
+    for name in ("yandex.xml", "ozon.xml", "ozon_kgt.xml", "megamarket.xml"):
+        root = etree.parse(str(feeds_dir / name)).getroot()       # well-formed XML, or this raises
+        assert root.tag == "yml_catalog", name
+        offers[name] = root.findall("./shop/offers/offer")
+    assert len(offers["yandex.xml"]) == len(products)
+    assert len(offers["megamarket.xml"]) == len(products)
+    for offer in offers["yandex.xml"]:
+        p = by_article[offer.findtext("vendorCode")]
+        assert Decimal(offer.findtext("price")) == p.price, p.article
+        assert int(offer.findtext("count")) == p.stock[yandex_column], p.article
+    for name, size_class in (("ozon.xml", "normal"), ("ozon_kgt.xml", "kgt")):
+        assert {o.get("id") for o in offers[name]} == {p.article for p in products if p.size_class == size_class}
+        for offer in offers[name]:
+            p = by_article[offer.get("id")]
+            assert Decimal(offer.findtext("price")) == p.price, (name, p.article)
+            assert sum(int(o.get("instock")) for o in offer.iter("outlet")) == p.stock[ozon_column], (name, p.article)
+
+
+def _check_site_push(system: LocalSystem, products: list[demo.DemoProduct]) -> None:
+    """The website (its simulator) holds every product with its total stock; the sync table agrees."""
+    site = next(s.handle for s in system.started_simulators if s.name == "push_site.site")
+    with site.lock:
+        state = {item["sku"]: item for item in site.state.values()}
+    assert {a: state[a]["stock_quantity"] for a in state} == {p.article: sum(p.stock) for p in products}
+    with psycopg.connect(system.exchange_dsn) as conn:
+        confirmed, parked = conn.execute(
+            "select count(*) filter (where sync_updated is not null), count(*) filter (where parked) "
+            "from sync where subscriber = 'site'").fetchone()
+    assert (confirmed, parked) == (len(products), 0)
+
+
+def _check_results(files: dict[str, Path], held_article: str, changed: set[str]) -> None:
+    kinds = {}
+    for name, path in files.items():
+        assert name.endswith(".xlsx"), name
+        kinds[name.split(".xlsx.", 1)[0]] = result = read_result_xlsx(path)     # openpyxl reads it
+        assert result["header"] and result["header"][-1] == "Status", name
+    stems = set(kinds)
+    assert {demo.CATALOG_FILE.removesuffix(".xlsx"), demo.PRICE_FILE.removesuffix(".xlsx"),
+            CHECK_FILE.removesuffix(".xlsx")} <= stems, sorted(files)
+    assert any(s.startswith("Ostatki_MP_") for s in stems), sorted(files)
+    assert any(".dry-run-" in n for n in files) and not any(n.startswith(CHECK_FILE + ".result-") for n in files)
+
+    dry = kinds[CHECK_FILE.removesuffix(".xlsx")]
+    article_at = dry["header"].index("Article")
+    status = {row[article_at]: row[-1] for row in dry["rows"]}
+    assert {a for a, s in status.items() if s == "would apply"} == changed, status
+    assert status[held_article].startswith("held"), status[held_article]
+    assert all(s == "unchanged" for a, s in status.items() if a not in changed | {held_article})
+
+
+# ---- the test ------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def own_dir():
+    """Not tmp_path: pytest sessions running side by side prune each other's numbered tmp folders."""
+    path = Path(tempfile.mkdtemp(prefix="mpsync-e2e-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_end_to_end_on_real_airflow_services(own_dir):
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
+    config = _test_config(own_dir)
+    stock_columns = load_settings(config).stock_columns
+    products = demo.demo_products(warehouses=len(stock_columns))
+    ports = Ports.free()
+    system = LocalSystem(own_dir / "var", ports=ports, dags_paused_at_creation=False,
+                         extra_env={"MPSYNC_CONFIG": str(config)},
+                         log=lambda line: print(f"[system] {line}", flush=True))
+    airflow_pid = None
+    try:
+        system.start_services()
+        orders = _seed_orders(system)        # before Airflow: the first scheduled order sync sees them
+        system.start_airflow(wait_timeout=420)
+        airflow_pid = system._airflow_proc.pid
+        _timed("airflow healthy", timings, t0)
+        af = Airflow(system)
+
+        # 1. The sensors find the demo drops: catalog first, then stock and price (dropped after the catalog).
+        af.wait_for_import("onec_catalog_import", "import_catalog", timeout=300)
+        _timed("catalog imported", timings, t0)
+        af.wait_for_import("onec_stock_import", "finish_stock_import", timeout=240)
+        af.wait_for_import("onec_price_import", "finish_price_import", timeout=240)
+        _timed("stock and price imported", timings, t0)
+        # The imports' catalog_changed asset event starts the feeds and the push by itself.
+        af.wait_for_run_of_type("marketplace_feeds", "asset_triggered", timeout=240)
+        af.wait_for_run_of_type("sync_push", "asset_triggered", timeout=240)
+        _timed("asset-triggered feeds and push succeeded", timings, t0)
+
+        # 2. What operators trigger by hand. A price table to check before applying: uploaded under a name the
+        # sensor ignores, run with the form's file + dry run.
+        changed = {p.article for p in products[:4]}
+        held = products[5]
+        checked = [dataclasses.replace(p, price=(p.price * Decimal("1.05")).quantize(Decimal("1")))
+                   if p.article in changed else
+                   dataclasses.replace(p, price=p.price * 3, old_price=p.price * 3) if p is held else p
+                   for p in products]
+        local = demo.write_price_table(own_dir / CHECK_FILE, checked)
+        _upload(system, local, f"/1c/price/{CHECK_FILE}")
+        manual = {
+            "onec_price_import": af.trigger("onec_price_import", {"file": CHECK_FILE, "dry_run": True}),
+            "marketplace_feeds": af.trigger("marketplace_feeds"),
+            "order_sync": af.trigger("order_sync"),
+            "sync_push": af.trigger("sync_push"),
+        }
+        for dag_id, run_id in manual.items():
+            af.wait_success(dag_id, run_id, timeout=240)
+        _timed("hand-triggered runs succeeded", timings, t0)
+        # Everything has just flowed, so the watcher finds stock, feeds and order checkpoints fresh.
+        af.wait_success("exchange_freshness", af.trigger("exchange_freshness"), timeout=180)
+        _timed("freshness watcher succeeded", timings, t0)
+
+        # The stock import ran through its mapped fragments, named by the map_index_template.
+        run = af.wait_for_import("onec_stock_import", "finish_stock_import", timeout=10)
+        fragments = [ti for ti in af.task_instances("onec_stock_import", run["dag_run_id"])
+                     if ti["task_id"] == "apply_stock_fragment"]
+        assert fragments and all(ti["state"] == "success" and "Ostatki_MP_" in (ti["rendered_map_index"] or "")
+                                 for ti in fragments), fragments
+
+        # 3. What it all produced.
+        _check_database(system.exchange_dsn, products, stock_columns, orders)
+        _check_feeds(system.feeds_dir, products, stock_columns)
+        _check_results(_download_results(system, own_dir / "results"), held.article, changed)
+        _check_site_push(system, products)
+        with _ftp(system) as ftp:
+            assert ftp.nlst("/1c/stock") == [] and ftp.nlst("/1c/catalog") == []
+            assert [n.rsplit("/", 1)[-1] for n in ftp.nlst("/1c/price")] == [CHECK_FILE]   # dry run: left there
+    finally:
+        system.stop()
+        _timed("stopped", timings, t0)
+        print(f"[e2e] timings: {timings}; LocalSystem: {system.timings}", flush=True)
+
+    busy = [p for p in dataclasses.astuple(ports) if port_open(p)]
+    assert not busy, f"ports still open after stop: {busy} of {ports}"
+    if airflow_pid is not None:
+        assert not _processes_with_home(system.airflow_home), "Airflow processes left running"
+
+
+def _processes_with_home(home: Path) -> list[int]:
+    """Live processes whose environment carries this AIRFLOW_HOME (all of ours, and only ours)."""
+    marker = f"AIRFLOW_HOME={home}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes():
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if stat[0] != "Z":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
