@@ -260,7 +260,10 @@ with staged as (
     select t.product_id, t.warehouse, t.quantity from stock t where t.product_id = any(%(new_products)s)
 ), diff as materialized (
     select c.product_id, c.warehouse, c.qty, t.quantity is null as missing
-    from changed_cells c left join stock t on t.product_id = c.product_id and t.warehouse = c.warehouse
+    from changed_cells c
+    -- one index probe per changed cell ("limit 1" keeps the planner from turning it into a scan of stock)
+    left join lateral (select quantity from stock t
+                       where t.product_id = c.product_id and t.warehouse = c.warehouse limit 1) t on true
     where t.quantity is distinct from c.qty
     union all
     select n.product_id, n.warehouse, n.qty, cur.quantity is null as missing
