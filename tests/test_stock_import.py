@@ -207,3 +207,23 @@ def test_stock_written_by_someone_else_is_compared_again_not_trusted(exchange_ds
     summary = run_import(exchange_dsn, ftp_params, cfg)
     assert summary["changed"] == len(ARTICLES)          # the report's values win again
     assert set(stock_snapshot(exchange_dsn).values()) == {4.0}
+
+
+def test_common_warehouse_scheme(exchange_dsn, ftp_params, tmp_path, monkeypatch, work_dir):
+    """One common 1C warehouse whose stock goes to every marketplace: one quantity column."""
+    import yaml
+
+    path = write_test_config(tmp_path / "common.yaml")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw["warehouses"] = {"scheme": "common", "stock_columns": ["main"],
+                         "list": [{"code": "main", "name": "Основной склад",
+                                   "marketplaces": ["yandex", "ozon", "megamarket"]}]}
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("MPSYNC_CONFIG", str(path))
+    common = load_settings(path)
+    assert common.warehouses_for("ozon") == common.warehouses_for("yandex") == ("main",)
+    add_products(exchange_dsn, ARTICLES)
+    drop(ftp_params, tmp_path, "Ostatki_MP_common.csv", stock_csv([(a, 11) for a in ARTICLES]))
+    summary = run_import(exchange_dsn, ftp_params, common)
+    assert summary["changed"] == len(ARTICLES)
+    assert stock_snapshot(exchange_dsn) == {(a, "main"): 11.0 for a in ARTICLES}
