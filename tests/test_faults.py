@@ -126,3 +126,42 @@ def test_unreachable_exchange_db_is_one_clear_line():
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith("exchange database unreachable at 127.0.0.1:") and "/exchange" in message
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 192 KiB filesystem (tmpfs) for the feeds folder; skipped where mounting is not allowed."""
+    import subprocess
+
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_disk_full_while_writing_a_feed_keeps_the_previous_feed(exchange_dsn, tiny_disk):
+    import errno
+
+    from mpsync.feeds.publish import publish_feed
+    from tests.feeds_data import feeds_config, insert_products
+
+    insert_products(exchange_dsn)
+    cfg = feeds_config(tiny_disk)
+    first = publish_feed(exchange_dsn, "yandex", config=cfg)
+    assert first.published
+    final = tiny_disk / cfg.feed("yandex").file
+    good = final.read_bytes()
+    with psycopg.connect(exchange_dsn) as conn:            # enough new offers to overflow the disk
+        conn.execute("""insert into product (article, name, category, active)
+                        select 'BIG-' || g, repeat('Очень длинное название ', 20), 'Кухня', true
+                        from generate_series(1, 3000) g""")
+        conn.execute("""insert into price (product_id, price_list, price)
+                        select product_id, 'default', 100 from product where article like 'BIG-%'""")
+    with pytest.raises(OSError) as info:
+        publish_feed(exchange_dsn, "yandex", config=cfg)
+    assert info.value.errno == errno.ENOSPC
+    assert final.read_bytes() == good                       # still published, byte for byte
+    assert not [p for p in tiny_disk.iterdir() if p.name.endswith(".tmp")]   # no half-written leftovers
