@@ -324,7 +324,8 @@ def test_end_to_end_on_real_airflow_services(own_dir):
     products = demo.demo_products(warehouses=len(stock_columns))
     ports = Ports.free()
     system = LocalSystem(own_dir / "var", ports=ports, dags_paused_at_creation=False,
-                         extra_env={"MPSYNC_CONFIG": str(config)},
+                         # a busy 2-core machine answers a task's first API call slowly: wait, do not retry
+                         extra_env={"MPSYNC_CONFIG": str(config), "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30"},
                          log=lambda line: print(f"[system] {line}", flush=True))
     airflow_pid = None
     try:
