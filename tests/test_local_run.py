@@ -71,8 +71,12 @@ def test_demo_files_parse_cleanly(tmp_path):
         {(p.article, p.price, p.old_price) for p in products}
 
 
+_BEFORE: set = set()
+
+
 def _threads() -> set[str]:
-    return {t.name for t in threading.enumerate()}
+    """Names of threads started since the test began (the session's own FTP server is also 'local-ftp')."""
+    return {t.name for t in threading.enumerate() if t not in _BEFORE}
 
 
 @pytest.fixture
@@ -86,6 +90,8 @@ def own_dir():
 
 def test_local_system_services_start_stop_and_reuse(own_dir):
     tmp_path = own_dir
+    _BEFORE.clear()
+    _BEFORE.update(threading.enumerate())
     ports = Ports.free()
     system = LocalSystem(tmp_path / "var", ports=ports, airflow=False, log=lambda _: None)
     system.start()
