@@ -333,3 +333,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         self._do("GET")
+
+
+def parse_epoch(value) -> float | None:
+    """An RFC 3339 date-time from a request as epoch seconds; None when absent, malformed or without a zone."""
+    from datetime import datetime
+
+    try:
+        d = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return d.timestamp() if d.tzinfo else None
+    except ValueError:
+        return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from tests.simulators.base import SimServer
+from tests.simulators.base import SimServer, parse_epoch as _dt
 
 MSK = timezone(timedelta(hours=3))
 BASE = "/api/market/v1/orderService/order/"
@@ -20,14 +20,6 @@ STATUS = {"NEW": "NEW", "PAID": "CONFIRMED", "PACKED": "PACKED", "SHIPPED": "SHI
 
 def _fail(message):
     return {"success": 0, "meta": {}, "data": {}, "error": [{"code": "ERROR", "message": message}]}
-
-
-def _dt(s):
-    try:
-        d = datetime.fromisoformat(str(s).replace("Z", "+00:00"))
-        return d.timestamp() if d.tzinfo else None
-    except ValueError:
-        return None
 
 
 class MegamarketSimulator(SimServer):

@@ -12,7 +12,7 @@ import base64
 import json
 from datetime import datetime, timezone
 
-from tests.simulators.base import SimServer
+from tests.simulators.base import SimServer, parse_epoch as _dt
 
 STATUS = {"NEW": "awaiting_packaging", "PAID": "awaiting_packaging", "PACKED": "awaiting_deliver",
           "SHIPPED": "delivering", "DELIVERED": "delivered", "CANCELLED": "cancelled"}
@@ -21,14 +21,6 @@ OPEN = {"awaiting_packaging", "awaiting_deliver"}
 
 def _error(code, message):
     return {"code": code, "message": message, "details": []}
-
-
-def _dt(s):
-    try:
-        d = datetime.fromisoformat(str(s).replace("Z", "+00:00"))
-        return d.timestamp() if d.tzinfo else None
-    except ValueError:
-        return None
 
 
 class OzonSimulator(SimServer):

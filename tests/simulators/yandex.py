@@ -15,7 +15,7 @@ import json
 import re
 from datetime import date, datetime, timedelta, timezone
 
-from tests.simulators.base import SimServer
+from tests.simulators.base import SimServer, parse_epoch as _dt
 
 MSK = timezone(timedelta(hours=3))
 _PATH = re.compile(r"^/v1/businesses/(\d+)/orders$")
@@ -26,14 +26,6 @@ STATUS = {"NEW": ("PROCESSING", "STARTED"), "PAID": ("PROCESSING", "READY_TO_SHI
 
 def _error(code, message):
     return {"status": "ERROR", "errors": [{"code": code, "message": message}]}
-
-
-def _dt(s):
-    try:
-        d = datetime.fromisoformat(str(s).replace("Z", "+00:00"))
-        return d.timestamp() if d.tzinfo else None
-    except ValueError:
-        return None
 
 
 class YandexSimulator(SimServer):
