@@ -24,6 +24,10 @@ override columns) to the exchange database, and writes a **result file for staff
 5. **finish_price_import** – result file on the FTP, ledger, file to `processed/`, and the `catalog_changed`
    asset event only when a price really changed.
 
+**Backfill** (`airflow backfill create --dag-id onec_price_import --from-date ... --to-date ...`): each
+backfilled interval re-reads the price tables archived for it into `price_history`; current prices are never
+rolled back. A table older than one already applied is recorded as `stale` and never applied.
+
 Guards and override columns: section `prices` of `include/config/mpsync.yaml`. Staff guide:
 `docs/prices-and-catalog.md`.
 """
@@ -45,6 +49,19 @@ from mpsync.settings import settings
 @task(task_display_name="Ensure the exchange DB schema")
 def ensure_schema() -> list[str]:
     return db.migrate(exchange_dsn())
+
+
+@task.branch(task_display_name="Live import, or backfill of history")
+def choose_price_mode() -> str:
+    is_backfill = get_current_context()["dag_run"].run_type == "backfill"
+    return "reprocess_archived_price_files" if is_backfill else "check_price_file_choice"
+
+
+@task(task_display_name="Backfill: archived price tables of the period into history")
+def reprocess_archived_price_files() -> dict:
+    ctx, cfg = get_current_context(), settings()
+    return price_import.reprocess_archive(exchange_dsn(), ftp_params(cfg.ftp_conn_id), cfg,
+                                          ctx["data_interval_start"], ctx["data_interval_end"])
 
 
 @task(task_display_name="Check the file chosen in the trigger form")
@@ -121,7 +138,7 @@ def finish_price_import(prepared: dict, *, outlet_events=None) -> dict:
 )
 def onec_price_import():
     choice = check_price_file_choice()
-    ensure_schema() >> choice
+    ensure_schema() >> choose_price_mode() >> [choice, reprocess_archived_price_files()]
     files = wait_for_new_files("price")
     route_price_run(choice) >> files
     prepared = prepare_price_import(choice, files)

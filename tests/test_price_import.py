@@ -234,3 +234,47 @@ def test_dag_manual_pick_applies_and_emits_catalog_changed(airflow_db, exchange_
     assert prices(exchange_dsn)[("P-1", "default")] == (Decimal("110.00"), Decimal("150.00"))
     assert events_after == events_before + 1                    # a price really changed
     assert len(result_files(ftp_params)) == 1
+
+
+def set_ftp_time(params, path: str, when: str) -> None:
+    """Set a file's modification time on the FTP (MFMT), e.g. a table made yesterday but uploaded now."""
+    with FtpClient(params) as ftp:
+        ftp.ftp.sendcmd(f"MFMT {when} {path}")
+
+
+def test_older_price_table_arriving_late_never_rolls_back(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
+    seed(exchange_dsn)
+    drop_price(ftp_params, tmp_path, "MP_PRICE_new.xlsx", rows=[("P-1", 110, None, None, None)])
+    assert run_import(exchange_dsn, ftp_params, cfg)["summary"]["status"] == "applied"
+    before = prices(exchange_dsn)
+    drop_price(ftp_params, tmp_path, "MP_PRICE_old.xlsx", rows=[("P-1", 120, None, None, None)])
+    set_ftp_time(ftp_params, "/1c/price/MP_PRICE_old.xlsx", "20250101090000")
+    summary = run_import(exchange_dsn, ftp_params, cfg)["summary"]
+    assert summary["status"] == "stale"
+    assert prices(exchange_dsn) == before
+    with psycopg.connect(exchange_dsn) as conn:
+        message, = conn.execute("select message from import_file where name = 'MP_PRICE_old.xlsx'").fetchone()
+    assert "older than the already applied MP_PRICE_new.xlsx" in message
+
+
+def test_backfill_restores_price_history_without_rolling_back(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
+    from datetime import datetime, timezone
+
+    seed(exchange_dsn)
+    drop_price(ftp_params, tmp_path, "MP_PRICE_10.xlsx", rows=[("P-1", 110, None, None, None)])
+    set_ftp_time(ftp_params, "/1c/price/MP_PRICE_10.xlsx", "20251220100000")
+    run_import(exchange_dsn, ftp_params, cfg)
+    drop_price(ftp_params, tmp_path, "MP_PRICE_12.xlsx", rows=[("P-1", 120, None, None, None)])
+    set_ftp_time(ftp_params, "/1c/price/MP_PRICE_12.xlsx", "20251220120000")
+    run_import(exchange_dsn, ftp_params, cfg)
+    with psycopg.connect(exchange_dsn) as conn:
+        conn.execute("delete from price_history")          # history lost
+    current = prices(exchange_dsn)
+    start = datetime(2025, 12, 20, 9, 0, tzinfo=timezone.utc)
+    summary = price_import.reprocess_archive(exchange_dsn, ftp_params, cfg, start, start + timedelta(hours=2))
+    assert [f["file"] for f in summary["files"]] == ["MP_PRICE_10.xlsx"]
+    assert prices(exchange_dsn) == current                  # current prices untouched
+    with psycopg.connect(exchange_dsn) as conn:
+        at_11 = conn.execute("select price, file_name from price_as_of('P-1', '2025-12-20 11:00+00') "
+                             "where price_list = 'default'").fetchone()
+    assert (at_11[0], at_11[1]) == (Decimal("110.00"), "MP_PRICE_10.xlsx")

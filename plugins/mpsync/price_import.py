@@ -355,13 +355,23 @@ def prepare(dsn: str, params: FtpParams, files: list[dict], cfg: Settings, *, dr
             ledger.update(conn, entry.import_file_id, status="refused", message=exc.reason)
             _refuse_on_ftp(params, cfg, f, exc.reason)
             raise PriceFileRefused(f"{f.name} refused, prices untouched: {exc.reason}") from None
+        made = file_time(parsed, f, cfg)
+        newer = newest_applied(conn, entry.import_file_id)
+        if newer and made < newer[1]:
+            # An older price table arriving late must never roll current prices back; it stays in the ledger.
+            msg = (f"older than the already applied {newer[0]} ({made.isoformat()} < {newer[1].isoformat()}):"
+                   " recorded, not applied")
+            ledger.update(conn, entry.import_file_id, status="stale", rows_read=parsed.rows_read,
+                          report_time=made, message=msg)
+            log.warning("%s: %s", f.name, msg)
+            return {**base, "fragments": [], "same_as": msg}
         with conn.transaction():
             pre = stage_items(conn, entry.import_file_id, f.name, parsed.items, overrides)
         rejects = parsed.rejects + pre
         ledger.record_rejects(conn, entry.import_file_id, rejects)
         items = len(parsed.items) - len(pre)
         ledger.update(conn, entry.import_file_id, status="parsed", rows_read=parsed.rows_read, items=items,
-                      layout=parsed.layout, report_time=parsed.report_time)
+                      layout=parsed.layout, report_time=made)
         if items == 0:
             reason = f"no usable price rows among {parsed.rows_read} rows read ({len(rejects)} rejected)"
             conn.execute("delete from price_staging where import_file_id = %s", (entry.import_file_id,))
@@ -379,6 +389,21 @@ def prepare(dsn: str, params: FtpParams, files: list[dict], cfg: Settings, *, dr
              f.name, parsed.rows_read, items, len(rejects), len(fragments))
     return {**base, "fragments": fragments, "items": items,
             "rows_read": parsed.rows_read, "rejected_in_parse": len(rejects)}
+
+
+def file_time(parsed: PriceParse, f: DropFile, cfg: Settings) -> datetime:
+    """When the table was made: its own header if it says, else the FTP time (1C's wall clock if naive)."""
+    made = parsed.report_time or f.modified or datetime.now(timezone.utc)
+    return made if made.tzinfo else made.replace(tzinfo=cfg.onec_timezone)
+
+
+def newest_applied(conn: psycopg.Connection, import_file_id: int) -> tuple[str, datetime] | None:
+    row = conn.execute(
+        """select name, report_time from import_file where kind = 'price' and status in ('applied', 'unchanged')
+           and import_file_id <> %s and report_time is not null order by report_time desc limit 1""",
+        (import_file_id,),
+    ).fetchone()
+    return (row[0], row[1]) if row else None
 
 
 def _refuse_on_ftp(params: FtpParams, cfg: Settings, f: DropFile, reason: str,
@@ -458,8 +483,8 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
     overrides = prepared.get("overrides", [])
     now = datetime.now(timezone.utc)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        status, rows_read = conn.execute("select status, rows_read from import_file where import_file_id = %s",
-                                         (fid,)).fetchone()
+        status, rows_read, made = conn.execute(
+            "select status, rows_read, report_time from import_file where import_file_id = %s", (fid,)).fetchone()
         pending = conn.execute("select count(*) from price_staging where import_file_id = %s and status is null",
                                (fid,)).fetchone()[0]
         if pending:
@@ -495,11 +520,71 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
                               header=result_header(overrides), rows=rows, statuses=statuses)
     remote = _publish(params, cfg, local, prepared["name"], dry_run=False)
     with FtpClient(params) as ftp:
-        if ftp.stat(prepared["path"]) is not None:
-            ftp.rename(prepared["path"], archive_path(cfg, prepared["name"], now))
+        if ftp.stat(prepared["path"]) is not None:     # by the day it was made: backfills find it there
+            ftp.rename(prepared["path"], archive_path(cfg, prepared["name"], (made or now).astimezone(cfg.onec_timezone)))
     out = {"file": prepared["name"], "import_file_id": fid, "status": status, "changed": int(changed),
            "rows": row_counts, "rejected_in_parse": len(parse_rejects), "result": remote,
            "checkpoint": checkpoint, "waiting": prepared.get("waiting", [])}
     log.info("price import finished: %s", out)
     return out
 
+
+PRICE_HISTORY_SQL = """
+insert into price_history (product_id, price_list, price, old_price, valid_from, import_file_id)
+select p.product_id, s.price_list, s.price, s.old_price, %(made)s, %(id)s
+from price_staging s
+join product p on p.article = s.article
+where s.import_file_id = %(id)s and s.price is not null and s.price > 0
+  -- rows that were held or rejected when the file was applied never became prices
+  and not exists (select 1 from import_reject r where r.import_file_id = %(id)s and r.article = s.article)
+  -- history only: never where the current price is older than this file (that would be a rollback)
+  and exists (select 1 from price c where c.product_id = p.product_id and c.price_list = s.price_list
+              and c.valid_from > %(made)s)
+on conflict do nothing
+"""
+
+
+def reprocess_archive(dsn: str, params: FtpParams, cfg: Settings, start: datetime, end: datetime) -> dict:
+    """Backfill: re-read the archived price tables made in [start, end) into price_history.
+
+    Current prices are never written: a price goes to history only where the current one is newer.
+    """
+    from mpsync.stock_import import archived_files
+
+    ps = PriceSettings.from_settings(cfg)
+    summary = {"period": [start.isoformat(), end.isoformat()], "files": [], "history_rows": 0}
+    with FtpClient(params) as ftp:
+        found = []
+        for e in archived_files(ftp, cfg, start, end, kind="price"):
+            local = work_dir() / "price" / "backfill" / e.name
+            ftp.download(e.path, local, expected_size=e.size)
+            found.append((e, local))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for e, local in found:
+            try:
+                parsed = _parse(local, e.name, ps)
+            except FileRefused as exc:
+                summary["files"].append({"file": e.name, "skipped": exc.reason})
+                continue
+            made = file_time(parsed, DropFile(e.path, e.name, e.size, e.modified_at.isoformat()
+                                              if e.modified_at else None), cfg)
+            if not start <= made < end:
+                continue
+            row = conn.execute("select import_file_id from import_file where kind = 'price' and name = %s "
+                               "order by import_file_id desc limit 1", (e.name,)).fetchone()
+            fid = row[0] if row else None
+            if fid is None:
+                entry, _ = ledger.register(conn, kind="price", ftp_path=e.path, name=e.name, size=e.size,
+                                           modified_at=e.modified_at, content_sha256=ledger.sha256_file(local))
+                ledger.update(conn, entry.import_file_id, status="stale", report_time=made,
+                              message="found in the archive by a backfill: history only")
+                fid = entry.import_file_id
+            with conn.transaction():
+                conn.execute("delete from price_staging where import_file_id = %s", (fid,))
+                stage_items(conn, fid, e.name, parsed.items, list(ps.overrides))
+                added = conn.execute(PRICE_HISTORY_SQL, {"id": fid, "made": made}).rowcount
+                conn.execute("delete from price_staging where import_file_id = %s", (fid,))
+            summary["files"].append({"file": e.name, "made": made.isoformat(), "history_rows": added})
+            summary["history_rows"] += added
+    log.info("backfill of price history: %s", summary)
+    return summary

@@ -422,8 +422,8 @@ on conflict do nothing
 """
 
 
-def archived_files(ftp: FtpClient, cfg: Settings, start: datetime, end: datetime) -> list:
-    """Stock files in the processed/<date>/ folders around [start, end)."""
+def archived_files(ftp: FtpClient, cfg: Settings, start: datetime, end: datetime, kind: str = "stock") -> list:
+    """Files of a kind (by its drop pattern) in the processed/<date>/ folders around [start, end)."""
     from datetime import timedelta
 
     from mpsync.dropfolder import matches
@@ -431,7 +431,7 @@ def archived_files(ftp: FtpClient, cfg: Settings, start: datetime, end: datetime
     day, found = (start - timedelta(days=1)).date(), []
     while day <= (end + timedelta(days=1)).date():
         folder = posixpath.join(cfg.processed_folder, day.strftime("%Y-%m-%d"))
-        found += [e for e in ftp.list_files(folder) if matches(e.name, cfg.drops["stock"].pattern)]
+        found += [e for e in ftp.list_files(folder) if matches(e.name, cfg.drops[kind].pattern)]
         day += timedelta(days=1)
     return found
 
