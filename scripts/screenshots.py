@@ -189,7 +189,7 @@ class Chromium:
 
 def demo_config(folder: Path) -> Path:
     cfg = yaml.safe_load((ROOT / "include" / "config" / "mpsync.yaml").read_text(encoding="utf-8"))
-    cfg["onec"].update(poke_seconds=5, stable_seconds=0, timeout_seconds=60)
+    cfg["onec"].update(poke_seconds=10, stable_seconds=0, timeout_seconds=60)   # see tests/test_end_to_end.py
     cfg["stock_import"]["min_fragment_rows"] = 10       # 36 demo rows -> 4 named fragments
     cfg["prices"]["min_fragment_rows"] = 10
     cfg["orders"]["initial_days"] = 1

@@ -9,7 +9,7 @@ find the drops by themselves; then the test triggers through the REST API what o
 watcher), waits for every run to succeed, and checks the exchange database, the feeds folder and the result
 files on the FTP. Finally every process it started is stopped and its ports are free again.
 
-Speed: a test config ($MPSYNC_CONFIG) makes the drop-folder sensors poke every 2 s with no upload-stability
+Speed: a test config ($MPSYNC_CONFIG) makes the drop-folder sensors poke every 10 s with no upload-stability
 wait, gives up on an empty folder after 60 s (a scheduled run sensing at a cron boundary must not hold the
 hand-triggered ones back for long), and syncs one day of order history instead of 90.
 """
@@ -51,7 +51,9 @@ FINISHED = {"success", "failed"}
 
 def _test_config(folder: Path) -> Path:
     cfg = yaml.safe_load((PROJECT_ROOT / "include" / "config" / "mpsync.yaml").read_text(encoding="utf-8"))
-    cfg["onec"].update(poke_seconds=2, stable_seconds=0, timeout_seconds=60)
+    # Not below ~10 s: a reschedule-mode sensor re-queued before the scheduler has handled its previous poke's
+    # executor event is taken for a task that died (Airflow marks it up_for_retry, 30 s lost, more each time).
+    cfg["onec"].update(poke_seconds=10, stable_seconds=0, timeout_seconds=60)
     cfg["orders"]["initial_days"] = 1
     path = folder / "mpsync-e2e.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
@@ -141,8 +143,13 @@ class Airflow:
             if state == "failed":
                 pytest.fail(f"{dag_id} run {run_id} FAILED\n{self.explain(dag_id, run_id)}")
             time.sleep(1)
+        # max_active_runs=1: another run of the DAG may have held this one back; show it too.
+        others = [self.explain(dag_id, r["dag_run_id"]) for r in self.runs(dag_id)
+                  if r["dag_run_id"] != run_id and r["state"] not in FINISHED]
         pytest.fail(f"{dag_id} run {run_id} not finished after {timeout:.0f}s (state {state})\n"
-                    f"{self.explain(dag_id, run_id)}\n--- standalone.log tail:\n{self.system.airflow_log_tail(1500)}")
+                    f"{self.explain(dag_id, run_id)}\n"
+                    + "".join(f"--- other active run:\n{o}\n" for o in others)
+                    + f"--- standalone.log tail:\n{self.system.airflow_log_tail(1500)}")
 
     def wait_for_import(self, dag_id: str, final_task: str, timeout: float, max_manual: int = 2) -> dict:
         """A run of an import DAG whose final task SUCCEEDED (a run whose sensor found nothing is skipped).
@@ -388,7 +395,9 @@ def test_end_to_end_on_real_airflow_services(own_dir):
     finally:
         system.stop()
         _timed("stopped", timings, t0)
-        print(f"[e2e] timings: {timings}; LocalSystem: {system.timings}", flush=True)
+        log = system.airflow_home / "standalone.log"
+        retries = log.read_text(errors="replace").count("Marking task as UP_FOR_RETRY") if log.exists() else 0
+        print(f"[e2e] timings: {timings}; LocalSystem: {system.timings}; task retries: {retries}", flush=True)
 
     busy = [p for p in dataclasses.astuple(ports) if port_open(p)]
     assert not busy, f"ports still open after stop: {busy} of {ports}"
