@@ -125,7 +125,7 @@ def finish_price_import(prepared: dict, *, outlet_events=None) -> dict:
     doc_md=__doc__,
     params={
         "file": Param(
-            "", type="string", title="Price file on the FTP",
+            None, type=["null", "string"], title="Price file on the FTP",
             description="Name of a file waiting in the price drop folder (e.g. MP_PRICE_0105.xlsx). "
                         "Leave empty to take the oldest new MP_PRICE* file. If the name is not waiting there, "
                         "the first task fails and its log lists the files that are."),

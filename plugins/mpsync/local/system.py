@@ -455,6 +455,8 @@ class LocalSystem:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
             "AIRFLOW__API__HOST": "127.0.0.1",
+            # A task's first call to the API server can take over the 5 s default on a busy 2-core machine.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "AIRFLOW__API__PORT": str(self.ports.airflow),
             "AIRFLOW__API__BASE_URL": self.airflow_url,
             "AIRFLOW__API__SECRET_KEY": creds["api_secret_key"],
