@@ -45,16 +45,19 @@ class ObjectSource:
         raise NotImplementedError
 
 
-# Stock summed over the warehouses bound to the receiver; quantities as whole non-negative units.
-_STOCK_TEMPLATE = """
-with {keys_cte}
-q as (
+# Stock summed over the warehouses bound to the receiver (shared by the stock and website sources).
+_STOCK_SUM = """q as (
     select s.product_id, sum(s.quantity) as quantity
     from stock s
     where s.warehouse = any(%(warehouses)s::text[]) and {stock_keys}
     group by s.product_id
 ),
-o as (
+"""
+
+# Quantities as whole non-negative units.
+_STOCK_TEMPLATE = """
+with {keys_cte}
+""" + _STOCK_SUM + """o as (
     select p.article as object_id,
            jsonb_build_object('offer_id', {offer_id}, 'quantity',
                               case when p.active then greatest(floor(coalesce(q.quantity, 0)), 0)::bigint else 0 end
@@ -85,13 +88,7 @@ select object_id, md5(payload::text) as marker, payload from o
 
 _SITE_TEMPLATE = """
 with {keys_cte}
-q as (
-    select s.product_id, sum(s.quantity) as quantity
-    from stock s
-    where s.warehouse = any(%(warehouses)s::text[]) and {stock_keys}
-    group by s.product_id
-),
-o as (
+""" + _STOCK_SUM + """o as (
     select p.article as object_id,
            jsonb_build_object('sku', p.article, 'name', p.name,
                               'quantity', case when p.active then greatest(floor(coalesce(q.quantity, 0)), 0)::bigint else 0 end,
