@@ -1,10 +1,14 @@
 """Stock import: one 1C stock report from the FTP into `stock`, in idempotent fragments.
 
-prepare  -> download the newest new file, parse it, stage it (table stock_staging), reject unknown articles,
-            refuse the whole file if it would wipe out stock (empty, or too few known articles), plan fragments.
-apply    -> one fragment: set-based UPDATE of rows whose quantity changed + INSERT of new (product, warehouse)
-            pairs, in one transaction that also records the fragment's result. Re-running it is harmless.
-finish   -> totals, ledger, move the file to the processed folder, checkpoint.
+prepare  -> download the newest new file, parse it, reject unknown articles, refuse the whole file if it would
+            wipe out stock (empty, or too few known articles), record a late older file as stale, stage the
+            known rows with their product ids (table stock_staging), plan fragments.
+apply    -> one fragment, one transaction: compare each staged row with the last report's row
+            (stock_file_row) and read current stock only for cells that differ or for products not seen
+            before; UPDATE what changed, INSERT new non-zero cells (no row means zero); the replaced values go
+            to stock_history (trigger); the fragment's result is recorded with the rows. Re-running is harmless.
+finish   -> totals, ledger, result file for staff, file archived by the day it was made, checkpoint.
+backfill -> reprocess_archive(): archived files of a period into stock_history only.
 """
 
 from __future__ import annotations
