@@ -93,6 +93,23 @@ def rejects_of(conn: psycopg.Connection, import_file_id: int) -> list[Reject]:
     return [Reject(name, *r) for r in rows]
 
 
+def made_at(report_time: datetime | None, ftp_modified: datetime | None, onec_tz) -> datetime:
+    """When a 1C file was made: the time in its own header if it says, else the FTP time; 1C writes its own
+    wall-clock time, so a naive time is in the configured 1C zone."""
+    made = report_time or ftp_modified or datetime.now(timezone.utc)
+    return made if made.tzinfo else made.replace(tzinfo=onec_tz)
+
+
+def newest_applied(conn: psycopg.Connection, kind: str, import_file_id: int) -> tuple[str, datetime] | None:
+    """(name, time made) of the newest file of a kind already applied, other than this one."""
+    row = conn.execute(
+        """select name, report_time from import_file where kind = %s and status in ('applied', 'unchanged')
+           and import_file_id <> %s and report_time is not null order by report_time desc limit 1""",
+        (kind, import_file_id),
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
 def set_checkpoint(conn: psycopg.Connection, name: str, when: datetime) -> str:
     value = when.astimezone(timezone.utc).isoformat()
     conn.execute(

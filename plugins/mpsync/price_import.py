@@ -355,8 +355,8 @@ def prepare(dsn: str, params: FtpParams, files: list[dict], cfg: Settings, *, dr
             ledger.update(conn, entry.import_file_id, status="refused", message=exc.reason)
             _refuse_on_ftp(params, cfg, f, exc.reason)
             raise PriceFileRefused(f"{f.name} refused, prices untouched: {exc.reason}") from None
-        made = file_time(parsed, f, cfg)
-        newer = newest_applied(conn, entry.import_file_id)
+        made = ledger.made_at(parsed.report_time, f.modified, cfg.onec_timezone)
+        newer = ledger.newest_applied(conn, "price", entry.import_file_id)
         if newer and made < newer[1]:
             # An older price table arriving late must never roll current prices back; it stays in the ledger.
             msg = (f"older than the already applied {newer[0]} ({made.isoformat()} < {newer[1].isoformat()}):"
@@ -389,21 +389,6 @@ def prepare(dsn: str, params: FtpParams, files: list[dict], cfg: Settings, *, dr
              f.name, parsed.rows_read, items, len(rejects), len(fragments))
     return {**base, "fragments": fragments, "items": items,
             "rows_read": parsed.rows_read, "rejected_in_parse": len(rejects)}
-
-
-def file_time(parsed: PriceParse, f: DropFile, cfg: Settings) -> datetime:
-    """When the table was made: its own header if it says, else the FTP time (1C's wall clock if naive)."""
-    made = parsed.report_time or f.modified or datetime.now(timezone.utc)
-    return made if made.tzinfo else made.replace(tzinfo=cfg.onec_timezone)
-
-
-def newest_applied(conn: psycopg.Connection, import_file_id: int) -> tuple[str, datetime] | None:
-    row = conn.execute(
-        """select name, report_time from import_file where kind = 'price' and status in ('applied', 'unchanged')
-           and import_file_id <> %s and report_time is not null order by report_time desc limit 1""",
-        (import_file_id,),
-    ).fetchone()
-    return (row[0], row[1]) if row else None
 
 
 def _refuse_on_ftp(params: FtpParams, cfg: Settings, f: DropFile, reason: str,
@@ -566,8 +551,7 @@ def reprocess_archive(dsn: str, params: FtpParams, cfg: Settings, start: datetim
             except FileRefused as exc:
                 summary["files"].append({"file": e.name, "skipped": exc.reason})
                 continue
-            made = file_time(parsed, DropFile(e.path, e.name, e.size, e.modified_at.isoformat()
-                                              if e.modified_at else None), cfg)
+            made = ledger.made_at(parsed.report_time, e.modified_at, cfg.onec_timezone)
             if not start <= made < end:
                 continue
             row = conn.execute("select import_file_id from import_file where kind = 'price' and name = %s "

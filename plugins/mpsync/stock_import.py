@@ -129,16 +129,6 @@ def unknown_article_rejects(parsed: StockParse, known: dict[str, int], file: str
             for article, row in zip(parsed.articles, parsed.row_numbers) if article not in known]
 
 
-def newest_applied(conn: psycopg.Connection, import_file_id: int) -> tuple[str, datetime] | None:
-    """(name, time made) of the newest stock file already applied."""
-    row = conn.execute(
-        """select name, report_time from import_file where kind = 'stock' and status in ('applied', 'unchanged')
-           and import_file_id <> %s and report_time is not null order by report_time desc limit 1""",
-        (import_file_id,),
-    ).fetchone()
-    return (row[0], row[1]) if row else None
-
-
 def previous_known_items(conn: psycopg.Connection, import_file_id: int) -> int | None:
     row = conn.execute(
         """select items from import_file where kind = 'stock' and status in ('applied', 'unchanged')
@@ -205,10 +195,8 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
     rejects.sort(key=lambda r: r.row)
     ledger.record_rejects(conn, import_file_id, rejects)
     known = sum(1 for a in parsed.articles if a in known_ids)
-    made_at = parsed.report_time or file.modified or datetime.now(timezone.utc)
-    if made_at.tzinfo is None:              # 1C writes its own wall-clock time
-        made_at = made_at.replace(tzinfo=cfg.onec_timezone)
-    newer = newest_applied(conn, import_file_id)
+    made_at = ledger.made_at(parsed.report_time, file.modified, cfg.onec_timezone)
+    newer = ledger.newest_applied(conn, "stock", import_file_id)
     if newer and made_at < newer[1]:
         # An older report arriving late must never roll current stock back; it stays in the ledger.
         message = (f"older than the already applied {newer[0]} ({made_at.isoformat()} < {newer[1].isoformat()}):"
@@ -465,9 +453,7 @@ def reprocess_archive(dsn: str, params: FtpParams, cfg: Settings, start: datetim
             except FileRefused as exc:
                 summary["files"].append({"file": e.name, "skipped": exc.reason})
                 continue
-            made = parsed.report_time or e.modified_at
-            if made.tzinfo is None:
-                made = made.replace(tzinfo=cfg.onec_timezone)
+            made = ledger.made_at(parsed.report_time, e.modified_at, cfg.onec_timezone)
             if not start <= made < end:
                 continue
             row = conn.execute("select import_file_id from import_file where kind = 'stock' and name = %s "
