@@ -4,9 +4,11 @@ prepare  -> download the newest new file, parse it, reject unknown articles, ref
             wipe out stock (empty, or too few known articles), record a late older file as stale, stage the
             known rows with their product ids (table stock_staging), plan fragments.
 apply    -> one fragment, one transaction: compare each staged row with the last report's row
-            (stock_file_row) and read current stock only for cells that differ or for products not seen
-            before; UPDATE what changed, INSERT new non-zero cells (no row means zero); the replaced values go
-            to stock_history (trigger); the fragment's result is recorded with the rows. Re-running is harmless.
+            (stock_file_row) and read current stock only for cells that differ or for products not in the
+            last report; products with no stock row at all (a first import) are inserted without comparing;
+            UPDATE what changed, INSERT new non-zero cells (no row means zero); the replaced values go to
+            stock_history and the changed products to stock_change (triggers); the fragment's result is
+            recorded with the rows. Re-running is harmless.
 finish   -> totals, ledger, result file for staff, file archived by the day it was made, checkpoint.
 backfill -> reprocess_archive(): archived files of a period into stock_history only.
 """
@@ -232,7 +234,7 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
 
 APPLY_SQL = """
 with staged as (
-    select s.product_id, s.quantities, r.quantities as before
+    select s.product_id, s.quantities, r.quantities as before, s.product_id = any(%(fresh)s) as fresh
     from stock_staging s
     left join stock_file_row r on r.product_id = s.product_id and r.columns_key = %(key)s
     where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s
@@ -248,10 +250,19 @@ with staged as (
     select st.product_id, q.warehouse, q.qty
     from staged st
     cross join lateral unnest(st.quantities, %(codes)s::text[]) as q(qty, warehouse)
-    where st.before is null and q.qty is not null
+    where st.before is null and not st.fresh and q.qty is not null
 ), cur as (
     -- their current stock: one index descent per product, not one per cell
-    select t.product_id, t.warehouse, t.quantity from stock t where t.product_id = any(%(new_products)s)
+    select t.product_id, t.warehouse, t.quantity from stock t where t.product_id = any(%(seen_products)s)
+), fresh_ins as (
+    -- a product with no stock row at all (the first import, a new product): nothing to compare with
+    insert into stock (product_id, warehouse, quantity, import_file_id, valid_from)
+    select st.product_id, q.warehouse, q.qty, %(id)s, %(valid_from)s
+    from staged st
+    cross join lateral unnest(st.quantities, %(codes)s::text[]) as q(qty, warehouse)
+    where st.fresh and q.qty <> 0
+    order by 1, 2
+    returning 1
 ), diff as materialized (
     select c.product_id, c.warehouse, c.qty, t.quantity is null as missing
     from changed_cells c
@@ -287,7 +298,8 @@ with staged as (
     where r.product_id = st.product_id and array_position(st.quantities, null) is not null
     returning 1
 )
-select (select count(*) from upd) + (select count(*) from ins), (select count(*) from remember),
+select (select count(*) from upd) + (select count(*) from ins) + (select count(*) from fresh_ins),
+       (select count(*) from remember),
        (select count(*) from forget)
 """
 
@@ -296,6 +308,14 @@ select coalesce(array_agg(s.product_id order by s.product_id), '{}')
 from stock_staging s
 left join stock_file_row r on r.product_id = s.product_id and r.columns_key = %(key)s
 where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s and r.product_id is null
+"""
+
+
+# Of the products not in the last report: those without any stock row (written without comparing) and the rest.
+FRESH_SQL = """
+select coalesce(array_agg(p) filter (where not seen), '{}'), coalesce(array_agg(p) filter (where seen), '{}')
+from (select p, exists (select 1 from stock t where t.product_id = p) as seen
+      from unnest(%s::bigint[]) as p) x
 """
 
 
@@ -313,7 +333,8 @@ def apply_fragment(dsn: str, fragment: dict, warehouse_codes: tuple[str, ...]) -
     with psycopg.connect(dsn) as conn:                      # one transaction: rows + fragment record
         # Our own writes must not empty the stock_file_row shortcut (see migration 0009).
         conn.execute("select set_config('mpsync.stock_import', 'on', true)")
-        params["new_products"] = conn.execute(NEW_PRODUCTS_SQL, params).fetchone()[0]
+        new_products = conn.execute(NEW_PRODUCTS_SQL, params).fetchone()[0]
+        params["fresh"], params["seen_products"] = conn.execute(FRESH_SQL, (new_products,)).fetchone()
         changed, _, _ = conn.execute(APPLY_SQL, params).fetchone()
         conn.execute(
             """insert into import_fragment (import_file_id, first_seq, last_seq, changed) values (%s, %s, %s, %s)

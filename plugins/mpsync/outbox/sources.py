@@ -101,7 +101,8 @@ with {keys_cte}
 select object_id, md5(payload::text) as marker, payload from o
 """
 
-_STOCK_CHANGED = ("select product_id from stock where updated_at >= %(since)s and warehouse = any(%(warehouses)s::text[])"
+# stock_change (migration 0010) has one row per product, moved by triggers on every write to stock.
+_STOCK_CHANGED = ("select product_id from stock_change where changed_at >= %(since)s"
                   " union select product_id from product where updated_at >= %(since)s")
 _PRICE_CHANGED = ("select product_id from price where updated_at >= %(since)s"
                   " and price_list in ('default', %(price_list)s)"
