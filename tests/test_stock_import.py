@@ -227,3 +227,72 @@ def test_common_warehouse_scheme(exchange_dsn, ftp_params, tmp_path, monkeypatch
     summary = run_import(exchange_dsn, ftp_params, common)
     assert summary["changed"] == len(ARTICLES)
     assert stock_snapshot(exchange_dsn) == {(a, "main"): 11.0 for a in ARTICLES}
+
+
+def test_staging_is_exact_to_the_thousandth_and_keeps_unusable_cells_out(exchange_dsn, cfg):
+    """Staged by binary COPY as whole thousandths: fractions, big values and zero come back exact; a cell the
+    parser could not use (NaN) is staged as NULL and that warehouse keeps its current quantity."""
+    import numpy as np
+    from decimal import Decimal
+
+    from mpsync import ledger
+    from mpsync.onec.model import StockParse
+
+    add_products(exchange_dsn, ["A-1", "A-2", "A-3"])
+    q = np.array([[1.5, 0.001, 0.0], [12345678.125, 0.0, 7.0], [2.0, float("nan"), 3.0]])
+    parsed = StockParse(file="f.csv", layout={}, articles=["A-1", "A-2", "A-3"], row_numbers=[4, 5, 6], quantities=q)
+    with psycopg.connect(exchange_dsn, autocommit=True) as conn:
+        entry, _ = ledger.register(conn, kind="stock", ftp_path="/f.csv", name="f.csv", size=1, modified_at=None,
+                                   content_sha256="x")
+        conn.execute("insert into stock (product_id, warehouse, quantity) "
+                     "select product_id, 'ozon', 42 from product where article = 'A-3'")
+        known = stock_import.product_ids(conn, parsed.articles)
+        del known["A-2"]                                          # an unknown article is not staged
+        assert stock_import.stage(conn, entry.import_file_id, parsed, known) == [4, 6]
+        staged = conn.execute("select row_no, seq, quantities from stock_staging order by seq").fetchall()
+    assert staged == [(4, 0, [1500, 1, 0]), (6, 1, [2000, None, 3000])]
+    fragment = stock_import.plan_fragments(entry.import_file_id, "f.csv", [4, 6], 10, datetime.now(timezone.utc))[0]
+    assert stock_import.apply_fragment(exchange_dsn, fragment.to_dict(), cfg.stock_columns) == 4
+    with psycopg.connect(exchange_dsn) as conn:
+        stock = dict(((a, w), q) for a, w, q in conn.execute(
+            "select p.article, s.warehouse, s.quantity from stock s join product p using (product_id)"))
+    assert stock == {("A-1", "sber"): Decimal("1.500"), ("A-1", "ozon"): Decimal("0.001"),
+                     ("A-3", "sber"): Decimal("2.000"), ("A-3", "ozon"): Decimal("42"),   # NaN: kept
+                     ("A-3", "yandex"): Decimal("3.000")}
+
+
+def test_quantity_too_large_for_stock_is_rejected_by_row_and_column(exchange_dsn, ftp_params, cfg, work_dir,
+                                                                    tmp_path):
+    add_products(exchange_dsn, ARTICLES)
+    rows = [(a, 1, 1, 1) for a in ARTICLES]
+    rows[2] = (rows[2][0], 1, "100000000000", 1)
+    drop(ftp_params, tmp_path, "Ostatki_MP_big.csv", stock_csv(rows))
+    summary = run_import(exchange_dsn, ftp_params, cfg)
+    assert summary["status"] == "applied" and summary["rejected"] == 1
+    with psycopg.connect(exchange_dsn) as conn:
+        reject = conn.execute("select row_no, column_name, article, reason from import_reject").fetchone()
+    assert reject[0] == 6 and reject[1].startswith("C") and reject[2] == rows[2][0] and "too large" in reject[3]
+    snap = stock_snapshot(exchange_dsn)
+    assert (rows[2][0], "sber") not in snap and snap[(rows[3][0], "ozon")] == 1
+
+
+def test_every_stock_write_moves_the_products_change_time(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
+    """stock_change (what the sync push scans) follows the import and any other writer, per product."""
+    add_products(exchange_dsn, ARTICLES)
+    drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv([(a, 2, 2, 2) for a in ARTICLES]))
+    run_import(exchange_dsn, ftp_params, cfg)
+
+    def changes(conn):
+        return dict(conn.execute("select p.article, c.changed_at from stock_change c join product p using (product_id)"))
+
+    with psycopg.connect(exchange_dsn, autocommit=True) as conn:
+        after_import = changes(conn)
+        assert set(after_import) == set(ARTICLES)
+        conn.execute("update stock set quantity = 5 where warehouse = 'ozon' and product_id = "
+                     "(select product_id from product where article = 'A-1')")
+        after_fix = changes(conn)
+        conn.execute("delete from stock where product_id = (select product_id from product where article = 'A-2')")
+        after_delete = changes(conn)
+    assert after_fix["A-1"] > after_import["A-1"]
+    assert {a: t for a, t in after_fix.items() if a != "A-1"} == {a: t for a, t in after_import.items() if a != "A-1"}
+    assert after_delete["A-2"] > after_fix["A-2"] and after_delete["A-1"] == after_fix["A-1"]

@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import math
 import posixpath
+import struct
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,11 +89,6 @@ def sync_warehouses(conn: psycopg.Connection, cfg: Settings) -> None:
         )
 
 
-def _array_literal(row: list) -> str:
-    # NaN (a cell the parser could not use) -> NULL: that warehouse keeps its current quantity.
-    return "{" + ",".join("NULL" if v != v else str(v) for v in row) + "}"
-
-
 def product_ids(conn: psycopg.Connection, articles: list[str]) -> dict[str, int]:
     """article -> product_id for the articles of a file, in one query."""
     rows = conn.execute(
@@ -101,29 +98,72 @@ def product_ids(conn: psycopg.Connection, articles: list[str]) -> dict[str, int]
     return dict(rows.fetchall())
 
 
+MILLI = 1000               # staged quantities are whole thousandths: exact for numeric(14, 3)
+MAX_QUANTITY = 1e11        # numeric(14, 3) holds less
+
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+_INT8_OID = 20
+
+
+def _copy_rows(import_file_id: int, row_no: np.ndarray, seq: np.ndarray, product_id: np.ndarray,
+               milli: np.ndarray, usable: np.ndarray) -> bytes:
+    """Binary COPY tuples (import_file_id, row_no, seq, product_id, quantities) built by numpy, no per-row
+    Python: the array's elements are fixed-size, so every tuple has the same layout. Rows with an unusable
+    cell (NULL element, variable layout) are packed one by one; they are rare."""
+    n, w = milli.shape
+    clean = usable.all(axis=1)
+    layout = np.dtype([("fields", ">i2"), ("l_file", ">i4"), ("file", ">i8"), ("l_row", ">i4"), ("row", ">i4"),
+                       ("l_seq", ">i4"), ("seq", ">i4"), ("l_pid", ">i4"), ("pid", ">i8"), ("l_arr", ">i4"),
+                       ("ndim", ">i4"), ("has_null", ">i4"), ("oid", ">i4"), ("dim", ">i4"), ("lbound", ">i4"),
+                       ("cells", [("len", ">i4"), ("value", ">i8")], (w,))])
+    k = int(clean.sum())
+    rec = np.empty(k, dtype=layout)
+    rec["fields"], rec["l_file"], rec["file"] = 5, 8, import_file_id
+    rec["l_row"], rec["row"], rec["l_seq"], rec["seq"] = 4, row_no[clean], 4, seq[clean]
+    rec["l_pid"], rec["pid"], rec["l_arr"] = 8, product_id[clean], 20 + 12 * w
+    rec["ndim"], rec["has_null"], rec["oid"], rec["dim"], rec["lbound"] = 1, 0, _INT8_OID, w, 1
+    rec["cells"]["len"], rec["cells"]["value"] = 8, milli[clean]
+    parts = [rec.tobytes()]
+    for i in np.flatnonzero(~clean):
+        cells = b"".join(struct.pack(">iq", 8, v) if ok else struct.pack(">i", -1)
+                         for v, ok in zip(milli[i].tolist(), usable[i].tolist()))
+        array = struct.pack(">iiiii", 1, 1, _INT8_OID, w, 1) + cells
+        parts.append(struct.pack(">hiqiiiiiqi", 5, 8, import_file_id, 4, int(row_no[i]), 4, int(seq[i]), 8,
+                                 int(product_id[i]), len(array)) + array)
+    return b"".join(parts)
+
+
 def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse,
           known: dict[str, int]) -> list[int]:
     """Write the rows of known articles to stock_staging (replacing any earlier staging of the same file),
     numbered densely in file order; return their file row numbers."""
     conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
-    keep = [i for i, a in enumerate(parsed.articles) if a in known]
-    q = parsed.quantities[keep] if len(keep) != len(parsed.articles) else parsed.quantities
-    chunk = 20_000
-    with conn.cursor().copy(
-        "copy stock_staging (import_file_id, row_no, seq, article, product_id, quantities) from stdin"
-    ) as copy:
+    keep = np.flatnonzero(np.fromiter((a in known for a in parsed.articles), bool, len(parsed.articles)))
+    row_numbers = np.asarray(parsed.row_numbers, dtype=np.int64)[keep]
+    product_id = np.fromiter((known[parsed.articles[i]] for i in keep.tolist()), np.int64, len(keep))
+    chunk = 50_000
+    with conn.cursor().copy("copy stock_staging (import_file_id, row_no, seq, product_id, quantities) "
+                            "from stdin (format binary)") as copy:
+        copy.write(_COPY_HEADER)
         for start in range(0, len(keep), chunk):
-            block = q[start:start + chunk]
-            if np.isfinite(block).all() and (block == np.round(block)).all():
-                # Whole numbers, no gaps (the usual report): shorter text, exact, and formatted in C.
-                literals = ["{" + ",".join(map(str, values)) + "}" for values in block.astype(np.int64).tolist()]
-            else:
-                literals = [_array_literal(values) for values in block.tolist()]
-            for seq, literal in enumerate(literals, start):
-                i = keep[seq]
-                article = parsed.articles[i]
-                copy.write_row((import_file_id, parsed.row_numbers[i], seq, article, known[article], literal))
-    return [parsed.row_numbers[i] for i in keep]
+            stop = min(start + chunk, len(keep))
+            q = parsed.quantities[keep[start:stop]]
+            usable = np.isfinite(q)         # NaN (a cell the parser could not use): that warehouse keeps its value
+            milli = np.rint(np.where(usable, q, 0) * MILLI).astype(np.int64)
+            copy.write(_copy_rows(import_file_id, row_numbers[start:stop], np.arange(start, stop),
+                                  product_id[start:stop], milli, usable))
+        copy.write(_COPY_TRAILER)
+    return row_numbers.tolist()
+
+
+def too_large_rejects(parsed: StockParse, file: str) -> list[Reject]:
+    """Quantities beyond numeric(14, 3): the row is rejected (named by row and column), not the file."""
+    big = np.argwhere(np.nan_to_num(parsed.quantities) >= MAX_QUANTITY)
+    labels = parsed.layout.get("quantity_columns") or []
+    return [Reject(file, parsed.row_numbers[i], labels[k] if k < len(labels) else None, parsed.articles[i],
+                   f"quantity {parsed.quantities[i, k]:.0f} is too large (the most is {MAX_QUANTITY:.0f})")
+            for i, k in big.tolist()]
 
 
 def unknown_article_rejects(parsed: StockParse, known: dict[str, int], file: str) -> list[Reject]:
@@ -187,13 +227,18 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
                      cfg: Settings) -> dict:
     from mpsync.onec.stock import parse_stock
 
+    started = time.perf_counter()
     try:
         parsed = parse_stock(local, len(cfg.stock_columns), name=file.name)
     except FileRefused as exc:
         raise refuse(conn, import_file_id, file.name, exc.reason) from None
+    seconds = {"parse": time.perf_counter() - started}
     sync_warehouses(conn, cfg)
     known_ids = product_ids(conn, parsed.articles)
     rejects = parsed.rejects + unknown_article_rejects(parsed, known_ids, file.name)
+    for r in too_large_rejects(parsed, file.name):
+        rejects.append(r)
+        known_ids.pop(r.article, None)
     rejects.sort(key=lambda r: r.row)
     ledger.record_rejects(conn, import_file_id, rejects)
     known = sum(1 for a in parsed.articles if a in known_ids)
@@ -218,8 +263,10 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
         raise refuse(conn, import_file_id, file.name,
                      f"only {known} known articles vs {previous} in the previous import "
                      f"(below the configured share {share:.0%}): truncated file?")
+    started = time.perf_counter()
     with conn.transaction():
         row_numbers = stage(conn, import_file_id, parsed, known_ids)
+    seconds["stage"] = time.perf_counter() - started
     size = fragment_size(len(row_numbers), cfg.stock_import.min_fragment_rows, cfg.stock_import.max_fragments)
     fragments = plan_fragments(import_file_id, file.name, row_numbers, size, made_at)
     for r in rejects[:50]:
@@ -227,9 +274,11 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
     if len(rejects) > 50:
         log.warning("... and %d more rejected rows (table import_reject, import_file_id=%s)",
                     len(rejects) - 50, import_file_id)
-    log.info("%s: %d rows read, %d items, %d known, %d rejected, %d fragment(s) of up to %d rows",
-             file.name, parsed.rows_read, parsed.items, known, len(rejects), len(fragments), size)
-    return {**base, "fragments": [f.to_dict() for f in fragments], "items": known, "rejected": len(rejects)}
+    log.info("%s: %d rows read, %d items, %d known, %d rejected, %d fragment(s) of up to %d rows "
+             "(parsed in %.1f s, staged in %.1f s)", file.name, parsed.rows_read, parsed.items, known, len(rejects),
+             len(fragments), size, seconds["parse"], seconds["stage"])
+    return {**base, "fragments": [f.to_dict() for f in fragments], "items": known, "rejected": len(rejects),
+            "seconds": {k: round(v, 2) for k, v in seconds.items()}}
 
 
 APPLY_SQL = """
@@ -240,27 +289,27 @@ with staged as (
     where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s
 ), changed_cells as (
     -- a product seen in the last report: only the cells that differ from it (a few index probes)
-    select st.product_id, q.warehouse, q.qty
+    select st.product_id, q.warehouse, q.milli * 0.001 as qty
     from staged st
-    cross join lateral unnest(st.quantities, st.before, %(codes)s::text[]) as q(qty, prev, warehouse)
+    cross join lateral unnest(st.quantities, st.before, %(codes)s::text[]) as q(milli, prev, warehouse)
     where st.before is not null and st.quantities is distinct from st.before
-      and q.qty is not null and q.qty is distinct from q.prev
+      and q.milli is not null and q.milli is distinct from q.prev
 ), new_cells as (
     -- a product not seen in the last report (first import, new product, shortcut emptied): every cell
-    select st.product_id, q.warehouse, q.qty
+    select st.product_id, q.warehouse, q.milli * 0.001 as qty
     from staged st
-    cross join lateral unnest(st.quantities, %(codes)s::text[]) as q(qty, warehouse)
-    where st.before is null and not st.fresh and q.qty is not null
+    cross join lateral unnest(st.quantities, %(codes)s::text[]) as q(milli, warehouse)
+    where st.before is null and not st.fresh and q.milli is not null
 ), cur as (
     -- their current stock: one index descent per product, not one per cell
     select t.product_id, t.warehouse, t.quantity from stock t where t.product_id = any(%(seen_products)s)
 ), fresh_ins as (
     -- a product with no stock row at all (the first import, a new product): nothing to compare with
     insert into stock (product_id, warehouse, quantity, import_file_id, valid_from)
-    select st.product_id, q.warehouse, q.qty, %(id)s, %(valid_from)s
+    select st.product_id, q.warehouse, q.milli * 0.001, %(id)s, %(valid_from)s
     from staged st
-    cross join lateral unnest(st.quantities, %(codes)s::text[]) as q(qty, warehouse)
-    where st.fresh and q.qty <> 0
+    cross join lateral unnest(st.quantities, %(codes)s::text[]) as q(milli, warehouse)
+    where st.fresh and q.milli <> 0
     order by 1, 2
     returning 1
 ), diff as materialized (
@@ -355,10 +404,12 @@ def result_table(conn: psycopg.Connection, import_file_id: int, cfg: Settings) -
     header = ["Row", "Article", *cfg.stock_columns]
     rows: list[tuple[int, list, str]] = []
     cur = conn.execute(
-        """select s.row_no, s.article, s.quantities,
+        """select s.row_no, p.article,
+                  array(select x * 0.001 from unnest(s.quantities) with ordinality as u(x, n) order by n),
                   exists (select 1 from stock t
                           where t.product_id = s.product_id and t.import_file_id = s.import_file_id)
-           from stock_staging s where s.import_file_id = %s order by s.row_no""",
+           from stock_staging s join product p on p.product_id = s.product_id
+           where s.import_file_id = %s order by s.row_no""",
         (import_file_id,),
     )
     for row_no, article, quantities, changed in cur:
@@ -426,10 +477,10 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
 
 HISTORY_SQL = """
 insert into stock_history (product_id, warehouse, quantity, valid_from, import_file_id)
-select s.product_id, q.warehouse, q.qty, %(made)s, %(id)s
+select s.product_id, q.warehouse, q.milli * 0.001, %(made)s, %(id)s
 from stock_staging s
-cross join lateral unnest(s.quantities, %(codes)s::text[]) as q(qty, warehouse)
-where s.import_file_id = %(id)s and q.qty is not null
+cross join lateral unnest(s.quantities, %(codes)s::text[]) as q(milli, warehouse)
+where s.import_file_id = %(id)s and q.milli is not null
   -- history only: never where the current value is older than this file (that would be a rollback)
   and exists (select 1 from stock t where t.product_id = s.product_id and t.warehouse = q.warehouse
               and t.valid_from > %(made)s)

@@ -38,3 +38,15 @@ create trigger stock_change_on_update after update on stock
     referencing new table as changed_rows for each statement execute function stock_change_record();
 create trigger stock_change_on_delete after delete on stock
     referencing old table as changed_rows for each statement execute function stock_change_record();
+
+-- 3. Staged and remembered quantities are whole thousandths in int8 (exact for numeric(14,3)): the parser's
+--    array goes in by binary COPY with nothing for the server to parse, and rows compare without numeric
+--    arithmetic. The article is not staged (product has it). Both tables only hold re-creatable state: a
+--    staged file is staged again, and an empty stock_file_row only means the next import compares with stock.
+truncate stock_staging;
+alter table stock_staging drop column article;
+alter table stock_staging alter column quantities type bigint[] using null::bigint[];
+comment on column stock_staging.quantities is 'thousandths of a unit, in configured column order; null = unusable cell';
+truncate stock_file_row;
+alter table stock_file_row alter column quantities type bigint[] using null::bigint[];
+comment on column stock_file_row.quantities is 'thousandths of a unit, in configured column order';
