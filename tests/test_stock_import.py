@@ -291,6 +291,11 @@ def test_every_stock_write_moves_the_products_change_time(exchange_dsn, ftp_para
         conn.execute("update stock set quantity = 5 where warehouse = 'ozon' and product_id = "
                      "(select product_id from product where article = 'A-1')")
         after_fix = changes(conn)
+        # the replaced value went to history, and a writer that did not say when is dated now
+        old, new_from = conn.execute(
+            "select h.quantity, s.valid_from > h.valid_from from stock_history h join stock s using (product_id, warehouse)"
+            " join product p using (product_id) where p.article = 'A-1'").fetchone()
+        assert (old, new_from) == (2, True)
         conn.execute("delete from stock where product_id = (select product_id from product where article = 'A-2')")
         after_delete = changes(conn)
     assert after_fix["A-1"] > after_import["A-1"]
