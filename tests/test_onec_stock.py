@@ -215,3 +215,43 @@ def test_report_time_texts():
     assert find_report_time(["Остатки на 19.12.2025 г. 14:00"]) == datetime(2025, 12, 19, 14, 0)
     assert find_report_time(["Период: 01.11.2025 - 19.12.2025"]) == datetime(2025, 12, 19)
     assert find_report_time(["19.11.23", "По всех складах"]) is None
+
+
+@pytest.mark.parametrize("quirks", [True, False], ids=["odd-rows-between", "all-plain"])
+def test_xlsx_block_path_reads_exactly_what_row_by_row_reads(tmp_path, monkeypatch, quirks):
+    """Below the first rows, sheet rows are read a block at a time, column-wise; every quirk must come out
+    the same as read one row at a time: long enough to pass the header scan, with odd rows in between."""
+    from datetime import datetime
+
+    from mpsync.onec import stock as stock_mod
+
+    rows = [(f"A{i}", float(i % 7), None, i * 0.5) for i in range(200)]
+    if quirks:
+        rows[40:40] = QUIRKS                              # text caps, NBSP numbers, bad, negative, duplicates ...
+        rows[120] = (557722, 1, 2, 3)                     # a numeric article
+        rows[121] = ("D1", datetime(1900, 1, 5), 1, 1)    # a quantity Excel shows as a date
+        rows[122] = (None, None, None, None)              # blank
+        rows[123] = ("  ", 1, 1, 1)                       # an article of spaces: quantities without an article
+        rows[124] = ("Группа товаров", None, None, None)  # a group row
+        rows[125] = ("ВСЕГО по складу", 9, 9, 9)          # a service row
+    path = write_stock_xlsx(tmp_path / "long.xlsx", rows)
+    blockwise = parse_stock(path, 3)
+
+    def row_by_row(col, block, art_col, first_qty, w):
+        for rownum, cells in block:
+            q = cells[first_qty:first_qty + w]
+            col.row(rownum, cells[art_col] if art_col < len(cells) else None, q + [None] * (w - len(q)),
+                    art_col, first_qty)
+        return max(len(c) for _, c in block)
+
+    monkeypatch.setattr(stock_mod, "_feed_block", row_by_row)
+    reference = parse_stock(path, 3)
+    assert blockwise.articles == reference.articles and len(reference.articles) >= 200
+    assert blockwise.row_numbers == reference.row_numbers
+    assert np.array_equal(blockwise.quantities, reference.quantities)
+    assert [(r.row, r.column, r.article, r.reason) for r in blockwise.rejects] == \
+           [(r.row, r.column, r.article, r.reason) for r in reference.rejects]
+    assert blockwise.skipped_service_rows == reference.skipped_service_rows
+    assert blockwise.layout["notes"] == reference.layout["notes"]
+    if quirks:
+        assert {r.reason.split(" ")[0] for r in blockwise.rejects} >= {"duplicate", "quantity", "negative"}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter, defaultdict
+from itertools import chain
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -359,13 +360,109 @@ def _parse_sheet(sheet: rd.Sheet, w: int) -> StockParse:
 
     for rownum, cells in body:
         feed(rownum, cells)
+    block: list[tuple[int, list[Any]]] = []
     for rownum, cells in rows:
         rows_read += 1
-        feed(rownum, cells)
+        if continuation_ok:                 # still right under the header: row by row
+            feed(rownum, cells)
+            continue
+        block.append((rownum, cells))
+        if len(block) == _BLOCK_ROWS:
+            width = max(width, _feed_block(col, block, art_col, first_qty, w))
+            block = []
+    if block:
+        width = max(width, _feed_block(col, block, art_col, first_qty, w))
     if width < first_qty + w and col.articles:
         raise FileRefused(name, f"the table has {max(0, width - first_qty)} column(s) after the article; "
                                 f"the configuration expects {w} warehouse column(s)")
     return col.finish(rows_read, report_time)
+
+
+_BLOCK_ROWS = 65536
+_NONE = type(None)
+
+
+def _feed_block(col: _Collector, block: list[tuple[int, list[Any]]], art_col: int, first_qty: int, w: int) -> int:
+    """Sheet rows below the header, a block at a time; returns the widest row.
+
+    Rows whose article is text (or empty) and whose quantities are numbers or empty are classified column-wise
+    by the same code as CSV files; any other row (a text or date quantity, a numeric article, a short row) goes
+    through _Collector.row() as before. A 1M-row sheet is mostly the former."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    end = first_qty + w
+    qs = [cells[first_qty:end] for _, cells in block]
+    arts = [cells[art_col] if art_col < len(cells) else None for _, cells in block]
+    if (set(map(type, chain.from_iterable(qs))) <= {float, _NONE} and set(map(type, arts)) <= {str, _NONE}
+            and all(len(q) == w for q in qs)):
+        fast = list(range(len(block)))
+    else:
+        fast = [i for i, (a, q) in enumerate(zip(arts, qs))
+                if (a is None or type(a) is str) and len(q) == w and all(c is None or type(c) is float for c in q)]
+        other = set(range(len(block))).difference(fast)
+        for i in sorted(other):
+            rownum, cells = block[i]
+            q = qs[i] + [None] * (w - len(qs[i]))
+            col.row(rownum, arts[i], q, art_col, first_qty)
+    if fast:
+        qty = np.array([qs[i] for i in fast] if len(fast) != len(block) else qs, dtype=np.float64)  # None -> nan
+        empty = np.isnan(qty)
+        any_value = ~empty.all(axis=1)
+        qty[empty] = 0.0
+        slow = [(i, k, float(qty[i, k])) for i, k in np.argwhere(qty < 0).tolist()]   # rejected as negative
+        art = pc.utf8_trim_whitespace(pa.array([arts[i] or "" for i in fast], pa.string()))
+        line_numbers = np.fromiter((block[i][0] for i in fast), np.int64, len(fast))
+        _classify_columns(col, art, any_value, qty, slow, line_numbers, list(range(first_qty, end)), art_col)
+    return max(map(len, (cells for _, cells in block)))
+
+
+def _classify_columns(coll: _Collector, art, any_value: np.ndarray, qty: np.ndarray, slow: list,
+                      line_numbers: np.ndarray, qty_cols: list[int], art_col: int) -> None:
+    """Rows of the table region, column-wise (the CSV path and the .xlsx block path): `art` the trimmed
+    article texts ("" = empty, a pyarrow string array), `any_value` rows with a non-empty quantity cell, `qty`
+    the plain quantities (others 0), `slow` the cells that need parse_quantity as (row, warehouse, raw)."""
+    import pyarrow.compute as pc
+
+    n = len(qty)
+    art_empty = pc.equal(art, "").to_numpy(zero_copy_only=False)
+    art_np = art.to_numpy(zero_copy_only=False)
+    has_digit = pc.match_substring_regex(art, r"\d").to_numpy(zero_copy_only=False)
+    service_text = pc.match_substring_regex(
+        art, r"(?i)^(итого|всего)|^(параметры|отбор|период|показатели|группировки|сортировка)[^:]*:").to_numpy(zero_copy_only=False)
+
+    blank = art_empty & ~any_value
+    no_article = art_empty & any_value
+    service = ~art_empty & service_text
+    group = ~art_empty & ~service_text & ~any_value & ~has_digit
+    zero_rows = ~art_empty & ~service_text & ~any_value & has_digit
+    coll.service += int(blank.sum() + service.sum() + group.sum())
+    coll.zero_rows += int(zero_rows.sum())
+    coll.group_count += int(group.sum())
+    for i in np.flatnonzero(group)[:max(0, 5 - len(coll.group_rows))]:
+        coll.group_rows.append((int(line_numbers[i]), art_np[i]))
+    for i in np.flatnonzero(no_article):
+        coll.reject(int(line_numbers[i]), art_col, None, "quantities without an article")
+
+    bad_row = np.zeros(n, dtype=bool)
+    for i, k, raw in slow:
+        if art_empty[i] or service[i]:
+            continue
+        try:
+            value, note = parse_quantity(raw)
+        except BadValue as exc:
+            coll.reject(int(line_numbers[i]), qty_cols[k], art_np[i], str(exc))
+            bad_row[i] = True
+            continue
+        qty[i, k] = value
+        if note:
+            coll.notes[note] += 1
+    item = ~art_empty & ~service & ~group & ~bad_row
+    for i in np.flatnonzero(bad_row):
+        coll.bad_article_rows.append((int(line_numbers[i]), art_np[i]))
+    idx = np.flatnonzero(item)
+    items_qty = qty[idx] if len(idx) != n else qty
+    coll.add_block(art_np[idx].tolist(), line_numbers[idx], items_qty)
 
 
 # ---------------------------------------------------------------- CSV, vectorised
@@ -453,7 +550,6 @@ def _parse_csv(path: Path, name: str, w: int) -> StockParse:
         line_numbers = line_numbers[~np.isin(line_numbers, bad_lines)]
 
     art = pc.utf8_trim_whitespace(table.column(names[art_col]).combine_chunks())
-    art_empty = pc.equal(art, "").to_numpy(zero_copy_only=False)
     qty = np.zeros((n, w), dtype=np.float64)
     any_value = np.zeros(n, dtype=bool)
     slow: list[tuple[int, int, str]] = []                      # (row index, warehouse index, raw text)
@@ -472,43 +568,7 @@ def _parse_csv(path: Path, name: str, w: int) -> StockParse:
         del col, empty, plain, filled
     del table
 
-    art_np = art.to_numpy(zero_copy_only=False)
-    has_digit = pc.match_substring_regex(art, r"\d").to_numpy(zero_copy_only=False)
-    service_text = pc.match_substring_regex(
-        art, r"(?i)^(итого|всего)|^(параметры|отбор|период|показатели|группировки|сортировка)[^:]*:").to_numpy(zero_copy_only=False)
-
-    blank = art_empty & ~any_value
-    no_article = art_empty & any_value
-    service = ~art_empty & service_text
-    group = ~art_empty & ~service_text & ~any_value & ~has_digit
-    zero_rows = ~art_empty & ~service_text & ~any_value & has_digit
-    coll.service += int(blank.sum() + service.sum() + group.sum())
-    coll.zero_rows += int(zero_rows.sum())
-    coll.group_count += int(group.sum())
-    for i in np.flatnonzero(group)[:5]:
-        coll.group_rows.append((int(line_numbers[i]), art_np[i]))
-    for i in np.flatnonzero(no_article):
-        coll.reject(int(line_numbers[i]), art_col, None, "quantities without an article")
-
-    bad_row = np.zeros(n, dtype=bool)
-    for i, k, raw in slow:
-        if art_empty[i] or service[i]:
-            continue
-        try:
-            value, note = parse_quantity(raw)
-        except BadValue as exc:
-            coll.reject(int(line_numbers[i]), qty_cols[k], art_np[i], str(exc))
-            bad_row[i] = True
-            continue
-        qty[i, k] = value
-        if note:
-            coll.notes[note] += 1
-    item = ~art_empty & ~service & ~group & ~bad_row
-    for i in np.flatnonzero(bad_row):
-        coll.bad_article_rows.append((int(line_numbers[i]), art_np[i]))
-    idx = np.flatnonzero(item)
-    items_qty = qty[idx] if len(idx) != n else qty
-    coll.add_block(art_np[idx].tolist(), line_numbers[idx], items_qty)
+    _classify_columns(coll, art, any_value, qty, slow, line_numbers, qty_cols, art_col)
     del qty
 
     # Rows pyarrow could not split into the expected fields: short (truncated?) or long rows.
