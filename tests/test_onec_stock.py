@@ -255,3 +255,18 @@ def test_xlsx_block_path_reads_exactly_what_row_by_row_reads(tmp_path, monkeypat
     assert blockwise.layout["notes"] == reference.layout["notes"]
     if quirks:
         assert {r.reason.split(" ")[0] for r in blockwise.rejects} >= {"duplicate", "quantity", "negative"}
+
+
+@pytest.mark.parametrize("padded_share", [0.01, 1.0], ids=["a-few-padded-cells", "every-number-padded"])
+def test_csv_padded_numbers_read_the_same_as_plain(tmp_path, padded_share):
+    """Plain digits are read column-wise as written; padded cells are few (looked at one by one) or the whole
+    column is padded (trimmed once): either way the numbers are the same as in a clean file."""
+    rows = [(f"A{i}", i % 9, "" if i % 3 else i * 0.5, 7) for i in range(400)]
+    step = max(1, round(1 / padded_share))
+    padded = [(a, *(f" {v} " if (i % step == 0 and v != "") else v for v in q))
+              for i, (a, *q) in enumerate(rows)]
+    clean = parse_stock(write_stock_csv(tmp_path / "clean.csv", rows), 3)
+    other = parse_stock(write_stock_csv(tmp_path / "padded.csv", padded), 3)
+    assert other.articles == clean.articles and other.rejects == [] and clean.rejects == []
+    assert np.array_equal(other.quantities, clean.quantities)
+    assert other.quantities[3].tolist() == [3, 1.5, 7]

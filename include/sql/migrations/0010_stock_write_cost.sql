@@ -78,3 +78,8 @@ comment on column stock_staging.quantities is 'thousandths of a unit, in configu
 truncate stock_file_row;
 alter table stock_file_row alter column quantities type bigint[] using null::bigint[];
 comment on column stock_file_row.quantities is 'thousandths of a unit, in configured column order';
+
+-- 4. Room on each page for the next version of a row, so a changed quantity or a changed remembered row is
+--    rewritten in place (a HOT update: no new index entry, no other page touched). Pages written from now on.
+alter table stock set (fillfactor = 90);
+alter table stock_file_row set (fillfactor = 50);

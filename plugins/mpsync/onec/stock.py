@@ -554,18 +554,22 @@ def _parse_csv(path: Path, name: str, w: int) -> StockParse:
     any_value = np.zeros(n, dtype=bool)
     slow: list[tuple[int, int, str]] = []                      # (row index, warehouse index, raw text)
     for k, cname in enumerate(wanted[1:]):
-        col = pc.utf8_trim_whitespace(table.column(cname).combine_chunks())
-        empty = pc.equal(col, "")
-        plain = pc.match_substring_regex(col, r"^\d+(\.\d+)?$")
-        filled = pc.if_else(plain, col, "0")
-        qty[:, k] = pc.cast(filled, pa.float64()).to_numpy(zero_copy_only=False)
-        empty_np = empty.to_numpy(zero_copy_only=False)
+        col = original = table.column(cname).combine_chunks()
+        for attempt in ("as written", "trimmed"):
+            plain = pc.match_substring_regex(col, r"^\d+(\.\d+)?$")    # digits, unpadded: the usual cell
+            empty_np = np.array(pc.equal(col, "").to_numpy(zero_copy_only=False))
+            rest = np.flatnonzero(~empty_np & ~plain.to_numpy(zero_copy_only=False))
+            if attempt == "trimmed" or len(rest) <= n // 20:
+                break
+            col = pc.utf8_trim_whitespace(col)      # a file that pads its numbers: trim the column once
+        qty[:, k] = pc.cast(pc.if_else(plain, col, "0"), pa.float64()).to_numpy(zero_copy_only=False)
+        if len(rest):                   # padded, spaces only, text caps, decimal commas...: one by one
+            raw = original.take(pa.array(rest)).to_pylist()       # messages quote the cell as written
+            blank = np.fromiter((not r.strip() for r in raw), bool, len(raw))
+            empty_np[rest[blank]] = True
+            slow.extend((i, k, r) for i, r, b in zip(rest.tolist(), raw, blank.tolist()) if not b)
         any_value |= ~empty_np
-        odd = np.flatnonzero(~empty_np & ~plain.to_numpy(zero_copy_only=False))
-        if len(odd):
-            raw = table.column(cname).take(pa.array(odd)).to_pylist()
-            slow.extend(zip(odd.tolist(), [k] * len(odd), raw))
-        del col, empty, plain, filled
+        del col, original, plain
     del table
 
     _classify_columns(coll, art, any_value, qty, slow, line_numbers, qty_cols, art_col)
