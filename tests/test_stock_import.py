@@ -239,6 +239,8 @@ def test_staging_is_exact_to_the_thousandth_and_keeps_unusable_cells_out(exchang
     from mpsync.onec.model import StockParse
 
     add_products(exchange_dsn, ["A-1", "A-2", "A-3"])
+    with psycopg.connect(exchange_dsn) as conn:                   # looked up in the file's order, -1 if unknown
+        assert stock_import.product_ids(conn, ["A-3", "NOPE", "A-1", "A\x1fB"]).tolist()[1::2] == [-1, -1]
     q = np.array([[1.5, 0.001, 0.0], [12345678.125, 0.0, 7.0], [2.0, float("nan"), 3.0]])
     parsed = StockParse(file="f.csv", layout={}, articles=["A-1", "A-2", "A-3"], row_numbers=[4, 5, 6], quantities=q)
     with psycopg.connect(exchange_dsn, autocommit=True) as conn:
@@ -246,9 +248,10 @@ def test_staging_is_exact_to_the_thousandth_and_keeps_unusable_cells_out(exchang
                                    content_sha256="x")
         conn.execute("insert into stock (product_id, warehouse, quantity) "
                      "select product_id, 'ozon', 42 from product where article = 'A-3'")
-        known = stock_import.product_ids(conn, parsed.articles)
-        del known["A-2"]                                          # an unknown article is not staged
-        assert stock_import.stage(conn, entry.import_file_id, parsed, known) == [4, 6]
+        ids = stock_import.product_ids(conn, parsed.articles)
+        assert (ids > 0).all()
+        ids[1] = -1                                               # an unknown article is not staged
+        assert stock_import.stage(conn, entry.import_file_id, parsed, ids) == [4, 6]
         staged = conn.execute("select row_no, seq, quantities from stock_staging order by seq").fetchall()
     assert staged == [(4, 0, [1500, 1, 0]), (6, 1, [2000, None, 3000])]
     fragment = stock_import.plan_fragments(entry.import_file_id, "f.csv", [4, 6], 10, datetime.now(timezone.utc))[0]

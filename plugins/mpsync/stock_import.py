@@ -89,13 +89,21 @@ def sync_warehouses(conn: psycopg.Connection, cfg: Settings) -> None:
         )
 
 
-def product_ids(conn: psycopg.Connection, articles: list[str]) -> dict[str, int]:
-    """article -> product_id for the articles of a file, in one query."""
-    rows = conn.execute(
-        "select p.article, p.product_id from product p join unnest(%s::text[]) a(article) using (article)",
-        (articles,),
-    )
-    return dict(rows.fetchall())
+def product_ids(conn: psycopg.Connection, articles: list[str]) -> np.ndarray:
+    """The product_id of each article, in the order given; -1 where the catalog has no such article.
+
+    One query; the articles travel as one text joined by a separator no cell contains, which is several times
+    cheaper than a million-element array parameter."""
+    sep = "\x1f"                                   # ASCII unit separator
+    if any(sep in a for a in articles):
+        values, split = articles, "%s::text[]"
+    else:
+        values, split = sep.join(articles), "string_to_array(%s, E'\\x1f')"
+    row = conn.cursor(binary=True).execute(
+        f"""select coalesce(array_agg(coalesce(p.product_id, -1) order by a.n), '{{}}')
+            from unnest({split}) with ordinality as a(article, n)
+            left join product p on p.article = a.article""", (values,)).fetchone()
+    return np.asarray(row[0], dtype=np.int64)
 
 
 MILLI = 1000               # staged quantities are whole thousandths: exact for numeric(14, 3)
@@ -134,14 +142,13 @@ def _copy_rows(import_file_id: int, row_no: np.ndarray, seq: np.ndarray, product
     return b"".join(parts)
 
 
-def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse,
-          known: dict[str, int]) -> list[int]:
-    """Write the rows of known articles to stock_staging (replacing any earlier staging of the same file),
-    numbered densely in file order; return their file row numbers."""
+def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse, ids: np.ndarray) -> list[int]:
+    """Write the rows with a product (`ids`: product_ids(), -1 = not staged) to stock_staging, replacing any
+    earlier staging of the same file, numbered densely in file order; return their file row numbers."""
     conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
-    keep = np.flatnonzero(np.fromiter((a in known for a in parsed.articles), bool, len(parsed.articles)))
+    keep = np.flatnonzero(ids >= 0)
     row_numbers = np.asarray(parsed.row_numbers, dtype=np.int64)[keep]
-    product_id = np.fromiter((known[parsed.articles[i]] for i in keep.tolist()), np.int64, len(keep))
+    product_id = ids[keep]
     chunk = 50_000
     with conn.cursor().copy("copy stock_staging (import_file_id, row_no, seq, product_id, quantities) "
                             "from stdin (format binary)") as copy:
@@ -159,16 +166,16 @@ def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse,
 
 def too_large_rejects(parsed: StockParse, file: str) -> list[Reject]:
     """Quantities beyond numeric(14, 3): the row is rejected (named by row and column), not the file."""
-    big = np.argwhere(np.nan_to_num(parsed.quantities) >= MAX_QUANTITY)
+    big = np.argwhere(parsed.quantities >= MAX_QUANTITY)
     labels = parsed.layout.get("quantity_columns") or []
     return [Reject(file, parsed.row_numbers[i], labels[k] if k < len(labels) else None, parsed.articles[i],
                    f"quantity {parsed.quantities[i, k]:.0f} is too large (the most is {MAX_QUANTITY:.0f})")
             for i, k in big.tolist()]
 
 
-def unknown_article_rejects(parsed: StockParse, known: dict[str, int], file: str) -> list[Reject]:
-    return [Reject(file, row, "A", article, "unknown article: no such product in the catalog")
-            for article, row in zip(parsed.articles, parsed.row_numbers) if article not in known]
+def unknown_article_rejects(parsed: StockParse, ids: np.ndarray, file: str) -> list[Reject]:
+    return [Reject(file, parsed.row_numbers[i], "A", parsed.articles[i], "unknown article: no such product in the catalog")
+            for i in np.flatnonzero(ids < 0).tolist()]
 
 
 def previous_known_items(conn: psycopg.Connection, import_file_id: int) -> int | None:
@@ -234,14 +241,15 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
         raise refuse(conn, import_file_id, file.name, exc.reason) from None
     seconds = {"parse": time.perf_counter() - started}
     sync_warehouses(conn, cfg)
-    known_ids = product_ids(conn, parsed.articles)
-    rejects = parsed.rejects + unknown_article_rejects(parsed, known_ids, file.name)
-    for r in too_large_rejects(parsed, file.name):
-        rejects.append(r)
-        known_ids.pop(r.article, None)
+    ids = product_ids(conn, parsed.articles)
+    rejects = parsed.rejects + unknown_article_rejects(parsed, ids, file.name)
+    too_large = too_large_rejects(parsed, file.name)
+    if too_large:
+        rejects += too_large
+        ids[np.isin(parsed.row_numbers, [r.row for r in too_large])] = -1
     rejects.sort(key=lambda r: r.row)
     ledger.record_rejects(conn, import_file_id, rejects)
-    known = sum(1 for a in parsed.articles if a in known_ids)
+    known = int((ids >= 0).sum())
     made_at = ledger.made_at(parsed.report_time, file.modified, cfg.onec_timezone)
     newer = ledger.newest_applied(conn, "stock", import_file_id)
     if newer and made_at < newer[1]:
@@ -265,7 +273,7 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
                      f"(below the configured share {share:.0%}): truncated file?")
     started = time.perf_counter()
     with conn.transaction():
-        row_numbers = stage(conn, import_file_id, parsed, known_ids)
+        row_numbers = stage(conn, import_file_id, parsed, ids)
     seconds["stage"] = time.perf_counter() - started
     size = fragment_size(len(row_numbers), cfg.stock_import.min_fragment_rows, cfg.stock_import.max_fragments)
     fragments = plan_fragments(import_file_id, file.name, row_numbers, size, made_at)
