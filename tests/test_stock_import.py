@@ -304,3 +304,21 @@ def test_every_stock_write_moves_the_products_change_time(exchange_dsn, ftp_para
     assert after_fix["A-1"] > after_import["A-1"]
     assert {a: t for a, t in after_fix.items() if a != "A-1"} == {a: t for a, t in after_import.items() if a != "A-1"}
     assert after_delete["A-2"] > after_fix["A-2"] and after_delete["A-1"] == after_fix["A-1"]
+
+
+def test_finish_applies_a_fragment_that_left_no_record(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
+    """Fragments commit without waiting for the WAL flush: one lost in a crash loses its rows and its record
+    together, and finish applies it again before the file counts as applied."""
+    add_products(exchange_dsn, ARTICLES)
+    rows = [(a, i, i, i) for i, a in enumerate(ARTICLES, 1)]
+    drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv(rows))
+    files = dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], cfg.stable_seconds)
+    prepared = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)
+    assert len(prepared["fragments"]) >= 2
+    for fragment in prepared["fragments"][1:]:                    # the first one "lost"
+        stock_import.apply_fragment(exchange_dsn, fragment, cfg.stock_columns)
+    assert (ARTICLES[0], "sber") not in stock_snapshot(exchange_dsn)
+    summary = stock_import.finish(exchange_dsn, ftp_params, prepared, cfg)
+    assert summary["status"] == "applied" and summary["changed"] == 3 * len(ARTICLES)
+    assert stock_snapshot(exchange_dsn) == {(a, w): float(i) for i, a in enumerate(ARTICLES, 1)
+                                            for w in ("sber", "ozon", "yandex")}

@@ -291,7 +291,10 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
 
 APPLY_SQL = """
 with staged as (
-    select s.product_id, s.quantities, r.quantities as before, s.product_id = any(%(fresh)s) as fresh
+    select s.product_id, s.quantities, r.quantities as before,
+           -- not in the last report and no stock row at all (a first import, a new product): nothing to compare
+           case when r.product_id is null then not exists (select 1 from stock t where t.product_id = s.product_id)
+                else false end as fresh
     from stock_staging s
     left join stock_file_row r on r.product_id = s.product_id and r.columns_key = %(key)s
     where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s
@@ -310,7 +313,8 @@ with staged as (
     where st.before is null and not st.fresh and q.milli is not null
 ), cur as (
     -- their current stock: one index descent per product, not one per cell
-    select t.product_id, t.warehouse, t.quantity from stock t where t.product_id = any(%(seen_products)s)
+    select t.product_id, t.warehouse, t.quantity from stock t
+    where t.product_id = any (array(select product_id from staged where before is null and not fresh))
 ), fresh_ins as (
     -- a product with no stock row at all (the first import, a new product): nothing to compare with
     insert into stock (product_id, warehouse, quantity, import_file_id, valid_from)
@@ -360,22 +364,6 @@ select (select count(*) from upd) + (select count(*) from ins) + (select count(*
        (select count(*) from forget)
 """
 
-NEW_PRODUCTS_SQL = """
-select coalesce(array_agg(s.product_id order by s.product_id), '{}')
-from stock_staging s
-left join stock_file_row r on r.product_id = s.product_id and r.columns_key = %(key)s
-where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s and r.product_id is null
-"""
-
-
-# Of the products not in the last report: those without any stock row (written without comparing) and the rest.
-FRESH_SQL = """
-select coalesce(array_agg(p) filter (where not seen), '{}'), coalesce(array_agg(p) filter (where seen), '{}')
-from (select p, exists (select 1 from stock t where t.product_id = p) as seen
-      from unnest(%s::bigint[]) as p) x
-"""
-
-
 def columns_key(warehouse_codes: tuple[str, ...]) -> str:
     import hashlib
 
@@ -390,8 +378,9 @@ def apply_fragment(dsn: str, fragment: dict, warehouse_codes: tuple[str, ...]) -
     with psycopg.connect(dsn) as conn:                      # one transaction: rows + fragment record
         # Our own writes must not empty the stock_file_row shortcut (see migration 0009).
         conn.execute("select set_config('mpsync.stock_import', 'on', true)")
-        new_products = conn.execute(NEW_PRODUCTS_SQL, params).fetchone()[0]
-        params["fresh"], params["seen_products"] = conn.execute(FRESH_SQL, (new_products,)).fetchone()
+        # No wait for the WAL flush at commit: a fragment lost in a server crash right after it committed
+        # loses its record with its rows, and finish() applies any fragment without a record again.
+        conn.execute("set local synchronous_commit = off")
         changed, _, _ = conn.execute(APPLY_SQL, params).fetchone()
         conn.execute(
             """insert into import_fragment (import_file_id, first_seq, last_seq, changed) values (%s, %s, %s, %s)
@@ -455,6 +444,13 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
     import_file_id = prepared["import_file_id"]
     now = datetime.now(timezone.utc)
     with psycopg.connect(dsn, autocommit=True) as conn:
+        recorded = {r[0] for r in conn.execute(
+            "select first_seq from import_fragment where import_file_id = %s", (import_file_id,))}
+    for fragment in prepared.get("fragments", []):
+        if fragment["first_seq"] not in recorded:
+            log.warning("%s has no record (lost in a crash?): applying it again", fragment["label"])
+            apply_fragment(dsn, fragment, cfg.stock_columns)
+    with psycopg.connect(dsn, autocommit=True) as conn:
         status, message, made = conn.execute(
             "select status, message, report_time from import_file where import_file_id = %s",
             (import_file_id,)).fetchone()
@@ -462,6 +458,7 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
                                (import_file_id,)).fetchone()[0]
         if status == "parsed":
             status = "applied" if changed else "unchanged"
+            # A synchronous commit: the WAL is flushed up to here, so every fragment's commit is durable too.
             ledger.update(conn, import_file_id, status=status, changed=changed)
         summary = {"file": prepared["name"], "import_file_id": import_file_id, "status": status,
                    "items": prepared.get("items", 0), "rejected": prepared.get("rejected", 0),
