@@ -22,12 +22,16 @@ select product_id, max(updated_at) from stock group by product_id;
 
 drop index if exists stock_updated_at_idx;
 
+create function stock_change_touch(products bigint[]) returns void language sql as $$
+    insert into stock_change (product_id, changed_at)
+    select p, now() from unnest(products) as p
+    on conflict (product_id) do update set changed_at = excluded.changed_at
+        where stock_change.changed_at is distinct from excluded.changed_at
+$$;
+
 create function stock_change_record() returns trigger language plpgsql as $$
 begin
-    insert into stock_change (product_id, changed_at)
-    select distinct product_id, now() from changed_rows
-    on conflict (product_id) do update set changed_at = excluded.changed_at
-        where stock_change.changed_at is distinct from excluded.changed_at;
+    perform stock_change_touch(array(select distinct product_id from changed_rows));
     return null;
 end $$;
 
@@ -43,10 +47,7 @@ begin
     from old_rows o join changed_rows n on n.product_id = o.product_id and n.warehouse = o.warehouse
     where n.quantity is distinct from o.quantity
     on conflict do nothing;
-    insert into stock_change (product_id, changed_at)
-    select distinct product_id, now() from changed_rows
-    on conflict (product_id) do update set changed_at = excluded.changed_at
-        where stock_change.changed_at is distinct from excluded.changed_at;
+    perform stock_change_touch(array(select distinct product_id from changed_rows));
     return null;
 end $$;
 create trigger stock_change_on_update after update on stock
