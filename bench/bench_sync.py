@@ -78,11 +78,13 @@ def generate(conn, articles: int, codes: list[str]) -> dict:
     return t
 
 
-def settle(conn, sub, source, lookback: float) -> None:
-    """Everything the receiver has is current: a scan, then every pending object marked acknowledged."""
+def settle(conn, sub, source, lookback: float, full: bool = False) -> None:
+    """Everything the receiver has is current: a scan, then every pending object marked acknowledged.
+    `full`: a full scan, for a cached database whose sync rows may have been touched by hand since."""
     from mpsync.outbox import store
 
-    store.scan(conn, sub.name, source, lookback=timedelta(seconds=lookback), full_every=timedelta(hours=24))
+    store.scan(conn, sub.name, source, lookback=timedelta(seconds=lookback), full_every=timedelta(hours=24),
+               force_full=full)
     conn.execute("update sync set sync_updated = object_marker, failures = 0, parked = false, next_attempt_at = null"
                  " where subscriber = %s and object_marker is distinct from sync_updated", (sub.name,))
     conn.execute("vacuum analyze sync")
@@ -150,7 +152,7 @@ def main() -> None:
                 for k, v in meta.items():
                     conn.execute("insert into bench_meta values (%s, %s)", (k, v))
             else:
-                settle(conn, sub, source, cfg.scan_lookback_seconds)
+                settle(conn, sub, source, cfg.scan_lookback_seconds, full=True)
             round_no = int(meta.get("rounds", "0"))
             size = conn.execute("select pg_size_pretty(pg_total_relation_size('stock'))").fetchone()[0]
             pg_settings = ", ".join(f"{k} {conn.execute(f'show {k}').fetchone()[0]}"
