@@ -119,7 +119,7 @@ def _copy_rows(import_file_id: int, row_no: np.ndarray, seq: np.ndarray, product
     """Binary COPY tuples (import_file_id, row_no, seq, product_id, quantities) built by numpy, no per-row
     Python: the array's elements are fixed-size, so every tuple has the same layout. Rows with an unusable
     cell (NULL element, variable layout) are packed one by one; they are rare."""
-    n, w = milli.shape
+    w = milli.shape[1]
     clean = usable.all(axis=1)
     layout = np.dtype([("fields", ">i2"), ("l_file", ">i4"), ("file", ">i8"), ("l_row", ">i4"), ("row", ">i4"),
                        ("l_seq", ">i4"), ("seq", ">i4"), ("l_pid", ">i4"), ("pid", ">i8"), ("l_arr", ">i4"),
@@ -174,8 +174,8 @@ def too_large_rejects(parsed: StockParse, file: str) -> list[Reject]:
 
 
 def unknown_article_rejects(parsed: StockParse, ids: np.ndarray, file: str) -> list[Reject]:
-    return [Reject(file, parsed.row_numbers[i], "A", parsed.articles[i], "unknown article: no such product in the catalog")
-            for i in np.flatnonzero(ids < 0).tolist()]
+    return [Reject(file, parsed.row_numbers[i], "A", parsed.articles[i],
+                   "unknown article: no such product in the catalog") for i in np.flatnonzero(ids < 0).tolist()]
 
 
 def previous_known_items(conn: psycopg.Connection, import_file_id: int) -> int | None:
