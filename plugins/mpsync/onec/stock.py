@@ -24,8 +24,8 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter, defaultdict
-from itertools import chain
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
