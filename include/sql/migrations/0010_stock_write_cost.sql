@@ -38,6 +38,9 @@ end $$;
 -- A trigger with transition tables takes one event, hence one per event.
 create trigger stock_change_on_insert after insert on stock
     referencing new table as changed_rows for each statement execute function stock_change_record();
+create trigger stock_change_on_delete after delete on stock
+    referencing old table as changed_rows for each statement execute function stock_change_record();
+
 -- An update also keeps the replaced values (migration 0007's history), written per statement from the
 -- transition tables rather than by a plpgsql call per row: a 1%-changed import replaces 600,000 values.
 create function stock_update_record() returns trigger language plpgsql as $$
@@ -65,8 +68,6 @@ end $$;
 create trigger stock_date_change before update on stock
     for each row when (new.quantity is distinct from old.quantity and new.valid_from = old.valid_from)
     execute function stock_date_change();
-create trigger stock_change_on_delete after delete on stock
-    referencing old table as changed_rows for each statement execute function stock_change_record();
 
 -- 3. Staged and remembered quantities are whole thousandths in int8 (exact for numeric(14,3)): the parser's
 --    array goes in by binary COPY with nothing for the server to parse, and rows compare without numeric
@@ -75,7 +76,7 @@ create trigger stock_change_on_delete after delete on stock
 truncate stock_staging;
 alter table stock_staging drop column article;
 alter table stock_staging alter column quantities type bigint[] using null::bigint[];
-comment on column stock_staging.quantities is 'thousandths of a unit, in configured column order; null = unusable cell';
+comment on column stock_staging.quantities is 'thousandths of a unit, in configured column order; a null element = a cell the parser could not use';
 truncate stock_file_row;
 alter table stock_file_row alter column quantities type bigint[] using null::bigint[];
 comment on column stock_file_row.quantities is 'thousandths of a unit, in configured column order';
