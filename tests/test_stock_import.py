@@ -195,6 +195,23 @@ def test_backfill_restores_history_from_the_archive_without_rolling_back(exchang
     assert later["history_rows"] == 0
 
 
+
+def test_backfill_records_an_archived_file_the_ledger_never_saw(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
+    """A file put into processed/<date>/ by hand (never imported here) gets a 'stale' ledger record, history only."""
+    add_products(exchange_dsn, ARTICLES)
+    drop(ftp_params, tmp_path, "Ostatki_MP_12.csv", stock_csv([(a, 7, 7, 7) for a in ARTICLES], made="20.12.2025 12:00"))
+    run_import(exchange_dsn, ftp_params, cfg)
+    drop(ftp_params, tmp_path, "Ostatki_MP_08.csv", stock_csv([(a, 3, 3, 3) for a in ARTICLES], made="20.12.2025 08:00"),
+         folder="/1c/processed/2025-12-20")
+    current = stock_snapshot(exchange_dsn)
+    start = datetime(2025, 12, 20, 4, 0, tzinfo=timezone.utc)   # 07:00-09:00 Moscow
+    summary = stock_import.reprocess_archive(exchange_dsn, ftp_params, cfg, start, start + timedelta(hours=2))
+    assert summary["history_rows"] == len(ARTICLES) * 3
+    assert stock_snapshot(exchange_dsn) == current
+    with psycopg.connect(exchange_dsn) as conn:
+        status, message = conn.execute("select status, message from import_file where name = 'Ostatki_MP_08.csv'").fetchone()
+    assert status == "stale" and "found in the archive by a backfill" in message
+
 def test_stock_written_by_someone_else_is_compared_again_not_trusted(exchange_dsn, ftp_params, cfg, work_dir,
                                                                      tmp_path):
     add_products(exchange_dsn, ARTICLES)

@@ -110,6 +110,20 @@ def newest_applied(conn: psycopg.Connection, kind: str, import_file_id: int) -> 
     return (row[0], row[1]) if row else None
 
 
+def archived_entry(conn: psycopg.Connection, kind: str, entry, local: Path, made: datetime) -> int:
+    """The ledger id of a file a backfill found in the archive (`entry`: its FTP listing entry): the last
+    import of that name, else a new 'stale' record (history only; current values are never rolled back)."""
+    row = conn.execute("select import_file_id from import_file where kind = %s and name = %s "
+                       "order by import_file_id desc limit 1", (kind, entry.name)).fetchone()
+    if row is not None:
+        return row[0]
+    new, _ = register(conn, kind=kind, ftp_path=entry.path, name=entry.name, size=entry.size,
+                      modified_at=entry.modified_at, content_sha256=sha256_file(local))
+    update(conn, new.import_file_id, status="stale", report_time=made,
+           message="found in the archive by a backfill: history only")
+    return new.import_file_id
+
+
 def set_checkpoint(conn: psycopg.Connection, name: str, when: datetime) -> str:
     value = when.astimezone(timezone.utc).isoformat()
     conn.execute(

@@ -554,15 +554,7 @@ def reprocess_archive(dsn: str, params: FtpParams, cfg: Settings, start: datetim
             made = ledger.made_at(parsed.report_time, e.modified_at, cfg.onec_timezone)
             if not start <= made < end:
                 continue
-            row = conn.execute("select import_file_id from import_file where kind = 'price' and name = %s "
-                               "order by import_file_id desc limit 1", (e.name,)).fetchone()
-            fid = row[0] if row else None
-            if fid is None:
-                entry, _ = ledger.register(conn, kind="price", ftp_path=e.path, name=e.name, size=e.size,
-                                           modified_at=e.modified_at, content_sha256=ledger.sha256_file(local))
-                ledger.update(conn, entry.import_file_id, status="stale", report_time=made,
-                              message="found in the archive by a backfill: history only")
-                fid = entry.import_file_id
+            fid = ledger.archived_entry(conn, "price", e, local, made)
             with conn.transaction():
                 conn.execute("delete from price_staging where import_file_id = %s", (fid,))
                 stage_items(conn, fid, e.name, parsed.items, list(ps.overrides))

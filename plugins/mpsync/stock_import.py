@@ -533,16 +533,7 @@ def reprocess_archive(dsn: str, params: FtpParams, cfg: Settings, start: datetim
             made = ledger.made_at(parsed.report_time, e.modified_at, cfg.onec_timezone)
             if not start <= made < end:
                 continue
-            row = conn.execute("select import_file_id from import_file where kind = 'stock' and name = %s "
-                               "order by import_file_id desc limit 1", (e.name,)).fetchone()
-            if row is None:
-                entry, _ = ledger.register(conn, kind="stock", ftp_path=e.path, name=e.name, size=e.size,
-                                           modified_at=e.modified_at, content_sha256=ledger.sha256_file(local))
-                ledger.update(conn, entry.import_file_id, status="stale", report_time=made,
-                              message="found in the archive by a backfill: history only")
-                import_file_id = entry.import_file_id
-            else:
-                import_file_id = row[0]
+            import_file_id = ledger.archived_entry(conn, "stock", e, local, made)
             with conn.transaction():
                 stage(conn, import_file_id, parsed, product_ids(conn, parsed.articles))
                 added = conn.execute(HISTORY_SQL, {"id": import_file_id, "made": made,
