@@ -281,6 +281,39 @@ def test_staging_is_exact_to_the_thousandth_and_keeps_unusable_cells_out(exchang
                      ("A-3", "yandex"): Decimal("3.000")}
 
 
+def test_products_without_stock_go_in_by_copy_exact_in_every_column(exchange_dsn):
+    """A product with no stock at all is inserted by a binary COPY that numpy builds: quantities exact to the
+    thousandth up to numeric(14, 3)'s limit, warehouse codes of any length and alphabet, the file and the
+    report time kept; the same fragment again writes nothing."""
+    import numpy as np
+    from decimal import Decimal
+
+    from mpsync import ledger
+    from mpsync.onec.model import StockParse
+
+    codes = ("ozon", "w1", "склад-Москва", "b")
+    add_products(exchange_dsn, ["P-2", "P-1"])                   # P-1 comes first in the file, with the larger id
+    q = np.array([[99999999999.999, 0.0, 0.001, 12.5], [0.0, 3.0, 0.0, 1234.567]])
+    parsed = StockParse(file="f.csv", layout={}, articles=["P-1", "P-2"], row_numbers=[2, 3], quantities=q)
+    made = datetime(2026, 11, 20, 9, 30, 15, 123456, tzinfo=timezone.utc)
+    with psycopg.connect(exchange_dsn, autocommit=True) as conn:
+        entry, _ = ledger.register(conn, kind="stock", ftp_path="/f.csv", name="f.csv", size=1, modified_at=None,
+                                   content_sha256="x")
+        stock_import.stage(conn, entry.import_file_id, parsed, stock_import.product_ids(conn, parsed.articles))
+    fragment = stock_import.plan_fragments(entry.import_file_id, "f.csv", [2, 3], 10, made)[0].to_dict()
+    assert stock_import.apply_fragment(exchange_dsn, fragment, codes) == 5
+    with psycopg.connect(exchange_dsn) as conn:
+        rows = conn.execute("select p.article, s.warehouse, s.quantity, s.import_file_id, s.valid_from "
+                            "from stock s join product p using (product_id)").fetchall()
+        remembered = conn.execute("select count(*) from stock_file_row").fetchone()[0]
+    assert {(a, w): q for a, w, q, _, _ in rows} == {
+        ("P-1", "ozon"): Decimal("99999999999.999"), ("P-1", "склад-Москва"): Decimal("0.001"),
+        ("P-1", "b"): Decimal("12.500"), ("P-2", "w1"): Decimal("3.000"), ("P-2", "b"): Decimal("1234.567")}
+    assert {(f, v) for _, _, _, f, v in rows} == {(entry.import_file_id, made)}
+    assert remembered == 2
+    assert stock_import.apply_fragment(exchange_dsn, fragment, codes) == 0
+
+
 def test_quantity_too_large_for_stock_is_rejected_by_row_and_column(exchange_dsn, ftp_params, cfg, work_dir,
                                                                     tmp_path):
     add_products(exchange_dsn, ARTICLES)

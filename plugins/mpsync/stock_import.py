@@ -5,7 +5,8 @@ prepare  -> download the newest new file, parse it, reject unknown articles, ref
             known rows with their product ids (table stock_staging), plan fragments.
 apply    -> one fragment, one transaction: compare each staged row with the last report's row
             (stock_file_row) and read current stock only for cells that differ or for products not in the
-            last report; products with no stock row at all (a first import) are inserted without comparing;
+            last report; products with no stock row at all (a first import) are inserted by COPY without
+            comparing;
             UPDATE what changed, INSERT new non-zero cells (no row means zero); the replaced values go to
             stock_history and the changed products to stock_change (triggers); the fragment's result is
             recorded with the rows. Re-running is harmless.
@@ -21,7 +22,7 @@ import posixpath
 import struct
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -289,14 +290,25 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
             "seconds": {k: round(v, 2) for k, v in seconds.items()}}
 
 
+FRESH_SQL = """
+copy (
+    -- products with no remembered row and no stock row at all (the first import, a new product), every cell
+    -- usable: nothing to compare with, so their non-zero cells go straight into stock
+    select s.product_id, s.quantities from stock_staging s
+    where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s
+      and array_position(s.quantities, null) is null
+      and not exists (select 1 from stock_file_row r where r.product_id = s.product_id and r.columns_key = %(key)s)
+      and not exists (select 1 from stock t where t.product_id = s.product_id)
+) to stdout (format binary)
+"""
+
 APPLY_SQL = """
 with staged as (
-    select s.product_id, s.quantities, r.quantities as before,
-           -- not in the last report and no stock row at all (a first import, a new product): nothing to compare
-           case when r.product_id is null then not exists (select 1 from stock t where t.product_id = s.product_id)
-                else false end as fresh
+    select s.product_id, s.quantities, r.quantities as before, f.product_id is not null as fresh
     from stock_staging s
     left join stock_file_row r on r.product_id = s.product_id and r.columns_key = %(key)s
+    -- inserted by COPY just before, in this transaction (insert_fresh)
+    left join unnest(%(fresh)s::bigint[]) as f(product_id) on f.product_id = s.product_id
     where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s
 ), changed_cells as (
     -- a product seen in the last report: only the cells that differ from it (a few index probes)
@@ -306,7 +318,7 @@ with staged as (
     where st.before is not null and st.quantities is distinct from st.before
       and q.milli is not null and q.milli is distinct from q.prev
 ), new_cells as (
-    -- a product not seen in the last report (first import, new product, shortcut emptied): every cell
+    -- a product not seen in the last report that has stock (shortcut emptied, a cell unusable): every cell
     select st.product_id, q.warehouse, q.milli * 0.001 as qty
     from staged st
     cross join lateral unnest(st.quantities, %(codes)s::text[]) as q(milli, warehouse)
@@ -315,15 +327,6 @@ with staged as (
     -- their current stock: one index descent per product, not one per cell
     select t.product_id, t.warehouse, t.quantity from stock t
     where t.product_id = any (array(select product_id from staged where before is null and not fresh))
-), fresh_ins as (
-    -- a product with no stock row at all (the first import, a new product): nothing to compare with
-    insert into stock (product_id, warehouse, quantity, import_file_id, valid_from)
-    select st.product_id, q.warehouse, q.milli * 0.001, %(id)s, %(valid_from)s
-    from staged st
-    cross join lateral unnest(st.quantities, %(codes)s::text[]) as q(milli, warehouse)
-    where st.fresh and q.milli <> 0
-    order by 1, 2
-    returning 1
 ), diff as materialized (
     select c.product_id, c.warehouse, c.qty, t.quantity is null as missing
     from changed_cells c
@@ -359,10 +362,82 @@ with staged as (
     where r.product_id = st.product_id and array_position(st.quantities, null) is not null
     returning 1
 )
-select (select count(*) from upd) + (select count(*) from ins) + (select count(*) from fresh_ins),
+select (select count(*) from upd) + (select count(*) from ins),
        (select count(*) from remember),
        (select count(*) from forget)
 """
+
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def _read_copy_rows(data: bytes, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """(product_id, quantities) tuples of a binary COPY TO, arrays of w non-null int8: a fixed layout."""
+    layout = np.dtype([("fields", ">i2"), ("l_pid", ">i4"), ("pid", ">i8"), ("l_arr", ">i4"), ("ndim", ">i4"),
+                       ("has_null", ">i4"), ("oid", ">i4"), ("dim", ">i4"), ("lbound", ">i4"),
+                       ("cells", [("len", ">i4"), ("value", ">i8")], (w,))])
+    if not data.startswith(_COPY_HEADER) or not data.endswith(_COPY_TRAILER):
+        raise ValueError("unexpected binary COPY framing")
+    rec = np.frombuffer(data, dtype=layout, offset=len(_COPY_HEADER),
+                        count=(len(data) - len(_COPY_HEADER) - len(_COPY_TRAILER)) // layout.itemsize)
+    if len(data) != len(_COPY_HEADER) + len(_COPY_TRAILER) + rec.nbytes or len(rec) and not (
+            (rec["fields"] == 2).all() and (rec["dim"] == w).all() and (rec["has_null"] == 0).all()):
+        raise ValueError(f"staged rows are not {w} non-null quantities each")
+    return rec["pid"].astype(np.int64), rec["cells"]["value"].astype(np.int64)
+
+
+def _stock_copy(product_id: np.ndarray, milli: np.ndarray, codes: list[str], import_file_id: int,
+                valid_from: datetime) -> tuple[bytes, int]:
+    """Binary COPY tuples (product_id, quantity, import_file_id, valid_from, warehouse) of the non-zero cells,
+    in the primary key's order, built by numpy. The quantity is a numeric of four base-10000 digits and
+    scale 3 (the server strips the zeros); warehouse codes of unequal length are packed to a common width,
+    then the padding bytes are dropped."""
+    order = np.argsort(product_id, kind="stable")
+    col = sorted(range(len(codes)), key=lambda j: codes[j].encode())        # collate "C": byte order
+    product_id, milli = product_id[order], milli[order][:, col]
+    code_bytes = [codes[j].encode() for j in col]
+    i, j = np.nonzero(milli)
+    m = milli[i, j]
+    units, frac = np.divmod(np.abs(m), MILLI)
+    if len(units) and units.max() >= 10 ** 12:
+        raise ValueError("a staged quantity is beyond numeric(14, 3)")
+    width = max(len(c) for c in code_bytes)
+    rec = np.empty(len(m), dtype=[
+        ("fields", ">i2"), ("l_pid", ">i4"), ("pid", ">i8"),
+        ("l_qty", ">i4"), ("ndigits", ">i2"), ("weight", ">i2"), ("sign", ">u2"), ("dscale", ">i2"),
+        ("digits", ">i2", (4,)), ("l_file", ">i4"), ("file", ">i8"), ("l_from", ">i4"), ("from", ">i8"),
+        ("l_wh", ">i4"), ("wh", f"S{width}")])
+    rec["fields"], rec["l_pid"], rec["pid"] = 5, 8, product_id[i]
+    rec["l_qty"], rec["ndigits"], rec["weight"], rec["dscale"] = 16, 4, 2, 3
+    rec["sign"] = np.where(m < 0, 0x4000, 0)
+    rec["digits"] = np.stack([units // 10 ** 8, units // 10 ** 4 % 10 ** 4, units % 10 ** 4, frac * 10], axis=1)
+    rec["l_file"], rec["file"], rec["l_from"] = 8, import_file_id, 8
+    rec["from"] = (valid_from - _PG_EPOCH) // timedelta(microseconds=1)
+    lengths = np.array([len(c) for c in code_bytes], dtype=np.int32)
+    rec["l_wh"], rec["wh"] = lengths[j], np.array(code_bytes, dtype=f"S{width}")[j]
+    if (lengths == width).all():
+        return rec.tobytes(), len(m)
+    fixed = rec.dtype.itemsize - width
+    keep = np.arange(rec.dtype.itemsize)[None, :] < (fixed + lengths)[:, None]      # per column: its bytes
+    return rec.view(np.uint8).reshape(len(m), -1)[keep[j]].tobytes(), len(m)
+
+
+def insert_fresh(conn: psycopg.Connection, params: dict, warehouse_codes: list[str]) -> tuple[list[int], int]:
+    """COPY the non-zero cells of the fragment's products that have no stock at all (multi-row inserts:
+    most of a first import's cost); returns those products and the rows inserted."""
+    cur = conn.cursor()
+    with cur.copy(FRESH_SQL, params) as copy:
+        data = b"".join(bytes(chunk) for chunk in copy)
+    product_id, milli = _read_copy_rows(data, len(warehouse_codes))
+    if not len(product_id):
+        return [], 0
+    rows, count = _stock_copy(product_id, milli, warehouse_codes, params["id"], params["valid_from"])
+    with cur.copy("copy stock (product_id, quantity, import_file_id, valid_from, warehouse) "
+                  "from stdin (format binary)") as copy:
+        copy.write(_COPY_HEADER)
+        copy.write(rows)
+        copy.write(_COPY_TRAILER)
+    return product_id.tolist(), count
+
 
 def columns_key(warehouse_codes: tuple[str, ...]) -> str:
     import hashlib
@@ -381,7 +456,9 @@ def apply_fragment(dsn: str, fragment: dict, warehouse_codes: tuple[str, ...]) -
         # No wait for the WAL flush at commit: a fragment lost in a server crash right after it committed
         # loses its record with its rows, and finish() applies any fragment without a record again.
         conn.execute("set local synchronous_commit = off")
+        params["fresh"], inserted = insert_fresh(conn, params, list(warehouse_codes))
         changed, _, _ = conn.execute(APPLY_SQL, params).fetchone()
+        changed += inserted
         conn.execute(
             """insert into import_fragment (import_file_id, first_seq, last_seq, changed) values (%s, %s, %s, %s)
                on conflict (import_file_id, first_seq) do update
