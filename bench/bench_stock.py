@@ -177,7 +177,7 @@ def phase_ours(dsn: str, path: str, w: int, label: str, workers: int = 2) -> dic
                                prepared["fragments"]))
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("delete from stock_staging where import_file_id = %s", (entry.import_file_id,))
-        ledger.update(conn, entry.import_file_id, status="applied", changed=changed)
+        stock_import.record_applied(conn, entry.import_file_id, changed)
     total = time.perf_counter() - t0
     return {"seconds": total, "prepare_seconds": t_prepare, "changed": changed,
             "fragments": len(prepared["fragments"]), **{f"{k}_seconds": v for k, v in prepared["seconds"].items()}}

@@ -69,6 +69,72 @@ def test_apply_then_same_content_again_changes_nothing(exchange_dsn, ftp_params,
     assert stock_snapshot(exchange_dsn)[("0557722", "sber")] == 100
 
 
+def test_rows_equal_to_the_last_report_are_stubs_and_not_applied(exchange_dsn, ftp_params, cfg, work_dir,
+                                                                   tmp_path):
+    """The next report is compared with the remembered rows by hash at prepare: unchanged rows are staged as
+    stubs outside every fragment, and the staff result file still lists them, with their quantities."""
+    from openpyxl import load_workbook
+
+    from mpsync import results
+
+    add_products(exchange_dsn, ARTICLES)
+    rows = [(a, i, "", 2) for i, a in enumerate(ARTICLES, 1)]
+    drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv(rows))
+    assert run_import(exchange_dsn, ftp_params, cfg)["changed"] == len(ARTICLES) * 2
+    rows[4] = (rows[4][0], 50, 1, 2)
+    drop(ftp_params, tmp_path, "Ostatki_MP_2.csv", stock_csv(rows))
+    files = dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], cfg.stable_seconds)
+    prepared = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)
+    assert prepared["unchanged"] == len(ARTICLES) - 1
+    assert [(f["first_seq"], f["last_seq"], f["fresh_possible"]) for f in prepared["fragments"]] == [(0, 0, False)]
+    for fragment in prepared["fragments"]:
+        stock_import.apply_fragment(exchange_dsn, fragment, cfg.stock_columns)
+    summary = stock_import.finish(exchange_dsn, ftp_params, prepared, cfg)
+    assert summary["changed"] == 2
+    snap = stock_snapshot(exchange_dsn)
+    assert snap[(rows[4][0], "sber")] == 50 and snap[(rows[4][0], "ozon")] == 1 and snap[(rows[3][0], "sber")] == 4
+    sheet = load_workbook(stock_import.work_dir() / "results" / results.result_name("Ostatki_MP_2.csv")).active
+    listed = {r[1]: (r[2:5], r[-1]) for r in sheet.iter_rows(values_only=True) if r[1] in ARTICLES}
+    assert listed[rows[4][0]] == ((50, 1, 2), "applied")
+    assert listed[rows[3][0]] == ((4, 0, 2), "unchanged") and len(listed) == len(ARTICLES)
+
+
+def test_a_file_never_finished_leaves_nothing_to_compare_by_hash(exchange_dsn, ftp_params, cfg, work_dir,
+                                                                 tmp_path):
+    """Prepare hands the last report's hashes over to the new file; they count only once finish() saw every
+    fragment applied. A run that died in between leaves the next file comparing every row in SQL."""
+    add_products(exchange_dsn, ARTICLES)
+    rows = [(a, 3, 3, 3) for a in ARTICLES]
+    drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv(rows))
+    run_import(exchange_dsn, ftp_params, cfg)
+    rows[0] = (rows[0][0], 7, 3, 3)
+    drop(ftp_params, tmp_path, "Ostatki_MP_2.csv", stock_csv(rows))
+    files = dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], cfg.stable_seconds)
+    died = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)        # ... and no fragment, no finish
+    assert died["unchanged"] == len(ARTICLES) - 1
+    drop(ftp_params, tmp_path, "Ostatki_MP_3.csv", stock_csv(rows) + b"\r\n")
+    files = dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], cfg.stable_seconds)
+    prepared = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)
+    assert prepared["unchanged"] == 0 and sum(f["last_seq"] - f["first_seq"] + 1 for f in prepared["fragments"]) == len(ARTICLES)
+    for fragment in prepared["fragments"]:
+        stock_import.apply_fragment(exchange_dsn, fragment, cfg.stock_columns)
+    assert stock_import.finish(exchange_dsn, ftp_params, prepared, cfg)["changed"] == 1
+    assert stock_snapshot(exchange_dsn)[(rows[0][0], "sber")] == 7
+
+
+def test_row_hash_tells_apart_rows_that_differ_in_one_cell():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    rows = rng.integers(0, 10**6, size=(2000, 60))
+    changed = rows.copy()
+    changed[np.arange(2000), rng.integers(0, 60, 2000)] += rng.integers(1, 10**9, 2000)
+    assert (stock_import.row_hashes(rows) != stock_import.row_hashes(changed)).all()
+    assert (stock_import.row_hashes(rows) == stock_import.row_hashes(rows.copy())).all()
+    swapped = rows[:, ::-1]                                      # the same cells in other columns: another row
+    assert (stock_import.row_hashes(rows) != stock_import.row_hashes(swapped)).sum() >= 1999
+
+
 def test_bad_rows_are_reported_and_good_rows_applied(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
     add_products(exchange_dsn, ARTICLES)
     rows = [("0557722", 5, 5, 5), ("UNKNOWN-1", 1, 1, 1), ("A-1", "abc", 1, 1), ("A-2", -3, 1, 1),
@@ -268,7 +334,7 @@ def test_staging_is_exact_to_the_thousandth_and_keeps_unusable_cells_out(exchang
         ids = stock_import.product_ids(conn, parsed.articles)
         assert (ids > 0).all()
         ids[1] = -1                                               # an unknown article is not staged
-        assert stock_import.stage(conn, entry.import_file_id, parsed, ids) == [4, 6]
+        assert stock_import.stage(conn, entry.import_file_id, parsed, ids).row_numbers == [4, 6]
         staged = conn.execute("select row_no, seq, quantities from stock_staging order by seq").fetchall()
     assert staged == [(4, 0, [1500, 1, 0]), (6, 1, [2000, None, 3000])]
     fragment = stock_import.plan_fragments(entry.import_file_id, "f.csv", [4, 6], 10, datetime.now(timezone.utc))[0]

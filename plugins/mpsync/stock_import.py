@@ -53,6 +53,7 @@ class Fragment:
     last_seq: int
     label: str
     valid_from: str         # when the file's values became true (1C's report time, else the FTP time)
+    fresh_possible: bool = True     # False: every row had a remembered row at prepare (no first-import rows)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -72,12 +73,15 @@ def fragment_size(items: int, min_rows: int, max_fragments: int) -> int:
 
 
 def plan_fragments(import_file_id: int, name: str, row_numbers: list[int], size: int,
-                   valid_from: datetime) -> list[Fragment]:
+                   valid_from: datetime, remembered: np.ndarray | None = None) -> list[Fragment]:
+    """Fragments of `size` staged rows; `remembered` (per staged row: had a remembered row at prepare) lets
+    a fragment of rows that all had one skip looking for first-import rows."""
     fragments = []
     for first in range(0, len(row_numbers), size):
         last = min(first + size, len(row_numbers)) - 1
         label = f"rows {row_numbers[first]}–{row_numbers[last]} of {name}"
-        fragments.append(Fragment(import_file_id, first, last, label, valid_from.isoformat()))
+        fresh_possible = remembered is None or not remembered[first:last + 1].all()
+        fragments.append(Fragment(import_file_id, first, last, label, valid_from.isoformat(), bool(fresh_possible)))
     return fragments
 
 
@@ -113,13 +117,33 @@ MAX_QUANTITY = 1e11        # numeric(14, 3) holds less
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
 _INT8_OID = 20
+_FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
+
+
+def row_hashes(milli: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row of thousandths, cell by cell (FNV-1a over 64-bit words, rotated each step so
+    high bits reach the low ones). Every step is a bijection of the running value, so rows that differ in
+    one cell never share a hash; any other pair does with odds of 2**-64."""
+    words = np.ascontiguousarray(milli, dtype=np.int64).view(np.uint64)
+    h = np.full(len(words), _FNV_OFFSET, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(words.shape[1]):
+            h = (h ^ words[:, j]) * _FNV_PRIME
+            h = (h << np.uint64(27)) | (h >> np.uint64(37))
+    return h.view(np.int64)
+
+
+def _milli(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Quantities as whole thousandths, and which cells are usable (NaN: a cell the parser could not use)."""
+    usable = np.isfinite(q)
+    return np.rint(np.where(usable, q, 0) * MILLI).astype(np.int64), usable
 
 
 def _copy_rows(import_file_id: int, row_no: np.ndarray, seq: np.ndarray, product_id: np.ndarray,
                milli: np.ndarray, usable: np.ndarray) -> bytes:
-    """Binary COPY tuples (import_file_id, row_no, seq, product_id, quantities) built by numpy, no per-row
-    Python: the array's elements are fixed-size, so every tuple has the same layout. Rows with an unusable
-    cell (NULL element, variable layout) are packed one by one; they are rare."""
+    """Binary COPY tuples (import_file_id, row_no, seq, product_id, quantities) built by numpy, no
+    per-row Python: the array's elements are fixed-size, so every tuple has the same layout. Rows with an
+    unusable cell (NULL element, variable layout) are packed one by one; they are rare."""
     w = milli.shape[1]
     clean = usable.all(axis=1)
     layout = np.dtype([("fields", ">i2"), ("l_file", ">i4"), ("file", ">i8"), ("l_row", ">i4"), ("row", ">i4"),
@@ -130,8 +154,8 @@ def _copy_rows(import_file_id: int, row_no: np.ndarray, seq: np.ndarray, product
     rec = np.empty(k, dtype=layout)
     rec["fields"], rec["l_file"], rec["file"] = 5, 8, import_file_id
     rec["l_row"], rec["row"], rec["l_seq"], rec["seq"] = 4, row_no[clean], 4, seq[clean]
-    rec["l_pid"], rec["pid"], rec["l_arr"] = 8, product_id[clean], 20 + 12 * w
-    rec["ndim"], rec["has_null"], rec["oid"], rec["dim"], rec["lbound"] = 1, 0, _INT8_OID, w, 1
+    rec["l_pid"], rec["pid"] = 8, product_id[clean]
+    rec["l_arr"], rec["ndim"], rec["has_null"], rec["oid"], rec["dim"], rec["lbound"] = 20 + 12 * w, 1, 0, _INT8_OID, w, 1
     rec["cells"]["len"], rec["cells"]["value"] = 8, milli[clean]
     parts = [rec.tobytes()]
     for i in np.flatnonzero(~clean):
@@ -143,26 +167,83 @@ def _copy_rows(import_file_id: int, row_no: np.ndarray, seq: np.ndarray, product
     return b"".join(parts)
 
 
-def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse, ids: np.ndarray) -> list[int]:
+def _copy_stubs(import_file_id: int, row_no: np.ndarray, seq: np.ndarray, product_id: np.ndarray) -> bytes:
+    """Binary COPY tuples of unchanged rows: row number and product, no quantities (NULL)."""
+    rec = np.empty(len(seq), dtype=[("fields", ">i2"), ("l_file", ">i4"), ("file", ">i8"), ("l_row", ">i4"),
+                                    ("row", ">i4"), ("l_seq", ">i4"), ("seq", ">i4"), ("l_pid", ">i4"),
+                                    ("pid", ">i8"), ("l_arr", ">i4")])
+    rec["fields"], rec["l_file"], rec["file"], rec["l_row"], rec["row"] = 5, 8, import_file_id, 4, row_no
+    rec["l_seq"], rec["seq"], rec["l_pid"], rec["pid"], rec["l_arr"] = 4, seq, 8, product_id, -1
+    return rec.tobytes()
+
+
+def last_report_hashes(conn: psycopg.Connection, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(product_id ascending, row hash) of the last report, if every fragment of it was applied and nothing
+    else wrote stock since (see migration 0011); else None."""
+    row = conn.execute("select product_ids, row_hashes from stock_file_hashes where columns_key = %s and complete",
+                       (key,)).fetchone()
+    if row is None:
+        return None
+    return np.frombuffer(row[0], dtype="<i8"), np.frombuffer(row[1], dtype="<i8")
+
+
+def save_report_hashes(conn: psycopg.Connection, key: str, import_file_id: int, product_id: np.ndarray,
+                       hashes: np.ndarray) -> None:
+    """This file's hashes, not complete until finish(): stock is about to become what this file says."""
+    order = np.argsort(product_id)
+    conn.execute(
+        """insert into stock_file_hashes (columns_key, import_file_id, product_ids, row_hashes, complete)
+           values (%s, %s, %s, %s, false)
+           on conflict (columns_key) do update set import_file_id = excluded.import_file_id,
+               product_ids = excluded.product_ids, row_hashes = excluded.row_hashes, complete = false""",
+        (key, import_file_id, product_id[order].astype("<i8").tobytes(), hashes[order].astype("<i8").tobytes()))
+
+
+@dataclass(frozen=True)
+class Staged:
+    row_numbers: list[int]          # file rows of the staged (changed or new) rows, in seq order
+    remembered: np.ndarray          # per staged row: it had a remembered row at prepare
+    unchanged: int                  # rows equal to their remembered row: staged as stubs, not applied
+
+
+def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse, ids: np.ndarray,
+          columns: str | None = None) -> Staged:
     """Write the rows with a product (`ids`: product_ids(), -1 = not staged) to stock_staging, replacing any
-    earlier staging of the same file, numbered densely in file order; return their file row numbers."""
+    earlier staging of the same file, numbered densely in file order. With `columns` (columns_key()), a row
+    that hashes like the last report's row is staged as a stub after the others, and this file's hashes
+    replace the last report's (save_report_hashes)."""
     conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
     keep = np.flatnonzero(ids >= 0)
     row_numbers = np.asarray(parsed.row_numbers, dtype=np.int64)[keep]
     product_id = ids[keep]
     chunk = 50_000
+    same = np.zeros(len(keep), dtype=bool)
+    known = np.zeros(len(keep), dtype=bool)
+    if columns is not None:
+        hashes, clean = np.empty(len(keep), dtype=np.int64), np.empty(len(keep), dtype=bool)
+        for start in range(0, len(keep), chunk):
+            milli, usable = _milli(parsed.quantities[keep[start:start + chunk]])
+            hashes[start:start + chunk], clean[start:start + chunk] = row_hashes(milli), usable.all(axis=1)
+        last = last_report_hashes(conn, columns)
+        if last is not None and len(last[0]):
+            at = np.minimum(np.searchsorted(last[0], product_id), len(last[0]) - 1)
+            known = last[0][at] == product_id
+            same = known & clean & (last[1][at] == hashes)
+        # A row with an unusable cell keeps that cell's old value: its hash says nothing of stock.
+        save_report_hashes(conn, columns, import_file_id, product_id[clean], hashes[clean])
+    changed, unchanged = np.flatnonzero(~same), np.flatnonzero(same)
     with conn.cursor().copy("copy stock_staging (import_file_id, row_no, seq, product_id, quantities) "
                             "from stdin (format binary)") as copy:
         copy.write(_COPY_HEADER)
-        for start in range(0, len(keep), chunk):
-            stop = min(start + chunk, len(keep))
-            q = parsed.quantities[keep[start:stop]]
-            usable = np.isfinite(q)         # NaN (a cell the parser could not use): that warehouse keeps its value
-            milli = np.rint(np.where(usable, q, 0) * MILLI).astype(np.int64)
-            copy.write(_copy_rows(import_file_id, row_numbers[start:stop], np.arange(start, stop),
-                                  product_id[start:stop], milli, usable))
+        for start in range(0, len(changed), chunk):
+            rows = changed[start:start + chunk]
+            milli, usable = _milli(parsed.quantities[keep[rows]])
+            copy.write(_copy_rows(import_file_id, row_numbers[rows], np.arange(start, start + len(rows)),
+                                  product_id[rows], milli, usable))
+        copy.write(_copy_stubs(import_file_id, row_numbers[unchanged],
+                               np.arange(len(changed), len(keep), dtype=np.int64), product_id[unchanged]))
         copy.write(_COPY_TRAILER)
-    return row_numbers.tolist()
+    return Staged(row_numbers[changed].tolist(), known[changed], len(unchanged))
 
 
 def too_large_rejects(parsed: StockParse, file: str) -> list[Reject]:
@@ -274,20 +355,21 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
                      f"(below the configured share {share:.0%}): truncated file?")
     started = time.perf_counter()
     with conn.transaction():
-        row_numbers = stage(conn, import_file_id, parsed, ids)
+        staged = stage(conn, import_file_id, parsed, ids, columns_key(tuple(cfg.stock_columns)))
     seconds["stage"] = time.perf_counter() - started
-    size = fragment_size(len(row_numbers), cfg.stock_import.min_fragment_rows, cfg.stock_import.max_fragments)
-    fragments = plan_fragments(import_file_id, file.name, row_numbers, size, made_at)
+    size = fragment_size(len(staged.row_numbers), cfg.stock_import.min_fragment_rows, cfg.stock_import.max_fragments)
+    fragments = plan_fragments(import_file_id, file.name, staged.row_numbers, size, made_at, staged.remembered)
     for r in rejects[:50]:
         log.warning("rejected: %s", r)
     if len(rejects) > 50:
         log.warning("... and %d more rejected rows (table import_reject, import_file_id=%s)",
                     len(rejects) - 50, import_file_id)
-    log.info("%s: %d rows read, %d items, %d known, %d rejected, %d fragment(s) of up to %d rows "
-             "(parsed in %.1f s, staged in %.1f s)", file.name, parsed.rows_read, parsed.items, known, len(rejects),
-             len(fragments), size, seconds["parse"], seconds["stage"])
+    log.info("%s: %d rows read, %d items, %d known, %d rejected, %d unchanged since the last report, "
+             "%d fragment(s) of up to %d rows (parsed in %.1f s, staged in %.1f s)", file.name, parsed.rows_read,
+             parsed.items, known, len(rejects), staged.unchanged, len(fragments), size, seconds["parse"],
+             seconds["stage"])
     return {**base, "fragments": [f.to_dict() for f in fragments], "items": known, "rejected": len(rejects),
-            "seconds": {k: round(v, 2) for k, v in seconds.items()}}
+            "unchanged": staged.unchanged, "seconds": {k: round(v, 2) for k, v in seconds.items()}}
 
 
 FRESH_SQL = """
@@ -295,7 +377,7 @@ copy (
     -- products with no remembered row and no stock row at all (the first import, a new product), every cell
     -- usable: nothing to compare with, so their non-zero cells go straight into stock
     select s.product_id, s.quantities from stock_staging s
-    where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s
+    where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s and s.quantities is not null
       and array_position(s.quantities, null) is null
       and not exists (select 1 from stock_file_row r where r.product_id = s.product_id and r.columns_key = %(key)s)
       and not exists (select 1 from stock t where t.product_id = s.product_id)
@@ -309,14 +391,14 @@ with staged as (
     left join stock_file_row r on r.product_id = s.product_id and r.columns_key = %(key)s
     -- inserted by COPY just before, in this transaction (insert_fresh)
     left join unnest(%(fresh)s::bigint[]) as f(product_id) on f.product_id = s.product_id
-    where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s
+    where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s and s.quantities is not null
 ), changed_cells as (
     -- a product seen in the last report: only the cells that differ from it (a few index probes)
-    select st.product_id, q.warehouse, q.milli * 0.001 as qty
+    select st.product_id, (%(codes)s::text[])[k] as warehouse, st.quantities[k] * 0.001 as qty
     from staged st
-    cross join lateral unnest(st.quantities, st.before, %(codes)s::text[]) as q(milli, prev, warehouse)
+    cross join lateral generate_series(1, cardinality(st.quantities)) as k
     where st.before is not null and st.quantities is distinct from st.before
-      and q.milli is not null and q.milli is distinct from q.prev
+      and st.quantities[k] is not null and st.quantities[k] is distinct from st.before[k]
 ), new_cells as (
     -- a product not seen in the last report that has stock (shortcut emptied, a cell unusable): every cell
     select st.product_id, q.warehouse, q.milli * 0.001 as qty
@@ -456,7 +538,8 @@ def apply_fragment(dsn: str, fragment: dict, warehouse_codes: tuple[str, ...]) -
         # No wait for the WAL flush at commit: a fragment lost in a server crash right after it committed
         # loses its record with its rows, and finish() applies any fragment without a record again.
         conn.execute("set local synchronous_commit = off")
-        params["fresh"], inserted = insert_fresh(conn, params, list(warehouse_codes))
+        params["fresh"], inserted = (insert_fresh(conn, params, list(warehouse_codes))
+                                     if fragment.get("fresh_possible", True) else ([], 0))
         changed, _, _ = conn.execute(APPLY_SQL, params).fetchone()
         changed += inserted
         conn.execute(
@@ -479,10 +562,13 @@ def result_table(conn: psycopg.Connection, import_file_id: int, cfg: Settings) -
     rows: list[tuple[int, list, str]] = []
     cur = conn.execute(
         """select s.row_no, p.article,
-                  array(select x * 0.001 from unnest(s.quantities) with ordinality as u(x, n) order by n),
-                  exists (select 1 from stock t
-                          where t.product_id = s.product_id and t.import_file_id = s.import_file_id)
+                  -- a stub (unchanged row) shows the remembered row it equals
+                  array(select x * 0.001 from unnest(coalesce(s.quantities, r.quantities)) with ordinality as u(x, n)
+                        order by n),
+                  s.quantities is not null and exists (select 1 from stock t where t.product_id = s.product_id
+                                                       and t.import_file_id = s.import_file_id)
            from stock_staging s join product p on p.product_id = s.product_id
+           left join stock_file_row r on r.product_id = s.product_id
            where s.import_file_id = %s order by s.row_no""",
         (import_file_id,),
     )
@@ -516,6 +602,16 @@ def publish_refusal(params: FtpParams, cfg: Settings, name: str, reason: str) ->
     return results.publish_result(params, local, folder=cfg.results_folder)
 
 
+def record_applied(conn: psycopg.Connection, import_file_id: int, changed: int) -> str:
+    """Every fragment is applied: the file's status and count into the ledger, and its row hashes become
+    what the next file compares with (stock is now what this file says)."""
+    status = "applied" if changed else "unchanged"
+    conn.execute("update stock_file_hashes set complete = true where import_file_id = %s", (import_file_id,))
+    # A synchronous commit: the WAL is flushed up to here, so every fragment's commit is durable too.
+    ledger.update(conn, import_file_id, status=status, changed=changed)
+    return status
+
+
 def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
     """Totals into the ledger, result file for staff, file(s) archived on the FTP, checkpoint written."""
     import_file_id = prepared["import_file_id"]
@@ -534,9 +630,7 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
         changed = conn.execute("select coalesce(sum(changed), 0) from import_fragment where import_file_id = %s",
                                (import_file_id,)).fetchone()[0]
         if status == "parsed":
-            status = "applied" if changed else "unchanged"
-            # A synchronous commit: the WAL is flushed up to here, so every fragment's commit is durable too.
-            ledger.update(conn, import_file_id, status=status, changed=changed)
+            status = record_applied(conn, import_file_id, changed)
         summary = {"file": prepared["name"], "import_file_id": import_file_id, "status": status,
                    "items": prepared.get("items", 0), "rejected": prepared.get("rejected", 0),
                    "changed": int(changed)}
@@ -562,7 +656,7 @@ insert into stock_history (product_id, warehouse, quantity, valid_from, import_f
 select s.product_id, q.warehouse, q.milli * 0.001, %(made)s, %(id)s
 from stock_staging s
 cross join lateral unnest(s.quantities, %(codes)s::text[]) as q(milli, warehouse)
-where s.import_file_id = %(id)s and q.milli is not null
+where s.import_file_id = %(id)s and s.quantities is not null and q.milli is not null
   -- history only: never where the current value is older than this file (that would be a rollback)
   and exists (select 1 from stock t where t.product_id = s.product_id and t.warehouse = q.warehouse
               and t.valid_from > %(made)s)
