@@ -467,6 +467,40 @@ def _classify_columns(coll: _Collector, art, any_value: np.ndarray, qty: np.ndar
 
 # ---------------------------------------------------------------- CSV, vectorised
 
+def _text_quantities(table, columns: list[str], n: int, w: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """Quantity columns read as text: plain numbers converted column-wise; the rest (padded, spaces only,
+    text caps, decimal commas...) left for parse_quantity as (row, warehouse, raw)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    qty = np.zeros((n, w), dtype=np.float64)
+    any_value = np.zeros(n, dtype=bool)
+    slow: list[tuple[int, int, str]] = []                      # (row index, warehouse index, raw text)
+    for k, cname in enumerate(columns):
+        col = original = table.column(cname).combine_chunks()
+        # The cheapest test that covers nearly every cell of the column: whole numbers, then decimals, then
+        # (a file that pads its numbers) the column trimmed once. What is left is looked at one by one.
+        for attempt in ("digits", "number", "trimmed"):
+            if attempt == "trimmed":
+                col = pc.utf8_trim_whitespace(col)
+            if attempt != "number":
+                empty_np = np.array(pc.equal(col, "").to_numpy(zero_copy_only=False))
+            plain = (pc.ascii_is_decimal(col) if attempt == "digits"
+                     else pc.match_substring_regex(col, r"^\d+(\.\d+)?$"))
+            rest = np.flatnonzero(~empty_np & ~plain.to_numpy(zero_copy_only=False))
+            if attempt == "trimmed" or len(rest) <= n // 20:
+                break
+        qty[:, k] = pc.cast(pc.if_else(plain, col, "0"), pa.float64()).to_numpy(zero_copy_only=False)
+        if len(rest):                   # padded, spaces only, text caps, decimal commas...: one by one
+            raw = original.take(pa.array(rest)).to_pylist()       # messages quote the cell as written
+            blank = np.fromiter((not r.strip() for r in raw), bool, len(raw))
+            empty_np[rest[blank]] = True
+            slow.extend((i, k, r) for i, r, b in zip(rest.tolist(), raw, blank.tolist()) if not b)
+        any_value |= ~empty_np
+        del col, original, plain
+    return qty, any_value, slow
+
+
 def _parse_csv(path: Path, name: str, w: int) -> StockParse:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -528,19 +562,49 @@ def _parse_csv(path: Path, name: str, w: int) -> StockParse:
     names = [f"c{i}" for i in range(ncols)]
     wanted = [names[art_col]] + [names[j] for j in qty_cols]
     pa_encoding = "utf8" if encoding.startswith("utf-8") else encoding
-    try:
-        table = pcsv.read_csv(
+
+    def read(quantity_type, use_threads: bool):
+        invalid.clear()
+        return pcsv.read_csv(
             path,
             read_options=pcsv.ReadOptions(column_names=names, skip_rows=data_line - 1, encoding=pa_encoding,
-                                          use_threads=False, block_size=1 << 24),
+                                          use_threads=use_threads, block_size=1 << 24),
             parse_options=pcsv.ParseOptions(delimiter=delimiter, quote_char='"', newlines_in_values=False,
                                             ignore_empty_lines=False, invalid_row_handler=on_invalid),
-            convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in wanted}, include_columns=wanted,
-                                                strings_can_be_null=False, quoted_strings_can_be_null=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types={n: (pa.string() if n == wanted[0] else quantity_type) for n in wanted},
+                include_columns=wanted, null_values=[""], strings_can_be_null=False,
+                quoted_strings_can_be_null=False),
         )
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise FileRefused(name, f"cannot read as CSV ({encoding}, {delimiter!r}): {exc}") from exc
-    n = table.num_rows
+
+    # Most reports are whole numbers and empty cells only: pyarrow converts those itself, on every core. Any
+    # other cell (a decimal, a text cap, a negative...) or a row of the wrong width (whose line number only a
+    # one-thread read knows) and the file is read again as text, column by column.
+    typed = None
+    try:
+        typed = read(pa.int64(), use_threads=True)
+        if invalid or any(pc.min(typed.column(c)).as_py() is not None and pc.min(typed.column(c)).as_py() < 0
+               for c in wanted[1:]):
+            typed = None
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        typed = None
+    if typed is not None:
+        table = typed
+        n = table.num_rows
+        qty = np.zeros((n, w), dtype=np.float64)
+        any_value = np.zeros(n, dtype=bool)
+        for k, cname in enumerate(wanted[1:]):
+            col = table.column(cname).combine_chunks()
+            qty[:, k] = col.fill_null(0).to_numpy()
+            any_value |= col.is_valid().to_numpy(zero_copy_only=False)
+        slow: list[tuple[int, int, str]] = []
+        layout["quantities"] = "whole numbers"
+    else:
+        try:
+            table = read(pa.string(), use_threads=False)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise FileRefused(name, f"cannot read as CSV ({encoding}, {delimiter!r}): {exc}") from exc
+        n = table.num_rows
     rows_read = data_line - 1 + n + len(invalid)
 
     # 1-based file line of each table row: data lines in order, minus the invalid ones.
@@ -550,32 +614,9 @@ def _parse_csv(path: Path, name: str, w: int) -> StockParse:
         line_numbers = line_numbers[~np.isin(line_numbers, bad_lines)]
 
     art = pc.utf8_trim_whitespace(table.column(names[art_col]).combine_chunks())
-    qty = np.zeros((n, w), dtype=np.float64)
-    any_value = np.zeros(n, dtype=bool)
-    slow: list[tuple[int, int, str]] = []                      # (row index, warehouse index, raw text)
-    for k, cname in enumerate(wanted[1:]):
-        col = original = table.column(cname).combine_chunks()
-        # The cheapest test that covers nearly every cell of the column: whole numbers, then decimals, then
-        # (a file that pads its numbers) the column trimmed once. What is left is looked at one by one.
-        for attempt in ("digits", "number", "trimmed"):
-            if attempt == "trimmed":
-                col = pc.utf8_trim_whitespace(col)
-            if attempt != "number":
-                empty_np = np.array(pc.equal(col, "").to_numpy(zero_copy_only=False))
-            plain = (pc.ascii_is_decimal(col) if attempt == "digits"
-                     else pc.match_substring_regex(col, r"^\d+(\.\d+)?$"))
-            rest = np.flatnonzero(~empty_np & ~plain.to_numpy(zero_copy_only=False))
-            if attempt == "trimmed" or len(rest) <= n // 20:
-                break
-        qty[:, k] = pc.cast(pc.if_else(plain, col, "0"), pa.float64()).to_numpy(zero_copy_only=False)
-        if len(rest):                   # padded, spaces only, text caps, decimal commas...: one by one
-            raw = original.take(pa.array(rest)).to_pylist()       # messages quote the cell as written
-            blank = np.fromiter((not r.strip() for r in raw), bool, len(raw))
-            empty_np[rest[blank]] = True
-            slow.extend((i, k, r) for i, r, b in zip(rest.tolist(), raw, blank.tolist()) if not b)
-        any_value |= ~empty_np
-        del col, original, plain
-    del table
+    if typed is None:
+        qty, any_value, slow = _text_quantities(table, wanted[1:], n, w)
+    del table, typed
 
     _classify_columns(coll, art, any_value, qty, slow, line_numbers, qty_cols, art_col)
     del qty
