@@ -151,6 +151,9 @@ def phase_floor(dsn: str, path: str, w: int) -> dict:
                 pacsv.write_csv(long, buf, pacsv.WriteOptions(include_header=False))
                 copy.write(buf.getvalue())
     total = time.perf_counter() - t0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        # Measured: now out of the way, so autovacuum of 60M floor rows doesn't share the cores with ours.
+        conn.execute("drop table floor_stock")
     return {"seconds": total, "read_seconds": t_read, "rows": int(len(arts) * w)}
 
 
@@ -179,7 +182,7 @@ def phase_ours(dsn: str, path: str, w: int, label: str, workers: int = 2) -> dic
         conn.execute("delete from stock_staging where import_file_id = %s", (entry.import_file_id,))
         stock_import.record_applied(conn, entry.import_file_id, changed)
     total = time.perf_counter() - t0
-    return {"seconds": total, "prepare_seconds": t_prepare, "changed": changed,
+    return {"seconds": total, "prepare_seconds": t_prepare, "changed": changed, "unchanged": prepared["unchanged"],
             "fragments": len(prepared["fragments"]), **{f"{k}_seconds": v for k, v in prepared["seconds"].items()}}
 
 
@@ -220,12 +223,36 @@ def child(args) -> None:
     print("RESULT " + json.dumps(out))
 
 
-def run_child(*argv: str) -> dict:
+def run_child(*argv: str, watch: str | None = None) -> dict:
+    """One phase in its own process; with `watch` (a DSN), also which autovacuum tasks ran meanwhile (they
+    share the 2 cores with the phase)."""
+    import threading
+
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def poll() -> None:
+        import psycopg
+
+        with psycopg.connect(watch, autocommit=True) as conn:
+            while not done.wait(1.0):
+                seen.update(r[0] for r in conn.execute(
+                    "select query from pg_stat_activity where backend_type = 'autovacuum worker' and query <> ''"))
+
+    watcher = threading.Thread(target=poll, daemon=True) if watch else None
+    if watcher:
+        watcher.start()
     proc = subprocess.run([sys.executable, __file__, "--child", *argv], capture_output=True, text=True)
+    done.set()
+    if watcher:
+        watcher.join()
     if proc.returncode != 0:
         raise RuntimeError(f"phase {argv} failed:\n{proc.stderr[-4000:]}")
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    out = json.loads(line[len("RESULT "):])
+    if watch:
+        out["autovacuum"] = sorted(q.removeprefix("autovacuum: ") for q in seen)
+    return out
 
 
 # ---------------------------------------------------------------- driver
@@ -242,7 +269,7 @@ def measure(pg, kind: str, n: int, w: int, sample: int) -> dict:
     floor = run_child("--phase", "floor", "--dsn", floor_dsn, "--file", data["first"], "--warehouses", str(w))
     print(f"[{tag}] ours, first import ...", flush=True)
     first = run_child("--phase", "ours", "--dsn", ours_dsn, "--file", data["first"], "--warehouses", str(w),
-                      "--label", "first")
+                      "--label", "first", watch=ours_dsn)
     # The next hourly file comes an hour later, when autovacuum has been over the 30M new rows (hint bits,
     # visibility map, statistics). Done here at once, timed, and counted in neither import.
     import psycopg
@@ -253,7 +280,7 @@ def measure(pg, kind: str, n: int, w: int, sample: int) -> dict:
     vacuum_seconds = time.perf_counter() - started
     print(f"[{tag}] ours, 1% changed ...", flush=True)
     second = run_child("--phase", "ours", "--dsn", ours_dsn, "--file", data["second"], "--warehouses", str(w),
-                       "--label", "second")
+                       "--label", "second", watch=ours_dsn)
     result = {"kind": kind, "n": n, "w": w, "floor": floor, "first": first, "second": second,
               "vacuum_seconds": vacuum_seconds,
               "changed_cells": data["changed_cells"]}
@@ -291,10 +318,14 @@ def report(results: list[dict], command: str) -> str:
                      f"{r['first']['prepare_seconds']:.1f} (parse {r['first']['parse_seconds']:.1f}, stage "
                      f"{r['first']['stage_seconds']:.1f}), apply {r['first']['seconds'] - r['first']['prepare_seconds']:.1f}, "
                      f"{r['first']['fragments']} fragments; vacuum (analyze) of stock between the two (not counted) "
-                     f"{r['vacuum_seconds']:.1f}; 1% changed: prepare {r['second']['prepare_seconds']:.1f}, "
+                     f"{r['vacuum_seconds']:.1f}; 1% changed: prepare {r['second']['prepare_seconds']:.1f} (parse "
+                     f"{r['second']['parse_seconds']:.1f}, stage {r['second']['stage_seconds']:.1f}; "
+                     f"{r['second']['unchanged']:,} rows equal to the last report, staged as stubs), "
                      f"apply {r['second']['seconds'] - r['second']['prepare_seconds']:.1f}"
                      + (f"; naive sample {r['naive']['rows']:,} rows at {r['naive']['rows_per_second']:,.0f} rows/s"
-                        if r.get("naive") else ""))
+                        if r.get("naive") else "")
+                     + f"; autovacuum during the first: {', '.join(r['first']['autovacuum']) or 'none'}; "
+                       f"during the 1%: {', '.join(r['second']['autovacuum']) or 'none'}")
     lines += ["", "Targets: first import within 3x of the floor; the 1%-changed import writes only the changed rows "
               "and takes under 1/3 of the first; ours at least 100x faster than naive; peak memory under 4 GiB."]
     return "\n".join(lines)

@@ -209,41 +209,46 @@ class Staged:
 def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse, ids: np.ndarray,
           columns: str | None = None) -> Staged:
     """Write the rows with a product (`ids`: product_ids(), -1 = not staged) to stock_staging, replacing any
-    earlier staging of the same file, numbered densely in file order. With `columns` (columns_key()), a row
-    that hashes like the last report's row is staged as a stub after the others, and this file's hashes
-    replace the last report's (save_report_hashes)."""
+    earlier staging of the same file: rows to apply numbered densely (seq 0, 1, ...) in file order. With
+    `columns` (columns_key()), a row that hashes like the last report's row is staged as a stub (negative
+    seq, no quantities), and this file's hashes replace the last report's (save_report_hashes)."""
     conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
     keep = np.flatnonzero(ids >= 0)
     row_numbers = np.asarray(parsed.row_numbers, dtype=np.int64)[keep]
     product_id = ids[keep]
+    last = last_report_hashes(conn, columns) if columns is not None else None
+    if last is not None and len(last[0]):
+        at = np.minimum(np.searchsorted(last[0], product_id), len(last[0]) - 1)
+        known = last[0][at] == product_id
+    else:
+        at, known = None, np.zeros(len(keep), dtype=bool)
+    hashes, clean = np.empty(len(keep), dtype=np.int64), np.empty(len(keep), dtype=bool)
+    staged_rows, staged_known, unchanged, seq = [], [], 0, 0
     chunk = 50_000
-    same = np.zeros(len(keep), dtype=bool)
-    known = np.zeros(len(keep), dtype=bool)
-    if columns is not None:
-        hashes, clean = np.empty(len(keep), dtype=np.int64), np.empty(len(keep), dtype=bool)
-        for start in range(0, len(keep), chunk):
-            milli, usable = _milli(parsed.quantities[keep[start:start + chunk]])
-            hashes[start:start + chunk], clean[start:start + chunk] = row_hashes(milli), usable.all(axis=1)
-        last = last_report_hashes(conn, columns)
-        if last is not None and len(last[0]):
-            at = np.minimum(np.searchsorted(last[0], product_id), len(last[0]) - 1)
-            known = last[0][at] == product_id
-            same = known & clean & (last[1][at] == hashes)
-        # A row with an unusable cell keeps that cell's old value: its hash says nothing of stock.
-        save_report_hashes(conn, columns, import_file_id, product_id[clean], hashes[clean])
-    changed, unchanged = np.flatnonzero(~same), np.flatnonzero(same)
     with conn.cursor().copy("copy stock_staging (import_file_id, row_no, seq, product_id, quantities) "
                             "from stdin (format binary)") as copy:
         copy.write(_COPY_HEADER)
-        for start in range(0, len(changed), chunk):
-            rows = changed[start:start + chunk]
-            milli, usable = _milli(parsed.quantities[keep[rows]])
-            copy.write(_copy_rows(import_file_id, row_numbers[rows], np.arange(start, start + len(rows)),
-                                  product_id[rows], milli, usable))
-        copy.write(_copy_stubs(import_file_id, row_numbers[unchanged],
-                               np.arange(len(changed), len(keep), dtype=np.int64), product_id[unchanged]))
+        for start in range(0, len(keep), chunk):
+            part = slice(start, min(start + chunk, len(keep)))
+            milli, usable = _milli(parsed.quantities[keep[part]])
+            hashes[part], clean[part] = row_hashes(milli), usable.all(axis=1)
+            same = np.zeros(len(milli), dtype=bool)
+            if at is not None:
+                same = known[part] & clean[part] & (last[1][at[part]] == hashes[part])
+            rows, stubs = np.flatnonzero(~same), np.flatnonzero(same)
+            copy.write(_copy_rows(import_file_id, row_numbers[part][rows], np.arange(seq, seq + len(rows)),
+                                  product_id[part][rows], milli[rows], usable[rows]))
+            copy.write(_copy_stubs(import_file_id, row_numbers[part][stubs], -1 - (start + stubs),
+                                   product_id[part][stubs]))
+            staged_rows.append(row_numbers[part][rows])
+            staged_known.append(known[part][rows])
+            seq, unchanged = seq + len(rows), unchanged + len(stubs)
         copy.write(_COPY_TRAILER)
-    return Staged(row_numbers[changed].tolist(), known[changed], len(unchanged))
+    if columns is not None:
+        # A row with an unusable cell keeps that cell's old value: its hash says nothing of stock.
+        save_report_hashes(conn, columns, import_file_id, product_id[clean], hashes[clean])
+    return Staged(np.concatenate(staged_rows or [np.zeros(0, np.int64)]).tolist(),
+                  np.concatenate(staged_known or [np.zeros(0, bool)]), unchanged)
 
 
 def too_large_rejects(parsed: StockParse, file: str) -> list[Reject]:

@@ -1,6 +1,6 @@
 -- The 1%-changed stock import (issue 2): prepare compares each row of the file with the last report by a
 -- 64-bit hash, in numpy, and stages in full only the rows that differ; an unchanged row is staged as a stub
--- (row number and product, no quantities) so the staff result file still lists it. Fragments cover the
+-- (row number and product, no quantities, a negative seq) so the staff result file still lists it. Fragments cover the
 -- changed rows only.
 --
 -- The hashes of the last report travel as one pair of arrays (16 bytes a product, read in one fetch), valid

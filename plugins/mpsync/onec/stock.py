@@ -583,20 +583,20 @@ def _parse_csv(path: Path, name: str, w: int) -> StockParse:
     typed = None
     try:
         typed = read(pa.int64(), use_threads=True)
-        if invalid or any(pc.min(typed.column(c)).as_py() is not None and pc.min(typed.column(c)).as_py() < 0
-               for c in wanted[1:]):
+        qty = np.empty((typed.num_rows, w), dtype=np.float64)
+        for k, cname in enumerate(wanted[1:]):
+            qty[:, k] = typed.column(cname).to_numpy()               # an empty cell is NaN here
+        if invalid or np.nanmin(qty, initial=0) < 0:
             typed = None
     except (pa.ArrowInvalid, UnicodeDecodeError):
         typed = None
     if typed is not None:
         table = typed
         n = table.num_rows
-        qty = np.zeros((n, w), dtype=np.float64)
-        any_value = np.zeros(n, dtype=bool)
-        for k, cname in enumerate(wanted[1:]):
-            col = table.column(cname).combine_chunks()
-            qty[:, k] = col.fill_null(0).to_numpy()
-            any_value |= col.is_valid().to_numpy(zero_copy_only=False)
+        empty = np.isnan(qty)
+        any_value = ~empty.all(axis=1)
+        qty[empty] = 0.0
+        del empty
         slow: list[tuple[int, int, str]] = []
         layout["quantities"] = "whole numbers"
     else:
