@@ -289,3 +289,57 @@ def test_csv_whole_numbers_read_typed_and_any_other_cell_reads_as_text(tmp_path,
     assert theirs.pop("A150", None) in (None, [float(odd_cell.replace(">", "").replace(" ", "") or 0), 150, 7])
     ours.pop("A150")
     assert theirs == ours
+
+
+def _offset_sheet(path):
+    """A report that starts at B2 (title) with the header at row 4, like a sheet someone tidied by hand."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws["B2"] = "Остатки на 19.12.2025 14:00"
+    for j, v in enumerate(["Артикул", "Склад 1", "Склад 2"]):
+        ws.cell(4, 2 + j, v)
+    for i in range(40):
+        ws.append([None, f"Z-{i}", i if i % 4 else None, i / 4])
+    wb.save(path)
+    return path
+
+
+@pytest.mark.parametrize("variant, reader", [
+    ("plain", "fastexcel"), ("offset", "fastexcel"), ("text-digit-articles", "fastexcel"),
+    ("numeric-article", "python-calamine"), ("text-cap", "python-calamine"), ("two-row-header", "python-calamine"),
+])
+def test_xlsx_read_column_wise_equals_row_by_row(tmp_path, variant, reader):
+    """A plain .xlsx is read by fastexcel column-wise; anything the column path can't vouch for goes to the
+    row-by-row reader. Either way the result is the row-by-row reader's, to the row number and the note."""
+    from mpsync.onec import reader as rd
+    from mpsync.onec.stock import _parse_sheet
+
+    rows = [(f"A{i}", float(i % 7), None if i % 3 else 2.5, i * 0.5) for i in range(120)]
+    if variant == "text-digit-articles":
+        rows = [(f"0{i:06d}", *q) for i, (_, *q) in enumerate(rows)]
+    if variant == "numeric-article":
+        rows[30] = (557722, 1, 2, 3)
+    if variant == "text-cap":
+        rows[30] = ("T-1", "> 1000", 2, 3)
+    if variant == "offset":
+        path = _offset_sheet(tmp_path / "s.xlsx")
+        w = 2
+    else:
+        path = write_stock_xlsx(tmp_path / "s.xlsx", rows, two_row_header=variant == "two-row-header",
+                                groups={50: "Обувь"})
+        w = 3
+    got = parse_stock(path, w)
+    want = _parse_sheet(rd.open_sheet(path, path.name), w)
+    assert got.layout["reader"] == reader
+    assert got.articles == want.articles and len(got.articles) >= 40
+    assert got.row_numbers == want.row_numbers
+    assert np.array_equal(got.quantities, want.quantities)
+    assert [(r.row, r.column, r.article, r.reason) for r in got.rejects] == \
+           [(r.row, r.column, r.article, r.reason) for r in want.rejects]
+    assert (got.rows_read, got.skipped_service_rows, got.report_time) == \
+           (want.rows_read, want.skipped_service_rows, want.report_time)
+    assert got.layout["notes"] == want.layout["notes"]
+    assert {k: got.layout[k] for k in ("header_row", "article_column", "quantity_columns")} == \
+           {k: want.layout[k] for k in ("header_row", "article_column", "quantity_columns")}

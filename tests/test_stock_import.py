@@ -73,9 +73,9 @@ def test_rows_equal_to_the_last_report_are_stubs_and_not_applied(exchange_dsn, f
                                                                    tmp_path):
     """The next report is compared with the remembered rows by hash at prepare: unchanged rows are staged as
     stubs outside every fragment, and the staff result file still lists them, with their quantities."""
-    from openpyxl import load_workbook
+    from pathlib import PurePosixPath
 
-    from mpsync import results
+    from openpyxl import load_workbook
 
     add_products(exchange_dsn, ARTICLES)
     rows = [(a, i, "", 2) for i, a in enumerate(ARTICLES, 1)]
@@ -93,7 +93,7 @@ def test_rows_equal_to_the_last_report_are_stubs_and_not_applied(exchange_dsn, f
     assert summary["changed"] == 2
     snap = stock_snapshot(exchange_dsn)
     assert snap[(rows[4][0], "sber")] == 50 and snap[(rows[4][0], "ozon")] == 1 and snap[(rows[3][0], "sber")] == 4
-    sheet = load_workbook(stock_import.work_dir() / "results" / results.result_name("Ostatki_MP_2.csv")).active
+    sheet = load_workbook(stock_import.work_dir() / "results" / PurePosixPath(summary["result_file"]).name).active
     listed = {r[1]: (r[2:5], r[-1]) for r in sheet.iter_rows(values_only=True) if r[1] in ARTICLES}
     assert listed[rows[4][0]] == ((50, 1, 2), "applied")
     assert listed[rows[3][0]] == ((4, 0, 2), "unchanged") and len(listed) == len(ARTICLES)

@@ -304,7 +304,108 @@ def parse_stock(path: str | Path, warehouse_count: int, *, name: str | None = No
     kind = rd.sniff(path)
     if kind == "csv":
         return _parse_csv(path, name, warehouse_count)
+    if kind == "xlsx":
+        plain = _parse_xlsx_columns(path, name, warehouse_count)
+        if plain is not None:
+            return plain
     return _parse_sheet(rd.open_sheet(path, name), warehouse_count)
+
+
+_PLAIN_NUMBER = r"^\d+(\.\d+)?$"
+
+
+def _xlsx_first_row(path: Path) -> int | None:
+    """The 1-based number of the first row of the only sheet that has a value in it: where calamine's range,
+    hence fastexcel's first row, starts. From the head of the sheet's XML; None when it is not plain there."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        names = [n for n in z.namelist() if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n)]
+        if len(names) != 1:                            # which sheet is "first" is the workbook's business
+            return None
+        with z.open(names[0]) as fh:
+            head = fh.read(1 << 18).decode("utf-8", "replace")
+    start = head.find("<sheetData")
+    for m in re.finditer(r"<row\b([^>]*?)(/>|>(.*?)</row>)", head[start:], re.S) if start >= 0 else ():
+        number = re.search(r'\br="(\d+)"', m.group(1))
+        if number is None:
+            return None
+        if m.group(3) and re.search(r"<v>|<v |<is>", m.group(3)):
+            return int(number.group(1))
+    return None
+
+
+def _parse_xlsx_columns(path: Path, name: str, w: int) -> StockParse | None:
+    """A plain .xlsx read column-wise: fastexcel (calamine in Rust) straight into Arrow as text, then the same
+    column-wise rules as CSV. Plain means: one sheet whose first row with a value is found in its head (so
+    row numbers are the sheet's own; fastexcel gives the first column's letter), a header with a label right of the article header (not merged over the quantities), no
+    second header row, no article cell that is a number, and every quantity cell a plain number or empty.
+    Anything else returns None and the row-by-row reader takes the file: it knows dates made of numbers,
+    text caps, merged headers and the rest of ONEC.md."""
+    import fastexcel
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        first_row = _xlsx_first_row(path)
+        if first_row is None:
+            return None
+        reader = fastexcel.read_excel(str(path))
+        sheet = reader.load_sheet(0, header_row=None, dtypes="string")
+        first_col = sheet.available_columns()[0].absolute_index
+        table = pa.Table.from_batches([sheet.to_arrow()])
+    except Exception:                    # a broken file: the row-by-row reader says what is wrong with it
+        return None
+    # Rows and columns as the sheet numbers them (fastexcel starts at the first used row and column).
+    pad = [None] * first_col
+    head = [(first_row + i, pad + list(r.values()))
+            for i, r in enumerate(table.slice(0, HEADER_SCAN_ROWS).to_pylist())]
+    h_idx, art_col = _locate_header(head)
+    if h_idx is None:
+        return None
+    first_qty = art_col + 1
+    if first_col + table.num_columns < first_qty + w or head[h_idx][1][first_qty] is None:
+        return None
+    qty_cols = list(range(first_qty, first_qty + w))
+    if h_idx + 1 < len(head) and _is_header_continuation(head[h_idx + 1][1], art_col, range(first_qty, first_qty + w)):
+        return None
+    body = table.slice(h_idx + 1)
+    n = body.num_rows
+    # An article cell typed as a number (Excel dropped its leading zeros) is counted and noted row by row; as
+    # text it can't be told from a typed one, so a sheet with all-digit articles is asked once more whether
+    # its article column holds anything but text (the title above is text too).
+    if pc.any(pc.match_substring_regex(body.column(art_col - first_col), r"^\s*\d+(\.\d+)?\s*$")).as_py():
+        try:                             # one type in the whole column, or an error: only text will do
+            kinds = reader.load_sheet(0, header_row=None, use_columns=[art_col - first_col],
+                                      dtypes={j: "string" for j in range(table.num_columns) if j != art_col - first_col},
+                                      dtype_coercion="strict", schema_sample_rows=None)
+            if [c.dtype for c in kinds.available_columns() if c.absolute_index == art_col] != ["string"]:
+                return None
+        except Exception:
+            return None
+    qty = np.empty((n, w), dtype=np.float64)
+    any_value = np.zeros(n, dtype=bool)
+    for k, j in enumerate(qty_cols):
+        col = body.column(j - first_col).combine_chunks()
+        filled = pc.is_valid(col)
+        plain = pc.match_substring_regex(col, _PLAIN_NUMBER)
+        if pc.any(pc.and_(filled, pc.invert(pc.fill_null(plain, False)))).as_py():
+            return None                  # a text, a date, a negative...: the row-by-row reader
+        qty[:, k] = pc.cast(col, pa.float64()).fill_null(0).to_numpy()
+        any_value |= filled.to_numpy(zero_copy_only=False)
+    layout: dict[str, Any] = {"container": "xlsx", "reader": "fastexcel", "sheet": reader.sheet_names[0],
+                              "header_row": head[h_idx][0]}
+    coll = _Collector(name, w, layout)
+    coll.service += head[h_idx][0]                   # the header and every row above it
+    coll.col_labels = _header_labels(head[h_idx][1], art_col, w)
+    layout.update(article_column=column_letter(art_col), quantity_columns=[coll.label(j) for j in qty_cols],
+                  warehouse_count=w)
+    report_time = find_report_time([rd.text_of(c) for _, cs in head[:h_idx] for c in cs if isinstance(c, str)])
+    art = pc.utf8_trim_whitespace(body.column(art_col - first_col).combine_chunks().fill_null(""))
+    line_numbers = np.arange(head[h_idx][0] + 1, head[h_idx][0] + 1 + n, dtype=np.int64)
+    del body, table
+    _classify_columns(coll, art, any_value, qty, [], line_numbers, qty_cols, art_col)
+    return coll.finish(head[h_idx][0] + n, report_time)
 
 
 def _parse_sheet(sheet: rd.Sheet, w: int) -> StockParse:
