@@ -2,7 +2,8 @@
 
 prepare  -> download the newest new file, parse it, reject unknown articles, refuse the whole file if it would
             wipe out stock (empty, or too few known articles), record a late older file as stale, stage the
-            known rows with their product ids (table stock_staging), plan fragments.
+            known rows with their product ids (table stock_staging): a row whose hash equals the last applied
+            report's row is staged as a stub and applied by no fragment; plan fragments over the others.
 apply    -> one fragment, one transaction: compare each staged row with the last report's row
             (stock_file_row) and read current stock only for cells that differ or for products not in the
             last report; products with no stock row at all (a first import) are inserted by COPY without
@@ -53,7 +54,7 @@ class Fragment:
     last_seq: int
     label: str
     valid_from: str         # when the file's values became true (1C's report time, else the FTP time)
-    fresh_possible: bool = True     # False: every row had a remembered row at prepare (no first-import rows)
+    fresh_possible: bool = True     # False: every row was in the last applied report (no first-import rows)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -74,8 +75,8 @@ def fragment_size(items: int, min_rows: int, max_fragments: int) -> int:
 
 def plan_fragments(import_file_id: int, name: str, row_numbers: list[int], size: int,
                    valid_from: datetime, remembered: np.ndarray | None = None) -> list[Fragment]:
-    """Fragments of `size` staged rows; `remembered` (per staged row: had a remembered row at prepare) lets
-    a fragment of rows that all had one skip looking for first-import rows."""
+    """Fragments of `size` staged rows; `remembered` (per staged row: it was in the last applied report) lets
+    a fragment made only of such rows skip looking for first-import rows."""
     fragments = []
     for first in range(0, len(row_numbers), size):
         last = min(first + size, len(row_numbers)) - 1
@@ -202,8 +203,8 @@ def save_report_hashes(conn: psycopg.Connection, key: str, import_file_id: int, 
 @dataclass(frozen=True)
 class Staged:
     row_numbers: list[int]          # file rows of the staged (changed or new) rows, in seq order
-    remembered: np.ndarray          # per staged row: it had a remembered row at prepare
-    unchanged: int                  # rows equal to their remembered row: staged as stubs, not applied
+    remembered: np.ndarray          # per staged row: it was in the last applied report (so not a first import)
+    unchanged: int                  # rows equal to the last report's: staged as stubs, not applied
 
 
 def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse, ids: np.ndarray,
