@@ -385,7 +385,8 @@ copy (
     select s.product_id, s.quantities from stock_staging s
     where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s and s.quantities is not null
       and array_position(s.quantities, null) is null
-      and not exists (select 1 from stock_file_row r where r.product_id = s.product_id and r.columns_key = %(key)s)
+      -- no remembered row at all, whatever its columns: insert_fresh remembers these rows by COPY
+      and not exists (select 1 from stock_file_row r where r.product_id = s.product_id)
       and not exists (select 1 from stock t where t.product_id = s.product_id)
 ) to stdout (format binary)
 """
@@ -441,7 +442,8 @@ with staged as (
 ), remember as (
     insert into stock_file_row (product_id, columns_key, quantities)
     select product_id, %(key)s, quantities from staged
-    where (before is null or quantities is distinct from before) and array_position(quantities, null) is null
+    where not fresh                              -- remembered by insert_fresh
+      and (before is null or quantities is distinct from before) and array_position(quantities, null) is null
     on conflict (product_id) do update set columns_key = excluded.columns_key, quantities = excluded.quantities
     returning 1
 ), forget as (
@@ -511,7 +513,8 @@ def _stock_copy(product_id: np.ndarray, milli: np.ndarray, codes: list[str], imp
 
 def insert_fresh(conn: psycopg.Connection, params: dict, warehouse_codes: list[str]) -> tuple[list[int], int]:
     """COPY the non-zero cells of the fragment's products that have no stock at all (multi-row inserts:
-    most of a first import's cost); returns those products and the rows inserted."""
+    most of a first import's cost), and their rows into stock_file_row; returns those products and the
+    stock rows inserted."""
     cur = conn.cursor()
     with cur.copy(FRESH_SQL, params) as copy:
         data = b"".join(bytes(chunk) for chunk in copy)
@@ -524,7 +527,25 @@ def insert_fresh(conn: psycopg.Connection, params: dict, warehouse_codes: list[s
         copy.write(_COPY_HEADER)
         copy.write(rows)
         copy.write(_COPY_TRAILER)
+    # ... and remembered the same way (they had no remembered row: that is what made them fresh)
+    with cur.copy("copy stock_file_row (product_id, columns_key, quantities) from stdin (format binary)") as copy:
+        copy.write(_COPY_HEADER)
+        copy.write(_remembered_rows(product_id, milli, params["key"]))
+        copy.write(_COPY_TRAILER)
     return product_id.tolist(), count
+
+
+def _remembered_rows(product_id: np.ndarray, milli: np.ndarray, key: str) -> bytes:
+    """Binary COPY tuples (product_id, columns_key, quantities) for stock_file_row, built by numpy."""
+    w, k = milli.shape[1], key.encode()
+    rec = np.empty(len(product_id), dtype=[
+        ("fields", ">i2"), ("l_pid", ">i4"), ("pid", ">i8"), ("l_key", ">i4"), ("key", f"S{len(k)}"),
+        ("l_arr", ">i4"), ("ndim", ">i4"), ("has_null", ">i4"), ("oid", ">i4"), ("dim", ">i4"), ("lbound", ">i4"),
+        ("cells", [("len", ">i4"), ("value", ">i8")], (w,))])
+    rec["fields"], rec["l_pid"], rec["pid"], rec["l_key"], rec["key"] = 3, 8, product_id, len(k), k
+    rec["l_arr"], rec["ndim"], rec["has_null"], rec["oid"], rec["dim"], rec["lbound"] = 20 + 12 * w, 1, 0, _INT8_OID, w, 1
+    rec["cells"]["len"], rec["cells"]["value"] = 8, milli
+    return rec.tobytes()
 
 
 def columns_key(warehouse_codes: tuple[str, ...]) -> str:
