@@ -308,7 +308,9 @@ def _offset_sheet(path):
 
 @pytest.mark.parametrize("variant, reader", [
     ("plain", "fastexcel"), ("offset", "fastexcel"), ("text-digit-articles", "fastexcel"),
-    ("numeric-article", "python-calamine"), ("text-cap", "python-calamine"), ("two-row-header", "python-calamine"),
+    ("text-number", "fastexcel"), ("numeric-article", "python-calamine"), ("text-cap", "python-calamine"),
+    ("date-cell", "python-calamine"), ("boolean", "python-calamine"), ("negative", "python-calamine"),
+    ("two-row-header", "python-calamine"),
 ])
 def test_xlsx_read_column_wise_equals_row_by_row(tmp_path, variant, reader):
     """A plain .xlsx is read by fastexcel column-wise; anything the column path can't vouch for goes to the
@@ -323,6 +325,16 @@ def test_xlsx_read_column_wise_equals_row_by_row(tmp_path, variant, reader):
         rows[30] = (557722, 1, 2, 3)
     if variant == "text-cap":
         rows[30] = ("T-1", "> 1000", 2, 3)
+    if variant == "text-number":
+        rows[30] = ("T-1", "7", 2, 3)                     # a number typed as text reads as the number
+    if variant == "date-cell":
+        from datetime import datetime
+
+        rows[30] = ("T-1", datetime(1900, 1, 5), 2, 3)
+    if variant == "boolean":
+        rows[30] = ("T-1", True, 2, 3)
+    if variant == "negative":
+        rows[30] = ("T-1", -4, 2, 3)
     if variant == "offset":
         path = _offset_sheet(tmp_path / "s.xlsx")
         w = 2

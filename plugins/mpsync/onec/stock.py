@@ -311,9 +311,6 @@ def parse_stock(path: str | Path, warehouse_count: int, *, name: str | None = No
     return _parse_sheet(rd.open_sheet(path, name), warehouse_count)
 
 
-_PLAIN_NUMBER = r"^\d+(\.\d+)?$"
-
-
 def _xlsx_first_row(path: Path) -> int | None:
     """The 1-based number of the first row of the only sheet that has a value in it: where calamine's range,
     hence fastexcel's first row, starts. From the head of the sheet's XML; None when it is not plain there."""
@@ -335,11 +332,41 @@ def _xlsx_first_row(path: Path) -> int | None:
     return None
 
 
+def _xlsx_has_cell_type(path: Path, kind: bytes) -> bool:
+    """Whether the only sheet's XML has a cell of this type (b'b': boolean), read as a stream."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        name = next(n for n in z.namelist() if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n))
+        needle, tail = b' t="' + kind + b'"', b""
+        with z.open(name) as fh:
+            while chunk := fh.read(1 << 24):
+                if needle in tail + chunk:
+                    return True
+                tail = chunk[-len(needle):]
+    return False
+
+
+def _error_text(detail: str) -> str | None:
+    """The text of a cell fastexcel could not read as a number ("... got 'String(\"Склад 1\")'"), else None."""
+    import json
+
+    m = re.fullmatch(r"Expected float but got 'String\((\".*\")\)'", detail, re.S)
+    if m is None:
+        return None
+    try:
+        return json.loads(m.group(1))
+    except ValueError:
+        return None
+
+
 def _parse_xlsx_columns(path: Path, name: str, w: int) -> StockParse | None:
-    """A plain .xlsx read column-wise: fastexcel (calamine in Rust) straight into Arrow as text, then the same
-    column-wise rules as CSV. Plain means: one sheet whose first row with a value is found in its head (so
-    row numbers are the sheet's own; fastexcel gives the first column's letter), a header with a label right of the article header (not merged over the quantities), no
-    second header row, no article cell that is a number, and every quantity cell a plain number or empty.
+    """A plain .xlsx read column-wise: fastexcel (calamine in Rust) straight into Arrow, the article column as
+    text and every other column as numbers, then the same column-wise rules as CSV. Plain means: one sheet
+    whose first row with a value is found in its head (so row numbers are the sheet's own; fastexcel gives
+    the first column's letter), the article in the first used column, a header with a label right of the
+    article header (not merged over the quantities), no second header row, no article cell that is a number,
+    and below the header every quantity cell a number (not negative) or empty, with no boolean anywhere.
     Anything else returns None and the row-by-row reader takes the file: it knows dates made of numbers,
     text caps, merged headers and the rest of ONEC.md."""
     import fastexcel
@@ -348,51 +375,65 @@ def _parse_xlsx_columns(path: Path, name: str, w: int) -> StockParse | None:
 
     try:
         first_row = _xlsx_first_row(path)
-        if first_row is None:
+        if first_row is None or _xlsx_has_cell_type(path, b"b"):       # TRUE would read as 1
             return None
         reader = fastexcel.read_excel(str(path))
-        sheet = reader.load_sheet(0, header_row=None, dtypes="string")
+        # By generated name: they count from the first used column (dtypes by index count from column A).
+        sheet = reader.load_sheet(0, header_row=None, dtypes={"__UNNAMED__0": "string",
+                                                              **{f"__UNNAMED__{j}": "float" for j in range(1, 16384)}})
         first_col = sheet.available_columns()[0].absolute_index
-        table = pa.Table.from_batches([sheet.to_arrow()])
+        batch, errors = sheet.to_arrow_with_errors()
+        table = pa.Table.from_batches([batch])
     except Exception:                    # a broken file: the row-by-row reader says what is wrong with it
         return None
+    # Cells that are not numbers (texts above and in the header, anything odd below it), by (row, column).
+    odd = {tuple(e.offset_position): e.detail for e in (errors.errors if errors else [])}
     # Rows and columns as the sheet numbers them (fastexcel starts at the first used row and column).
     pad = [None] * first_col
-    head = [(first_row + i, pad + list(r.values()))
-            for i, r in enumerate(table.slice(0, HEADER_SCAN_ROWS).to_pylist())]
+    head = []
+    for i, r in enumerate(table.slice(0, HEADER_SCAN_ROWS).to_pylist()):
+        cells = list(r.values())
+        for (row, col), detail in odd.items():
+            if row == i:
+                cells[col] = _error_text(detail)
+                if cells[col] is None:   # a date, an error value...: not plain
+                    return None
+        head.append((first_row + i, pad + cells))
     h_idx, art_col = _locate_header(head)
-    if h_idx is None:
+    if h_idx is None or art_col != first_col:
         return None
     first_qty = art_col + 1
-    if first_col + table.num_columns < first_qty + w or head[h_idx][1][first_qty] is None:
+    if first_col + table.num_columns < first_qty + w or not isinstance(head[h_idx][1][first_qty], str):
         return None
     qty_cols = list(range(first_qty, first_qty + w))
     if h_idx + 1 < len(head) and _is_header_continuation(head[h_idx + 1][1], art_col, range(first_qty, first_qty + w)):
         return None
+    if any(row > h_idx for row, _ in odd):
+        return None                      # a text, a date...: the row-by-row reader
     body = table.slice(h_idx + 1)
     n = body.num_rows
     # An article cell typed as a number (Excel dropped its leading zeros) is counted and noted row by row; as
     # text it can't be told from a typed one, so a sheet with all-digit articles is asked once more whether
     # its article column holds anything but text (the title above is text too).
-    if pc.any(pc.match_substring_regex(body.column(art_col - first_col), r"^\s*\d+(\.\d+)?\s*$")).as_py():
+    if pc.any(pc.match_substring_regex(body.column(0), r"^\s*\d+(\.\d+)?\s*$")).as_py():
         try:                             # one type in the whole column, or an error: only text will do
-            kinds = reader.load_sheet(0, header_row=None, use_columns=[art_col - first_col],
-                                      dtypes={j: "string" for j in range(table.num_columns) if j != art_col - first_col},
+            kinds = reader.load_sheet(0, header_row=None, use_columns=["__UNNAMED__0"],
+                                      dtypes={f"__UNNAMED__{j}": "string" for j in range(1, table.num_columns)},
                                       dtype_coercion="strict", schema_sample_rows=None)
             if [c.dtype for c in kinds.available_columns() if c.absolute_index == art_col] != ["string"]:
                 return None
         except Exception:
             return None
     qty = np.empty((n, w), dtype=np.float64)
-    any_value = np.zeros(n, dtype=bool)
     for k, j in enumerate(qty_cols):
-        col = body.column(j - first_col).combine_chunks()
-        filled = pc.is_valid(col)
-        plain = pc.match_substring_regex(col, _PLAIN_NUMBER)
-        if pc.any(pc.and_(filled, pc.invert(pc.fill_null(plain, False)))).as_py():
-            return None                  # a text, a date, a negative...: the row-by-row reader
-        qty[:, k] = pc.cast(col, pa.float64()).fill_null(0).to_numpy()
-        any_value |= filled.to_numpy(zero_copy_only=False)
+        qty[:, k] = body.column(j - first_col).to_numpy()                # an empty cell is NaN here
+    empty = np.isnan(qty)
+    filled = qty[~empty]
+    if len(filled) and (not np.isfinite(filled).all() or filled.min() < 0):
+        return None                      # a negative, or a text "inf": the row-by-row reader says what it is
+    any_value = ~empty.all(axis=1)
+    qty[empty] = 0.0
+    del empty, filled
     layout: dict[str, Any] = {"container": "xlsx", "reader": "fastexcel", "sheet": reader.sheet_names[0],
                               "header_row": head[h_idx][0]}
     coll = _Collector(name, w, layout)
@@ -401,7 +442,7 @@ def _parse_xlsx_columns(path: Path, name: str, w: int) -> StockParse | None:
     layout.update(article_column=column_letter(art_col), quantity_columns=[coll.label(j) for j in qty_cols],
                   warehouse_count=w)
     report_time = find_report_time([rd.text_of(c) for _, cs in head[:h_idx] for c in cs if isinstance(c, str)])
-    art = pc.utf8_trim_whitespace(body.column(art_col - first_col).combine_chunks().fill_null(""))
+    art = pc.utf8_trim_whitespace(body.column(0).combine_chunks().fill_null(""))
     line_numbers = np.arange(head[h_idx][0] + 1, head[h_idx][0] + 1 + n, dtype=np.int64)
     del body, table
     _classify_columns(coll, art, any_value, qty, [], line_numbers, qty_cols, art_col)
