@@ -308,7 +308,7 @@ def report(results: list[dict], command: str) -> str:
         lines.append(
             f"| {r['kind']} {r['n']:,} x {r['w']} | {rows:,} | {r['floor']['seconds']:.1f} | "
             f"{r['first']['seconds']:.1f} | {r['first']['seconds'] / r['floor']['seconds']:.2f}x | "
-            f"{r['second']['seconds']:.1f} | {r['second']['seconds'] / r['first']['seconds']:.2f} | "
+            f"{r['second']['seconds']:.1f} | {r['second']['seconds'] / r['first']['seconds']:.3f} | "
             f"{r['second']['changed']:,} ({r['changed_cells']:,}) | "
             + (f"{naive_total:,.0f} | {naive_total / r['first']['seconds']:.0f}x | " if naive else "– | – | ")
             + f"{max(r['first']['peak_rss_mb'], r['second']['peak_rss_mb']):.0f} |")
