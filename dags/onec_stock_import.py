@@ -11,7 +11,9 @@ to the exchange database.
    duplicate, non-numeric, negative: see the log and table `import_reject`), and **refuses the whole file**
    if it is empty or covers too few known articles compared to the previous import. Stock is then untouched.
 4. **plan_stock_fragments**, **apply_stock_fragment** – one mapped task per fragment ("rows 2–2001 of Ostatki_MP.xlsx"); only
-   quantities that changed are written; each fragment retries on its own and is safe to re-run.
+   quantities that changed are written; each fragment retries on its own and is safe to re-run. Rows equal to
+   the last applied report are in no fragment (the prepare log counts them as "unchanged since the last
+   report"), so an hourly file with few changes maps few rows.
 5. **finish_stock_import** – ledger totals, file moved to `processed/<date>/` on the FTP, checkpoint, and the
    `catalog_changed` asset event when stock really changed (feeds and pushes follow).
 
