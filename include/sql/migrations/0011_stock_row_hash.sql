@@ -1,7 +1,7 @@
 -- The 1%-changed stock import (issue 2): prepare compares each row of the file with the last report by a
 -- 64-bit hash, in numpy, and stages in full only the rows that differ; an unchanged row is staged as a stub
--- (row number and product, no quantities, a negative seq) so the staff result file still lists it. Fragments cover the
--- changed rows only.
+-- (row number and product, no quantities, a negative seq) so the staff result file still lists it.
+-- Fragments cover the changed rows only.
 --
 -- The hashes of the last report travel as one pair of arrays (16 bytes a product, read in one fetch), valid
 -- only while stock is what that report made it: prepare replaces them with the new file's (not yet
@@ -26,6 +26,5 @@ begin
     return null;
 end $$;
 
-truncate stock_staging;        -- re-creatable from the file
 alter table stock_staging alter column quantities drop not null;
 comment on column stock_staging.quantities is 'thousandths of a unit, in configured column order; a null element = a cell the parser could not use; NULL = the row equals the last report''s (a stub, not applied)';
