@@ -99,6 +99,26 @@ def test_rows_equal_to_the_last_report_are_stubs_and_not_applied(exchange_dsn, f
     assert listed[rows[3][0]] == ((4, 0, 2), "unchanged") and len(listed) == len(ARTICLES)
 
 
+def test_result_file_of_a_big_report_lists_the_rejected_rows_only(exchange_dsn, ftp_params, cfg, work_dir,
+                                                                    tmp_path, monkeypatch):
+    """Staff get every row of an ordinary file; a report too big to write row by row in reasonable time
+    lists its rejected rows and says how many others it leaves out."""
+    from pathlib import PurePosixPath
+
+    from openpyxl import load_workbook
+
+    monkeypatch.setattr(stock_import, "RESULT_ALL_ROWS_UP_TO", 3)
+    add_products(exchange_dsn, ARTICLES)
+    rows = [(a, 1, 2, 3) for a in ARTICLES] + [("NO-SUCH", 1, 1, 1)]
+    drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv(rows))
+    summary = run_import(exchange_dsn, ftp_params, cfg)
+    assert summary["changed"] == len(ARTICLES) * 3 and summary["rejected"] == 1
+    sheet = load_workbook(stock_import.work_dir() / "results" / PurePosixPath(summary["result_file"]).name).active
+    cells = list(sheet.iter_rows(values_only=True))
+    assert [r[1] for r in cells if r[1] in ARTICLES or r[1] == "NO-SUCH"] == ["NO-SUCH"]
+    assert any(r[0] == "Not listed" and r[1].startswith(f"{len(ARTICLES)} applied or unchanged rows") for r in cells)
+
+
 def test_a_file_never_finished_leaves_nothing_to_compare_by_hash(exchange_dsn, ftp_params, cfg, work_dir,
                                                                  tmp_path):
     """Prepare hands the last report's hashes over to the new file; they count only once finish() saw every

@@ -583,29 +583,42 @@ def archive_path(cfg: Settings, name: str, when: datetime) -> str:
     return posixpath.join(cfg.processed_folder, when.strftime("%Y-%m-%d"), name)
 
 
-def result_table(conn: psycopg.Connection, import_file_id: int, cfg: Settings) -> tuple[list, list, list]:
-    """The file's rows for the staff result file: staged rows (applied/unchanged) and rejected rows."""
+# A result file lists every row of a file up to this many; beyond, only the rejected rows (openpyxl writes
+# ~1,400 rows of 60 quantities a second: a 1M-row report would keep the finish task busy for ~12 minutes).
+RESULT_ALL_ROWS_UP_TO = 20_000
+
+
+def result_table(conn: psycopg.Connection, import_file_id: int, cfg: Settings) -> tuple[list, list, list, str]:
+    """The file's rows for the staff result file: staged rows (applied/unchanged) and rejected rows, or for a
+    big file the rejected rows only; and a note saying what is not listed ("" when everything is)."""
     header = ["Row", "Article", *cfg.stock_columns]
     rows: list[tuple[int, list, str]] = []
-    cur = conn.execute(
-        """select s.row_no, p.article,
-                  -- a stub (unchanged row) shows the remembered row it equals
-                  array(select x * 0.001 from unnest(coalesce(s.quantities, r.quantities)) with ordinality as u(x, n)
-                        order by n),
-                  s.quantities is not null and exists (select 1 from stock t where t.product_id = s.product_id
-                                                       and t.import_file_id = s.import_file_id)
-           from stock_staging s join product p on p.product_id = s.product_id
-           left join stock_file_row r on r.product_id = s.product_id
-           where s.import_file_id = %s order by s.row_no""",
-        (import_file_id,),
-    )
-    for row_no, article, quantities, changed in cur:
-        rows.append((row_no, [row_no, article, *quantities], "applied" if changed else "unchanged"))
+    staged = conn.execute("select count(*) from stock_staging where import_file_id = %s",
+                          (import_file_id,)).fetchone()[0]
+    note = ""
+    if staged > RESULT_ALL_ROWS_UP_TO:
+        note = (f"{staged} applied or unchanged rows are not listed (more than {RESULT_ALL_ROWS_UP_TO}); "
+                "every rejected row is")
+    else:
+        cur = conn.execute(
+            """select s.row_no, p.article,
+                      -- a stub (unchanged row) shows the remembered row it equals
+                      array(select x * 0.001 from unnest(coalesce(s.quantities, r.quantities))
+                            with ordinality as u(x, n) order by n),
+                      s.quantities is not null and exists (select 1 from stock t where t.product_id = s.product_id
+                                                           and t.import_file_id = s.import_file_id)
+               from stock_staging s join product p on p.product_id = s.product_id
+               left join stock_file_row r on r.product_id = s.product_id
+               where s.import_file_id = %s order by s.row_no""",
+            (import_file_id,),
+        )
+        for row_no, article, quantities, changed in cur:
+            rows.append((row_no, [row_no, article, *quantities], "applied" if changed else "unchanged"))
     for r in ledger.rejects_of(conn, import_file_id):
         rows.append((r.row, [r.row, r.article] + [None] * len(cfg.stock_columns),
                      f"rejected: {r.reason}" + (f" (column {r.column})" if r.column else "")))
     rows.sort(key=lambda t: t[0])
-    return header, [r[1] for r in rows], [r[2] for r in rows]
+    return header, [r[1] for r in rows], [r[2] for r in rows], note
 
 
 def publish_result(conn: psycopg.Connection, params: FtpParams, cfg: Settings, import_file_id: int,
@@ -614,7 +627,9 @@ def publish_result(conn: psycopg.Connection, params: FtpParams, cfg: Settings, i
 
     local = work_dir() / "results" / results.result_name(name)
     local.parent.mkdir(parents=True, exist_ok=True)
-    header, rows, statuses = result_table(conn, import_file_id, cfg)
+    header, rows, statuses, note = result_table(conn, import_file_id, cfg)
+    if note:
+        summary = {**summary, "Not listed": note}
     results.write_result_xlsx(local, file_name=name, kind="stock", summary=summary, header=header,
                               rows=rows, statuses=statuses)
     return results.publish_result(params, local, folder=cfg.results_folder)
