@@ -311,16 +311,23 @@ def parse_stock(path: str | Path, warehouse_count: int, *, name: str | None = No
     return _parse_sheet(rd.open_sheet(path, name), warehouse_count)
 
 
+def _only_sheet(z) -> str | None:
+    """The XML of a workbook's only sheet; None when there are several (which is "first" is the workbook's
+    business, not the file name's)."""
+    names = [n for n in z.namelist() if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n)]
+    return names[0] if len(names) == 1 else None
+
+
 def _xlsx_first_row(path: Path) -> int | None:
     """The 1-based number of the first row of the only sheet that has a value in it: where calamine's range,
     hence fastexcel's first row, starts. From the head of the sheet's XML; None when it is not plain there."""
     import zipfile
 
     with zipfile.ZipFile(path) as z:
-        names = [n for n in z.namelist() if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n)]
-        if len(names) != 1:                            # which sheet is "first" is the workbook's business
+        name = _only_sheet(z)
+        if name is None:
             return None
-        with z.open(names[0]) as fh:
+        with z.open(name) as fh:
             head = fh.read(1 << 18).decode("utf-8", "replace")
     start = head.find("<sheetData")
     for m in re.finditer(r"<row\b([^>]*?)(/>|>(.*?)</row>)", head[start:], re.S) if start >= 0 else ():
@@ -337,7 +344,9 @@ def _xlsx_has_cell_type(path: Path, kind: bytes) -> bool:
     import zipfile
 
     with zipfile.ZipFile(path) as z:
-        name = next(n for n in z.namelist() if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n))
+        name = _only_sheet(z)
+        if name is None:
+            return True                                 # can't tell: say yes, the row-by-row reader decides
         needle, tail = b' t="' + kind + b'"', b""
         with z.open(name) as fh:
             while chunk := fh.read(1 << 24):
