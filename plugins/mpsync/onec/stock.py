@@ -396,17 +396,23 @@ def _parse_xlsx_columns(path: Path, name: str, w: int) -> StockParse | None:
     except Exception:                    # a broken file: the row-by-row reader says what is wrong with it
         return None
     # Cells that are not numbers (texts above and in the header, anything odd below it), by (row, column).
-    odd = {tuple(e.offset_position): e.detail for e in (errors.errors if errors else [])}
+    odd_rows: set[int] = set()
+    head_texts: dict[tuple[int, int], str | None] = {}
+    for e in (errors.errors if errors else []):
+        row, col = e.offset_position
+        odd_rows.add(row)
+        if row < HEADER_SCAN_ROWS:
+            head_texts[row, col] = _error_text(e.detail)
+    if None in head_texts.values():      # a date, an error value... near the top: not plain
+        return None
     # Rows and columns as the sheet numbers them (fastexcel starts at the first used row and column).
     pad = [None] * first_col
     head = []
     for i, r in enumerate(table.slice(0, HEADER_SCAN_ROWS).to_pylist()):
         cells = list(r.values())
-        for (row, col), detail in odd.items():
+        for (row, col), text in head_texts.items():
             if row == i:
-                cells[col] = _error_text(detail)
-                if cells[col] is None:   # a date, an error value...: not plain
-                    return None
+                cells[col] = text
         head.append((first_row + i, pad + cells))
     h_idx, art_col = _locate_header(head)
     if h_idx is None or art_col != first_col:
@@ -417,7 +423,7 @@ def _parse_xlsx_columns(path: Path, name: str, w: int) -> StockParse | None:
     qty_cols = list(range(first_qty, first_qty + w))
     if h_idx + 1 < len(head) and _is_header_continuation(head[h_idx + 1][1], art_col, range(first_qty, first_qty + w)):
         return None
-    if any(row > h_idx for row, _ in odd):
+    if odd_rows and max(odd_rows) > h_idx:
         return None                      # a text, a date...: the row-by-row reader
     body = table.slice(h_idx + 1)
     n = body.num_rows
@@ -436,13 +442,9 @@ def _parse_xlsx_columns(path: Path, name: str, w: int) -> StockParse | None:
     qty = np.empty((n, w), dtype=np.float64)
     for k, j in enumerate(qty_cols):
         qty[:, k] = body.column(j - first_col).to_numpy()                # an empty cell is NaN here
-    empty = np.isnan(qty)
-    filled = qty[~empty]
-    if len(filled) and (not np.isfinite(filled).all() or filled.min() < 0):
+    any_value = _empty_as_zero(qty)
+    if any_value is None:
         return None                      # a negative, or a text "inf": the row-by-row reader says what it is
-    any_value = ~empty.all(axis=1)
-    qty[empty] = 0.0
-    del empty, filled
     layout: dict[str, Any] = {"container": "xlsx", "reader": "fastexcel", "sheet": reader.sheet_names[0],
                               "header_row": head[h_idx][0]}
     coll = _Collector(name, w, layout)
@@ -618,6 +620,17 @@ def _classify_columns(coll: _Collector, art, any_value: np.ndarray, qty: np.ndar
 
 # ---------------------------------------------------------------- CSV, vectorised
 
+def _empty_as_zero(qty: np.ndarray) -> np.ndarray | None:
+    """Quantities read as numbers, an empty cell NaN: empty cells become 0 in place; returns which rows have
+    any value, or None when a cell is negative or not finite (the text path says what it is)."""
+    empty = np.isnan(qty)
+    filled = qty[~empty]
+    if len(filled) and (not np.isfinite(filled).all() or filled.min() < 0):
+        return None
+    qty[empty] = 0.0
+    return ~empty.all(axis=1)
+
+
 def _text_quantities(table, columns: list[str], n: int, w: int) -> tuple[np.ndarray, np.ndarray, list]:
     """Quantity columns read as text: plain numbers converted column-wise; the rest (padded, spaces only,
     text caps, decimal commas...) left for parse_quantity as (row, warehouse, raw)."""
@@ -737,17 +750,14 @@ def _parse_csv(path: Path, name: str, w: int) -> StockParse:
         qty = np.empty((typed.num_rows, w), dtype=np.float64)
         for k, cname in enumerate(wanted[1:]):
             qty[:, k] = typed.column(cname).to_numpy()               # an empty cell is NaN here
-        if invalid or np.nanmin(qty, initial=0) < 0:
+        any_value = None if invalid else _empty_as_zero(qty)
+        if any_value is None:            # a negative, or rows of the wrong width
             typed = None
     except (pa.ArrowInvalid, UnicodeDecodeError):
         typed = None
     if typed is not None:
         table = typed
         n = table.num_rows
-        empty = np.isnan(qty)
-        any_value = ~empty.all(axis=1)
-        qty[empty] = 0.0
-        del empty
         slow: list[tuple[int, int, str]] = []
         layout["quantities"] = "whole numbers"
     else:
