@@ -140,6 +140,18 @@ def _milli(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.rint(np.where(usable, q, 0) * MILLI).astype(np.int64), usable
 
 
+def _int8_array(w: int) -> list:
+    """numpy fields of a binary COPY int8[] value of w non-null elements: its length, header and cells."""
+    return [("l_arr", ">i4"), ("ndim", ">i4"), ("has_null", ">i4"), ("oid", ">i4"), ("dim", ">i4"),
+            ("lbound", ">i4"), ("cells", [("len", ">i4"), ("value", ">i8")], (w,))]
+
+
+def _fill_int8_array(rec: np.ndarray, values: np.ndarray) -> None:
+    w = values.shape[1]
+    rec["l_arr"], rec["ndim"], rec["has_null"], rec["oid"], rec["dim"], rec["lbound"] = 20 + 12 * w, 1, 0, _INT8_OID, w, 1
+    rec["cells"]["len"], rec["cells"]["value"] = 8, values
+
+
 def _copy_rows(import_file_id: int, row_no: np.ndarray, seq: np.ndarray, product_id: np.ndarray,
                milli: np.ndarray, usable: np.ndarray) -> bytes:
     """Binary COPY tuples (import_file_id, row_no, seq, product_id, quantities) built by numpy, no
@@ -148,16 +160,13 @@ def _copy_rows(import_file_id: int, row_no: np.ndarray, seq: np.ndarray, product
     w = milli.shape[1]
     clean = usable.all(axis=1)
     layout = np.dtype([("fields", ">i2"), ("l_file", ">i4"), ("file", ">i8"), ("l_row", ">i4"), ("row", ">i4"),
-                       ("l_seq", ">i4"), ("seq", ">i4"), ("l_pid", ">i4"), ("pid", ">i8"), ("l_arr", ">i4"),
-                       ("ndim", ">i4"), ("has_null", ">i4"), ("oid", ">i4"), ("dim", ">i4"), ("lbound", ">i4"),
-                       ("cells", [("len", ">i4"), ("value", ">i8")], (w,))])
+                       ("l_seq", ">i4"), ("seq", ">i4"), ("l_pid", ">i4"), ("pid", ">i8"), *_int8_array(w)])
     k = int(clean.sum())
     rec = np.empty(k, dtype=layout)
     rec["fields"], rec["l_file"], rec["file"] = 5, 8, import_file_id
     rec["l_row"], rec["row"], rec["l_seq"], rec["seq"] = 4, row_no[clean], 4, seq[clean]
     rec["l_pid"], rec["pid"] = 8, product_id[clean]
-    rec["l_arr"], rec["ndim"], rec["has_null"], rec["oid"], rec["dim"], rec["lbound"] = 20 + 12 * w, 1, 0, _INT8_OID, w, 1
-    rec["cells"]["len"], rec["cells"]["value"] = 8, milli[clean]
+    _fill_int8_array(rec, milli[clean])
     parts = [rec.tobytes()]
     for i in np.flatnonzero(~clean):
         cells = b"".join(struct.pack(">iq", 8, v) if ok else struct.pack(">i", -1)
@@ -462,9 +471,7 @@ _PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 def _read_copy_rows(data: bytes, w: int) -> tuple[np.ndarray, np.ndarray]:
     """(product_id, quantities) tuples of a binary COPY TO, arrays of w non-null int8: a fixed layout."""
-    layout = np.dtype([("fields", ">i2"), ("l_pid", ">i4"), ("pid", ">i8"), ("l_arr", ">i4"), ("ndim", ">i4"),
-                       ("has_null", ">i4"), ("oid", ">i4"), ("dim", ">i4"), ("lbound", ">i4"),
-                       ("cells", [("len", ">i4"), ("value", ">i8")], (w,))])
+    layout = np.dtype([("fields", ">i2"), ("l_pid", ">i4"), ("pid", ">i8"), *_int8_array(w)])
     if not data.startswith(_COPY_HEADER) or not data.endswith(_COPY_TRAILER):
         raise ValueError("unexpected binary COPY framing")
     rec = np.frombuffer(data, dtype=layout, offset=len(_COPY_HEADER),
@@ -538,13 +545,10 @@ def insert_fresh(conn: psycopg.Connection, params: dict, warehouse_codes: list[s
 def _remembered_rows(product_id: np.ndarray, milli: np.ndarray, key: str) -> bytes:
     """Binary COPY tuples (product_id, columns_key, quantities) for stock_file_row, built by numpy."""
     w, k = milli.shape[1], key.encode()
-    rec = np.empty(len(product_id), dtype=[
-        ("fields", ">i2"), ("l_pid", ">i4"), ("pid", ">i8"), ("l_key", ">i4"), ("key", f"S{len(k)}"),
-        ("l_arr", ">i4"), ("ndim", ">i4"), ("has_null", ">i4"), ("oid", ">i4"), ("dim", ">i4"), ("lbound", ">i4"),
-        ("cells", [("len", ">i4"), ("value", ">i8")], (w,))])
+    rec = np.empty(len(product_id), dtype=[("fields", ">i2"), ("l_pid", ">i4"), ("pid", ">i8"), ("l_key", ">i4"),
+                                           ("key", f"S{len(k)}"), *_int8_array(w)])
     rec["fields"], rec["l_pid"], rec["pid"], rec["l_key"], rec["key"] = 3, 8, product_id, len(k), k
-    rec["l_arr"], rec["ndim"], rec["has_null"], rec["oid"], rec["dim"], rec["lbound"] = 20 + 12 * w, 1, 0, _INT8_OID, w, 1
-    rec["cells"]["len"], rec["cells"]["value"] = 8, milli
+    _fill_int8_array(rec, milli)
     return rec.tobytes()
 
 
