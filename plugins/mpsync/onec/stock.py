@@ -231,6 +231,8 @@ class _Collector:
             articles=articles, row_numbers=rows.tolist(), quantities=np.ascontiguousarray(qty, dtype=np.float64))
 
     def _reject_duplicates(self, articles: list[str], rows: np.ndarray) -> np.ndarray | None:
+        if not self.bad_article_rows and len(set(articles)) == len(articles):
+            return None                  # the usual case, a third of the cost of counting them
         seen: dict[str, list[int]] = defaultdict(list)
         counts = Counter(articles)
         counts.update(a for _, a in self.bad_article_rows)
@@ -382,14 +384,22 @@ def _parse_xlsx_columns(path: Path, name: str, w: int) -> StockParse | None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from concurrent.futures import ThreadPoolExecutor
+
     try:
         first_row = _xlsx_first_row(path)
-        if first_row is None or _xlsx_has_cell_type(path, b"b"):       # TRUE would read as 1
+        if first_row is None:
             return None
-        reader = fastexcel.read_excel(str(path))
-        # By generated name: they count from the first used column (dtypes by index count from column A).
-        sheet = reader.load_sheet(0, header_row=None, dtypes={"__UNNAMED__0": "string",
-                                                              **{f"__UNNAMED__{j}": "float" for j in range(1, 16384)}})
+        with ThreadPoolExecutor(1) as pool:
+            # TRUE would read as 1. The scan inflates the sheet's XML while fastexcel parses it (both release
+            # the GIL): on two cores it costs nothing (it was a fifth of the parse).
+            has_boolean = pool.submit(_xlsx_has_cell_type, path, b"b")
+            reader = fastexcel.read_excel(str(path))
+            # By generated name: they count from the first used column (dtypes by index count from column A).
+            sheet = reader.load_sheet(0, header_row=None, dtypes={
+                "__UNNAMED__0": "string", **{f"__UNNAMED__{j}": "float" for j in range(1, 16384)}})
+            if has_boolean.result():
+                return None
         first_col = sheet.available_columns()[0].absolute_index
         batch, errors = sheet.to_arrow_with_errors()
         table = pa.Table.from_batches([batch])
