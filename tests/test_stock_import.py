@@ -117,6 +117,22 @@ def test_result_file_of_a_big_report_lists_the_rejected_rows_only(exchange_dsn, 
     cells = list(sheet.iter_rows(values_only=True))
     assert [r[1] for r in cells if r[1] in ARTICLES or r[1] == "NO-SUCH"] == ["NO-SUCH"]
     assert any(r[0] == "Not listed" and r[1].startswith(f"{len(ARTICLES)} applied or unchanged rows") for r in cells)
+    # The next report of that size, one row changed: its unchanged rows are counted, not even staged as stubs
+    rows[2] = (rows[2][0], 9, 2, 3)
+    drop(ftp_params, tmp_path, "Ostatki_MP_2.csv", stock_csv(rows))
+    files = dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], cfg.stable_seconds)
+    prepared = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)
+    assert prepared["unchanged"] == len(ARTICLES) - 1
+    with psycopg.connect(exchange_dsn) as conn:
+        assert conn.execute("select count(*), min(seq) from stock_staging where import_file_id = %s",
+                            (prepared["import_file_id"],)).fetchone() == (1, 0)
+    for fragment in prepared["fragments"]:
+        stock_import.apply_fragment(exchange_dsn, fragment, cfg.stock_columns)
+    summary = stock_import.finish(exchange_dsn, ftp_params, prepared, cfg)
+    assert summary["changed"] == 1 and stock_snapshot(exchange_dsn)[(rows[2][0], "sber")] == 9
+    sheet = load_workbook(stock_import.work_dir() / "results" / PurePosixPath(summary["result_file"]).name).active
+    assert any(r[0] == "Not listed" and r[1].startswith(f"{len(ARTICLES)} applied or unchanged rows")
+               for r in sheet.iter_rows(values_only=True))
 
 
 def test_a_file_never_finished_leaves_nothing_to_compare_by_hash(exchange_dsn, ftp_params, cfg, work_dir,

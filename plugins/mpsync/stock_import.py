@@ -3,7 +3,8 @@
 prepare  -> download the newest new file, parse it, reject unknown articles, refuse the whole file if it would
             wipe out stock (empty, or too few known articles), record a late older file as stale, stage the
             known rows with their product ids (table stock_staging): a row whose hash equals the last applied
-            report's row is staged as a stub and applied by no fragment; plan fragments over the others.
+            report's row is applied by no fragment (staged as a stub, for the result file, in an ordinary-size
+            file); plan fragments over the others.
 apply    -> one fragment, one transaction: compare each staged row with the last report's row
             (stock_file_row) and read current stock only for cells that differ or for products not in the
             last report; products with no stock row at all (a first import) are inserted by COPY without
@@ -37,6 +38,9 @@ from mpsync.settings import Settings
 
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "onec_stock_import"
+# A result file lists every row of a file up to this many; beyond, only the rejected rows (openpyxl writes
+# ~1,400 rows of 60 quantities a second: a 1M-row report would keep the finish task busy for ~12 minutes).
+RESULT_ALL_ROWS_UP_TO = 20_000
 
 
 class StockFileRefused(Exception):
@@ -220,8 +224,10 @@ def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse, ids
           columns: str | None = None) -> Staged:
     """Write the rows with a product (`ids`: product_ids(), -1 = not staged) to stock_staging, replacing any
     earlier staging of the same file: rows to apply numbered densely (seq 0, 1, ...) in file order. With
-    `columns` (columns_key()), a row that hashes like the last report's row is staged as a stub (negative
-    seq, no quantities), and this file's hashes replace the last report's (save_report_hashes)."""
+    `columns` (columns_key()), a row that hashes like the last report's row is not applied, and this file's
+    hashes replace the last report's (save_report_hashes). Such a row is staged as a stub (negative seq, no
+    quantities) only for the result file that lists every row (RESULT_ALL_ROWS_UP_TO); in a bigger file it
+    is only counted (a 1M-row report has ~500k of them, and writing them was a third of its staging)."""
     conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
     keep = np.flatnonzero(ids >= 0)
     row_numbers = np.asarray(parsed.row_numbers, dtype=np.int64)[keep]
@@ -232,6 +238,7 @@ def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse, ids
         known = last[0][at] == product_id
     else:
         at, known = None, np.zeros(len(keep), dtype=bool)
+    keep_stubs = len(keep) <= RESULT_ALL_ROWS_UP_TO
     hashes, clean = np.empty(len(keep), dtype=np.int64), np.empty(len(keep), dtype=bool)
     staged_rows, staged_known, unchanged, seq = [], [], 0, 0
     chunk = 50_000
@@ -248,8 +255,9 @@ def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse, ids
             rows, stubs = np.flatnonzero(~same), np.flatnonzero(same)
             copy.write(_copy_rows(import_file_id, row_numbers[part][rows], np.arange(seq, seq + len(rows)),
                                   product_id[part][rows], milli[rows], usable[rows]))
-            copy.write(_copy_stubs(import_file_id, row_numbers[part][stubs], -1 - (start + stubs),
-                                   product_id[part][stubs]))
+            if keep_stubs:
+                copy.write(_copy_stubs(import_file_id, row_numbers[part][stubs], -1 - (start + stubs),
+                                       product_id[part][stubs]))
             staged_rows.append(row_numbers[part][rows])
             staged_known.append(known[part][rows])
             seq, unchanged = seq + len(rows), unchanged + len(stubs)
@@ -571,8 +579,10 @@ def apply_fragment(dsn: str, fragment: dict, warehouse_codes: tuple[str, ...]) -
         conn.execute("set local synchronous_commit = off")
         params["fresh"], inserted = (insert_fresh(conn, params, list(warehouse_codes))
                                      if fragment.get("fresh_possible", True) else ([], 0))
-        changed, _, _ = conn.execute(APPLY_SQL, params).fetchone()
-        changed += inserted
+        changed = inserted
+        if len(params["fresh"]) < fragment["last_seq"] - fragment["first_seq"] + 1:
+            # Not every row was a first import: compare the others (a fragment of a first import skips this)
+            changed += conn.execute(APPLY_SQL, params).fetchone()[0]
         conn.execute(
             """insert into import_fragment (import_file_id, first_seq, last_seq, changed) values (%s, %s, %s, %s)
                on conflict (import_file_id, first_seq) do update
@@ -587,17 +597,13 @@ def archive_path(cfg: Settings, name: str, when: datetime) -> str:
     return posixpath.join(cfg.processed_folder, when.strftime("%Y-%m-%d"), name)
 
 
-# A result file lists every row of a file up to this many; beyond, only the rejected rows (openpyxl writes
-# ~1,400 rows of 60 quantities a second: a 1M-row report would keep the finish task busy for ~12 minutes).
-RESULT_ALL_ROWS_UP_TO = 20_000
-
-
 def result_table(conn: psycopg.Connection, import_file_id: int, cfg: Settings) -> tuple[list, list, list, str]:
     """The file's rows for the staff result file: staged rows (applied/unchanged) and rejected rows, or for a
     big file the rejected rows only; and a note saying what is not listed ("" when everything is)."""
     header = ["Row", "Article", *cfg.stock_columns]
     rows: list[tuple[int, list, str]] = []
-    staged = conn.execute("select count(*) from stock_staging where import_file_id = %s",
+    # Every known row (stage() keeps the unchanged ones as stubs only up to the same limit)
+    staged = conn.execute("select coalesce(items, 0) from import_file where import_file_id = %s",
                           (import_file_id,)).fetchone()[0]
     note = ""
     if staged > RESULT_ALL_ROWS_UP_TO:
