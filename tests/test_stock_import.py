@@ -69,6 +69,48 @@ def test_apply_then_same_content_again_changes_nothing(exchange_dsn, ftp_params,
     assert stock_snapshot(exchange_dsn)[("0557722", "sber")] == 100
 
 
+def test_the_article_lookup_is_remembered_until_the_catalog_changes(exchange_dsn):
+    """1C sends the same article list every hour: its product ids are looked up once, and looked up again
+    after any change to which product has which article (never a stale id, never a stale "unknown")."""
+    add_products(exchange_dsn, ARTICLES[:3])
+    articles = ARTICLES[:4]                                  # the last one is not in the catalog yet
+
+    def lookup(conn):
+        ids = stock_import.product_ids(conn, articles).tolist()
+        truth = [conn.execute("select coalesce((select product_id from product where article = %s), -1)",
+                              (a,)).fetchone()[0] for a in articles]
+        assert ids == truth
+        return ids
+
+    def version(conn):
+        return conn.execute("select version from product_catalog_version").fetchone()[0]
+
+    with psycopg.connect(exchange_dsn, autocommit=True) as conn:
+        first = lookup(conn)
+        assert first[3] == -1
+        remembered = conn.execute("select catalog_version from article_lookup").fetchall()
+        assert remembered == [(version(conn),)]
+        # Served from the remembered lookup: prove it by planting a marker only it could return
+        conn.execute("update article_lookup set product_ids = %s", (b"\x07" + b"\x00" * 31,))
+        assert stock_import.product_ids(conn, articles).tolist() == [7, 0, 0, 0]
+        conn.execute("delete from article_lookup")
+        assert lookup(conn) == first
+        # An upsert that adds nothing, and a change to other columns, keep it
+        before = version(conn)
+        conn.execute("insert into product (article, name) values (%s, 'x') on conflict do nothing", (ARTICLES[0],))
+        conn.execute("update product set name = 'renamed' where article = %s", (ARTICLES[1],))
+        assert version(conn) == before
+        # A new product, a renamed article, a deleted product: each is seen at the next lookup
+        add_products(exchange_dsn, [ARTICLES[3]])
+        assert lookup(conn)[3] > 0
+        conn.execute("update product set article = 'OLD-' || article where article = %s", (ARTICLES[0],))
+        assert lookup(conn)[0] == -1
+        conn.execute("delete from product where article = %s", (ARTICLES[1],))
+        assert lookup(conn)[1] == -1
+        assert version(conn) == before + 3
+        assert conn.execute("select count(*) from article_lookup").fetchone()[0] == 1
+
+
 def test_rows_equal_to_the_last_report_are_stubs_and_not_applied(exchange_dsn, ftp_params, cfg, work_dir,
                                                                    tmp_path):
     """The next report is compared with the remembered rows by hash at prepare: unchanged rows are staged as

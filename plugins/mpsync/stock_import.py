@@ -18,6 +18,7 @@ backfill -> reprocess_archive(): archived files of a period into stock_history o
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import posixpath
@@ -103,17 +104,36 @@ def product_ids(conn: psycopg.Connection, articles: list[str]) -> np.ndarray:
     """The product_id of each article, in the order given; -1 where the catalog has no such article.
 
     One query; the articles travel as one text joined by a separator no cell contains, which is several times
-    cheaper than a million-element array parameter."""
+    cheaper than a million-element array parameter. The answer is remembered for the article list (1C sends
+    the same one every hour) while the catalog's article -> product mapping stays as it was (migration 0012)."""
     sep = "\x1f"                                   # ASCII unit separator
     if any(sep in a for a in articles):
-        values, split = articles, "%s::text[]"
+        values, split, digest = articles, "%s::text[]", None      # (not remembered: rare, and ambiguous joined)
     else:
         values, split = sep.join(articles), "string_to_array(%s, E'\\x1f')"
-    row = conn.cursor(binary=True).execute(
-        f"""select coalesce(array_agg(coalesce(p.product_id, -1) order by a.n), '{{}}')
+        digest = hashlib.blake2b(values.encode(), digest_size=32).digest()
+        hit = conn.execute(
+            """select l.product_ids from article_lookup l
+               join product_catalog_version v on v.version = l.catalog_version where l.digest = %s""",
+            (digest,)).fetchone()
+        if hit is not None:
+            return np.frombuffer(hit[0], dtype="<i8").astype(np.int64)
+    # The catalog version read in the same statement, hence the same snapshot, as the join.
+    version, ids = conn.cursor(binary=True).execute(
+        f"""select (select version from product_catalog_version),
+                   coalesce(array_agg(coalesce(p.product_id, -1) order by a.n), '{{}}')
             from unnest({split}) with ordinality as a(article, n)
             left join product p on p.article = a.article""", (values,)).fetchone()
-    return np.asarray(row[0], dtype=np.int64)
+    ids = np.asarray(ids, dtype=np.int64)
+    if digest is not None:
+        # One list remembered: the next report's, usually the same
+        conn.execute("delete from article_lookup where digest <> %s", (digest,))
+        conn.execute(
+            """insert into article_lookup (digest, catalog_version, product_ids) values (%s, %s, %s)
+               on conflict (digest) do update set catalog_version = excluded.catalog_version,
+                   product_ids = excluded.product_ids, made_at = now()""",
+            (digest, version, ids.astype("<i8").tobytes()))
+    return ids
 
 
 MILLI = 1000               # staged quantities are whole thousandths: exact for numeric(14, 3)
@@ -561,8 +581,6 @@ def _remembered_rows(product_id: np.ndarray, milli: np.ndarray, key: str) -> byt
 
 
 def columns_key(warehouse_codes: tuple[str, ...]) -> str:
-    import hashlib
-
     return hashlib.md5("\x1f".join(warehouse_codes).encode()).hexdigest()
 
 
