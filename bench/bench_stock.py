@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_stock.py                       # 1,000,000 x 60 CSV and 1,000,000 x 10 .xlsx
     .venv/bin/python bench/bench_stock.py --articles 100000     # smaller, for a quick look
+    .venv/bin/python bench/bench_stock.py --articles 0          # the .xlsx only (--xlsx-articles 0: the CSV only)
 
 (a) ours:  parse_stock + stage + every fragment applied, two at a time (the mapped tasks on 2 cores)
 (b) floor: the fastest reader here (pyarrow.csv / fastexcel) + COPY of the same (article, warehouse, qty)
@@ -353,7 +354,9 @@ def main() -> None:
     pg.destroy()                                    # a fresh cluster each run: no cache or bloat carried over
     pg.start()
     try:
-        results = [measure(pg, "csv", args.articles, args.warehouses, args.sample)]
+        results = []
+        if args.articles:
+            results.append(measure(pg, "csv", args.articles, args.warehouses, args.sample))
         if args.xlsx_articles:
             results.append(measure(pg, "xlsx", args.xlsx_articles, args.xlsx_warehouses, 0))
     finally:

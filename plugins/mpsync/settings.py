@@ -40,7 +40,7 @@ class Warehouse:
 
 @dataclass(frozen=True)
 class StockImportSettings:
-    min_fragment_rows: int = 2000
+    min_fragment_rows: int = 10000      # a mapped task costs Airflow a second or two; 10,000 rows apply in ~1 s
     max_fragments: int = 200
     min_coverage_share: float = 0.5
 
@@ -134,7 +134,7 @@ def parse_settings(raw: dict[str, Any], source: Path) -> Settings:
                 raise ConfigError(f"{source}: scheme 'per_marketplace' but no warehouse serves '{m}'")
     si = raw.get("stock_import") or {}
     stock_import = StockImportSettings(
-        min_fragment_rows=int(si.get("min_fragment_rows", 2000)),
+        min_fragment_rows=int(si.get("min_fragment_rows", StockImportSettings.min_fragment_rows)),
         max_fragments=int(si.get("max_fragments", 200)),
         min_coverage_share=float(si.get("min_coverage_share", 0.5)),
     )

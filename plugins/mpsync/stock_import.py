@@ -107,10 +107,10 @@ def product_ids(conn: psycopg.Connection, articles: list[str]) -> np.ndarray:
     cheaper than a million-element array parameter. The answer is remembered for the article list (1C sends
     the same one every hour) while the catalog's article -> product mapping stays as it was (migration 0012)."""
     sep = "\x1f"                                   # ASCII unit separator
-    if any(sep in a for a in articles):
+    values, split = sep.join(articles), "string_to_array(%s, E'\\x1f')"
+    if values.count(sep) != max(len(articles) - 1, 0):
         values, split, digest = articles, "%s::text[]", None      # (not remembered: rare, and ambiguous joined)
     else:
-        values, split = sep.join(articles), "string_to_array(%s, E'\\x1f')"
         digest = hashlib.blake2b(values.encode(), digest_size=32).digest()
         hit = conn.execute(
             """select l.product_ids from article_lookup l

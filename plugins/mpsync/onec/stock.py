@@ -634,10 +634,9 @@ def _empty_as_zero(qty: np.ndarray) -> np.ndarray | None:
     """Quantities read as numbers, an empty cell NaN: empty cells become 0 in place; returns which rows have
     any value, or None when a cell is negative or not finite (the text path says what it is)."""
     empty = np.isnan(qty)
-    filled = qty[~empty]
-    if len(filled) and (not np.isfinite(filled).all() or filled.min() < 0):
+    np.copyto(qty, 0.0, where=empty)
+    if len(qty) and (np.isinf(qty).any() or qty.min() < 0):
         return None
-    qty[empty] = 0.0
     return ~empty.all(axis=1)
 
 
