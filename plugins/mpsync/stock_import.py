@@ -468,7 +468,12 @@ with staged as (
     update stock t set quantity = diff.qty, updated_at = now(), import_file_id = %(id)s,
                        valid_from = %(valid_from)s      -- the old row goes to stock_history (trigger)
     from diff
-    where not diff.missing and t.product_id = diff.product_id and t.warehouse = diff.warehouse
+    -- The key matched as a range, so the only plan is a key probe per changed cell. The planner can't know
+    -- that one cell in a hundred changed (it guesses ~1000 per row); with "=" it chose to hash all 30M stock rows once
+    -- autovacuum had analyzed the staging table: 13.7 s a fragment instead of 0.5 s.
+    where not diff.missing
+      and t.product_id >= diff.product_id and t.product_id <= diff.product_id
+      and t.warehouse >= diff.warehouse collate "C" and t.warehouse <= diff.warehouse collate "C"
     returning 1
 ), ins as (
     -- no row means zero: a zero that was never anything else is not a change, and is not written
@@ -485,8 +490,9 @@ with staged as (
     returning 1
 ), forget as (
     -- a row with an unusable cell kept that cell's old value: compare it with stock next time
-    delete from stock_file_row r using staged st
-    where r.product_id = st.product_id and array_position(st.quantities, null) is not null
+    -- (by key, whatever the planner guesses of how many: never a scan of the whole table)
+    delete from stock_file_row r
+    where r.product_id = any (array(select product_id from staged where array_position(quantities, null) is not null))
     returning 1
 )
 select (select count(*) from upd) + (select count(*) from ins),
