@@ -409,6 +409,30 @@ def test_stock_written_by_someone_else_is_compared_again_not_trusted(exchange_ds
     assert set(stock_snapshot(exchange_dsn).values()) == {4.0}
 
 
+def test_remembered_rows_lost_in_a_crash_only_cost_a_compare_with_stock(exchange_dsn, ftp_params, cfg, work_dir,
+                                                                        tmp_path):
+    """stock_file_row is unlogged (migration 0013): a crash empties it while the last report's hashes stay.
+    The next report's changed rows are then compared with stock itself, and its unchanged rows still skipped."""
+    add_products(exchange_dsn, ARTICLES)
+    rows = [(a, 4, "", 2) for a in ARTICLES]
+    drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv(rows))
+    run_import(exchange_dsn, ftp_params, cfg)
+    with psycopg.connect(exchange_dsn) as conn:
+        assert conn.execute("select relpersistence from pg_class where relname = 'stock_file_row'").fetchone() == ("u",)
+        conn.execute("truncate stock_file_row")             # what crash recovery does to an unlogged table
+    rows[1], rows[2] = (rows[1][0], 4, 6, 2), (rows[2][0], 0, "", 5)     # a cell from empty, one to zero
+    drop(ftp_params, tmp_path, "Ostatki_MP_2.csv", stock_csv(rows))
+    files = dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], cfg.stable_seconds)
+    prepared = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)
+    assert prepared["unchanged"] == len(ARTICLES) - 2
+    for fragment in prepared["fragments"]:
+        stock_import.apply_fragment(exchange_dsn, fragment, cfg.stock_columns)
+    assert stock_import.finish(exchange_dsn, ftp_params, prepared, cfg)["changed"] == 3
+    snap = stock_snapshot(exchange_dsn)
+    assert snap[(rows[1][0], "ozon")] == 6 and snap[(rows[2][0], "sber")] == 0 and snap[(rows[2][0], "yandex")] == 5
+    assert snap[(rows[3][0], "sber")] == 4 and (rows[3][0], "ozon") not in snap
+
+
 def test_common_warehouse_scheme(exchange_dsn, ftp_params, tmp_path, monkeypatch, work_dir):
     """One common 1C warehouse whose stock goes to every marketplace: one quantity column."""
     import yaml
