@@ -62,14 +62,25 @@ class Ports:
 
     @classmethod
     def free(cls) -> "Ports":
-        """Free ports for every service (the end-to-end test runs next to a developer's `./run`)."""
-        socks = []
+        """Free ports for every service (the end-to-end test runs next to a developer's `./run`).
+
+        Taken below Linux's ephemeral range (32768-60999): a port the kernel handed out for bind(0) is
+        free again once probed, and a server started later with port 0 (a simulator) could be given it."""
+        import random
+
+        socks: list[socket.socket] = []
         try:
-            for _ in range(6):
+            for port in random.sample(range(20000, 32000), 200):
                 s = socket.socket()
-                s.bind(("127.0.0.1", 0))
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    s.close()
+                    continue
                 socks.append(s)
-            return cls(*(s.getsockname()[1] for s in socks))
+                if len(socks) == 6:
+                    return cls(*(s.getsockname()[1] for s in socks))
+            raise RuntimeError("no six free ports between 20000 and 32000 on 127.0.0.1")
         finally:
             for s in socks:
                 s.close()
