@@ -211,6 +211,8 @@ def test_a_changed_cell_is_written_by_a_key_probe_whatever_the_planner_guesses(e
 
     with psycopg.connect(exchange_dsn) as conn:
         conn.execute("analyze stock_staging")
+        params.update(stock_import.compared_fragment(conn, params, len(cfg.stock_columns)))
+        assert len(params["cell_product"]) == 3
         conn.execute("set local enable_nestloop = off")
         assert update_join(conn) == ["Nested Loop"]
         conn.rollback()
@@ -237,6 +239,35 @@ def test_a_file_never_finished_leaves_nothing_to_compare_by_hash(exchange_dsn, f
         stock_import.apply_fragment(exchange_dsn, fragment, cfg.stock_columns)
     assert stock_import.finish(exchange_dsn, ftp_params, prepared, cfg)["changed"] == 1
     assert stock_snapshot(exchange_dsn)[(rows[0][0], "sber")] == 7
+
+
+def test_a_fragment_compares_its_rows_with_the_last_report_cell_by_cell():
+    """Which cells a fragment writes, which rows it remembers and forgets, from its staged rows and the last
+    report's: an unusable cell (the parser could not read it) is never a change and makes the row forgotten;
+    a product with no remembered row is compared with stock instead (in SQL)."""
+    import numpy as np
+
+    U, N = stock_import._UNUSABLE, stock_import._NOT_REMEMBERED
+    product = np.array([10, 11, 12, 13, 14])
+    staged = np.array([[1000, 2000, 0],        # same as remembered
+                       [1000, 2500, 0],        # one cell changed
+                       [5000, U, 7000],        # unusable middle cell, the others changed
+                       [1, 2, 3],              # not remembered
+                       [4, U, 6]])             # not remembered, unusable cell
+    before = np.array([[1000, 2000, 0],
+                       [1000, 2000, 0],
+                       [0, 9, 0],
+                       [N, N, N],
+                       [N, N, N]])
+    c = stock_import.compare_with_last_report(product, staged, before)
+    assert list(zip(c.cell_product.tolist(), c.cell_column.tolist(), c.cell_milli.tolist())) == [
+        (11, 1, 2500), (12, 0, 5000), (12, 2, 7000)]
+    assert c.unremembered.tolist() == [13, 14]
+    assert c.remember.tolist() == [11, 13]
+    assert c.forget.tolist() == [12, 14]
+    empty = stock_import.compare_with_last_report(np.zeros(0, np.int64), np.zeros((0, 3), np.int64),
+                                                  np.zeros((0, 3), np.int64))
+    assert len(empty.cell_product) == len(empty.remember) == 0
 
 
 def test_row_hash_tells_apart_rows_that_differ_in_one_cell():

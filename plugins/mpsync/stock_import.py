@@ -164,10 +164,11 @@ def _milli(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.rint(np.where(usable, q, 0) * MILLI).astype(np.int64), usable
 
 
-def _int8_array(w: int) -> list:
+def _int8_array(w: int, suffix: str = "") -> list:
     """numpy fields of a binary COPY int8[] value of w non-null elements: its length, header and cells."""
-    return [("l_arr", ">i4"), ("ndim", ">i4"), ("has_null", ">i4"), ("oid", ">i4"), ("dim", ">i4"),
-            ("lbound", ">i4"), ("cells", [("len", ">i4"), ("value", ">i8")], (w,))]
+    return [(f"l_arr{suffix}", ">i4"), (f"ndim{suffix}", ">i4"), (f"has_null{suffix}", ">i4"),
+            (f"oid{suffix}", ">i4"), (f"dim{suffix}", ">i4"), (f"lbound{suffix}", ">i4"),
+            (f"cells{suffix}", [("len", ">i4"), ("value", ">i8")], (w,))]
 
 
 def _fill_int8_array(rec: np.ndarray, values: np.ndarray) -> None:
@@ -428,34 +429,67 @@ copy (
 ) to stdout (format binary)
 """
 
-APPLY_SQL = """
-with staged as (
-    select s.product_id, s.quantities, r.quantities as before, f.product_id is not null as fresh
+# Sentinels in the staged and remembered rows read back by compare_with_last_report(): real quantities are
+# whole thousandths >= 0 (negatives are rejected by the parser).
+_UNUSABLE = np.iinfo(np.int64).min          # a cell the parser could not use (NULL in the staged array)
+_NOT_REMEMBERED = _UNUSABLE + 1             # every cell of a product with no remembered row
+
+STAGED_VS_REMEMBERED_SQL = """
+copy (
+    -- the fragment's staged rows next to the last report's row of the same product, both as w non-null cells
+    select s.product_id,
+           case when array_position(s.quantities, null) is null then s.quantities
+                else array(select coalesce(x, %(unusable)s) from unnest(s.quantities) with ordinality as u(x, n)
+                           order by n) end,
+           coalesce(r.quantities, array_fill(%(not_remembered)s::bigint, array[%(w)s]))
     from stock_staging s
     left join stock_file_row r on r.product_id = s.product_id and r.columns_key = %(key)s
-    -- inserted by COPY just before, in this transaction (insert_fresh)
-    left join unnest(%(fresh)s::bigint[]) as f(product_id) on f.product_id = s.product_id
     where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s and s.quantities is not null
-), changed_cells as (
-    -- a product seen in the last report: only the cells that differ from it (a few index probes)
-    select st.product_id, (%(codes)s::text[])[k] as warehouse, st.quantities[k] * 0.001 as qty
-    from staged st
-    cross join lateral generate_series(1, cardinality(st.quantities)) as k
-    where st.before is not null and st.quantities is distinct from st.before
-      and st.quantities[k] is not null and st.quantities[k] is distinct from st.before[k]
+) to stdout (format binary)
+"""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What a fragment has to write, found in numpy from its staged rows and the last report's rows."""
+    cell_product: np.ndarray        # cells that differ from the last report: product, warehouse index, thousandths
+    cell_column: np.ndarray
+    cell_milli: np.ndarray
+    unremembered: np.ndarray        # products with no remembered row: every cell compared with stock, in SQL
+    remember: np.ndarray            # products whose (complete) row becomes the remembered one
+    forget: np.ndarray              # products with an unusable cell: their remembered row no longer holds
+
+
+def compare_with_last_report(product_id: np.ndarray, staged: np.ndarray, before: np.ndarray) -> Comparison:
+    """A changed cell is one that differs from the last report's row (stock is what that report made it,
+    migrations 0009/0011); an unusable cell keeps its old value and is never a change."""
+    remembered = before[:, 0] != _NOT_REMEMBERED if len(before) else np.zeros(0, dtype=bool)
+    unusable = staged == _UNUSABLE
+    differs = (staged != before) & ~unusable & remembered[:, None]
+    i, j = np.nonzero(differs)
+    complete = ~unusable.any(axis=1)
+    return Comparison(product_id[i], j, staged[i, j], product_id[~remembered],
+                      product_id[complete & (~remembered | differs.any(axis=1))], product_id[~complete])
+
+
+APPLY_SQL = """
+with cells as (
+    -- cells that differ from the last report's row (compare_with_last_report)
+    select c.product_id, (%(codes)s::text[])[c.k::int + 1] as warehouse, c.milli * 0.001 as qty
+    from unnest(%(cell_product)s::bigint[], %(cell_column)s::bigint[], %(cell_milli)s::bigint[]) as c(product_id, k, milli)
 ), new_cells as (
-    -- a product not seen in the last report that has stock (shortcut emptied, a cell unusable): every cell
-    select st.product_id, q.warehouse, q.milli * 0.001 as qty
-    from staged st
-    cross join lateral unnest(st.quantities, %(codes)s::text[]) as q(milli, warehouse)
-    where st.before is null and not st.fresh and q.milli is not null
+    -- products with no remembered row (not seen in the last report, or the shortcut was emptied): every cell
+    select s.product_id, q.warehouse, q.milli * 0.001 as qty
+    from stock_staging s
+    cross join lateral unnest(s.quantities, %(codes)s::text[]) as q(milli, warehouse)
+    where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s
+      and s.product_id = any (%(unremembered)s::bigint[]) and q.milli is not null
 ), cur as (
     -- their current stock: one index descent per product, not one per cell
-    select t.product_id, t.warehouse, t.quantity from stock t
-    where t.product_id = any (array(select product_id from staged where before is null and not fresh))
+    select t.product_id, t.warehouse, t.quantity from stock t where t.product_id = any (%(unremembered)s::bigint[])
 ), diff as materialized (
     select c.product_id, c.warehouse, c.qty, t.quantity is null as missing
-    from changed_cells c
+    from cells c
     -- one index probe per changed cell ("limit 1" keeps the planner from turning it into a scan of stock)
     left join lateral (select quantity from stock t
                        where t.product_id = c.product_id and t.warehouse = c.warehouse limit 1) t on true
@@ -468,9 +502,8 @@ with staged as (
     update stock t set quantity = diff.qty, updated_at = now(), import_file_id = %(id)s,
                        valid_from = %(valid_from)s      -- the old row goes to stock_history (trigger)
     from diff
-    -- The key matched as a range, so the only plan is a key probe per changed cell. The planner can't know
-    -- that one cell in a hundred changed (it guesses ~1000 per row); with "=" it chose to hash all 30M stock rows once
-    -- autovacuum had analyzed the staging table: 13.7 s a fragment instead of 0.5 s.
+    -- The key matched as a range, so the only plan is a key probe per changed cell: the planner can't know how
+    -- many cells changed, and with "=" it once chose to hash all 30M stock rows (13.7 s a fragment, not 0.5 s).
     where not diff.missing
       and t.product_id >= diff.product_id and t.product_id <= diff.product_id
       and t.warehouse >= diff.warehouse collate "C" and t.warehouse <= diff.warehouse collate "C"
@@ -483,16 +516,14 @@ with staged as (
     returning 1
 ), remember as (
     insert into stock_file_row (product_id, columns_key, quantities)
-    select product_id, %(key)s, quantities from staged
-    where not fresh                              -- remembered by insert_fresh
-      and (before is null or quantities is distinct from before) and array_position(quantities, null) is null
+    select s.product_id, %(key)s, s.quantities from stock_staging s
+    where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s
+      and s.product_id = any (%(remember)s::bigint[])
     on conflict (product_id) do update set columns_key = excluded.columns_key, quantities = excluded.quantities
     returning 1
 ), forget as (
     -- a row with an unusable cell kept that cell's old value: compare it with stock next time
-    -- (by key, whatever the planner guesses of how many: never a scan of the whole table)
-    delete from stock_file_row r
-    where r.product_id = any (array(select product_id from staged where array_position(quantities, null) is not null))
+    delete from stock_file_row r where r.product_id = any (%(forget)s::bigint[])
     returning 1
 )
 select (select count(*) from upd) + (select count(*) from ins),
@@ -503,17 +534,19 @@ select (select count(*) from upd) + (select count(*) from ins),
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
-def _read_copy_rows(data: bytes, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """(product_id, quantities) tuples of a binary COPY TO, arrays of w non-null int8: a fixed layout."""
-    layout = np.dtype([("fields", ">i2"), ("l_pid", ">i4"), ("pid", ">i8"), *_int8_array(w)])
+def _read_copy_rows(data: bytes, w: int, arrays: int = 1) -> tuple[np.ndarray, ...]:
+    """(product_id, quantities...) tuples of a binary COPY TO, each array of w non-null int8: a fixed layout."""
+    layout = np.dtype([("fields", ">i2"), ("l_pid", ">i4"), ("pid", ">i8"),
+                       *(f for a in range(arrays) for f in _int8_array(w, str(a)))])
     if not data.startswith(_COPY_HEADER) or not data.endswith(_COPY_TRAILER):
         raise ValueError("unexpected binary COPY framing")
     rec = np.frombuffer(data, dtype=layout, offset=len(_COPY_HEADER),
                         count=(len(data) - len(_COPY_HEADER) - len(_COPY_TRAILER)) // layout.itemsize)
     if len(data) != len(_COPY_HEADER) + len(_COPY_TRAILER) + rec.nbytes or len(rec) and not (
-            (rec["fields"] == 2).all() and (rec["dim"] == w).all() and (rec["has_null"] == 0).all()):
+            (rec["fields"] == 1 + arrays).all()
+            and all((rec[f"dim{a}"] == w).all() and (rec[f"has_null{a}"] == 0).all() for a in range(arrays))):
         raise ValueError(f"staged rows are not {w} non-null quantities each")
-    return rec["pid"].astype(np.int64), rec["cells"]["value"].astype(np.int64)
+    return (rec["pid"].astype(np.int64), *(rec[f"cells{a}"]["value"].astype(np.int64) for a in range(arrays)))
 
 
 def _stock_copy(product_id: np.ndarray, milli: np.ndarray, codes: list[str], import_file_id: int,
@@ -590,6 +623,34 @@ def columns_key(warehouse_codes: tuple[str, ...]) -> str:
     return hashlib.md5("\x1f".join(warehouse_codes).encode()).hexdigest()
 
 
+class _Int8ArrayDumper(psycopg.adapt.Dumper):
+    """A 1-D numpy array as a binary int8[] parameter, built by numpy (a list of 10,000s of Python ints is
+    slow to adapt)."""
+    format = psycopg.pq.Format.BINARY
+    oid = 1016                                                  # int8[]
+
+    def dump(self, obj: np.ndarray) -> bytes:
+        values = np.asarray(obj)
+        if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
+            raise TypeError(f"only 1-D integer arrays are sent as int8[], not {values.dtype} x {values.shape}")
+        if not len(values):
+            return struct.pack(">iii", 0, 0, _INT8_OID)
+        cells = np.empty(len(values), dtype=[("len", ">i4"), ("value", ">i8")])
+        cells["len"], cells["value"] = 8, values
+        return struct.pack(">iiiii", 1, 0, _INT8_OID, len(values), 1) + cells.tobytes()
+
+
+def compared_fragment(conn: psycopg.Connection, params: dict, w: int) -> dict:
+    """APPLY_SQL's parameters: the fragment's staged rows read back next to the last report's (one binary COPY)
+    and compared in numpy, so the statement gets the changed cells instead of expanding every row's cells."""
+    with conn.cursor().copy(STAGED_VS_REMEMBERED_SQL, {**params, "w": w, "unusable": int(_UNUSABLE),
+                                                        "not_remembered": int(_NOT_REMEMBERED)}) as copy:
+        data = b"".join(bytes(chunk) for chunk in copy)
+    c = compare_with_last_report(*_read_copy_rows(data, w, arrays=2))
+    conn.adapters.register_dumper(np.ndarray, _Int8ArrayDumper)
+    return {"cell_product": c.cell_product, "cell_column": c.cell_column, "cell_milli": c.cell_milli, "unremembered": c.unremembered, "remember": c.remember, "forget": c.forget}
+
+
 def apply_fragment(dsn: str, fragment: dict, warehouse_codes: tuple[str, ...]) -> int:
     """Apply one fragment; returns the number of stock rows written. Idempotent: a re-run writes 0."""
     params = {"id": fragment["import_file_id"], "first": fragment["first_seq"], "last": fragment["last_seq"],
@@ -606,6 +667,7 @@ def apply_fragment(dsn: str, fragment: dict, warehouse_codes: tuple[str, ...]) -
         changed = inserted
         if len(params["fresh"]) < fragment["last_seq"] - fragment["first_seq"] + 1:
             # Not every row was a first import: compare the others (a fragment of a first import skips this)
+            params.update(compared_fragment(conn, params, len(warehouse_codes)))
             changed += conn.execute(APPLY_SQL, params).fetchone()[0]
         conn.execute(
             """insert into import_fragment (import_file_id, first_seq, last_seq, changed) values (%s, %s, %s, %s)
