@@ -263,8 +263,10 @@ def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse, ids
     hashes, clean = np.empty(len(keep), dtype=np.int64), np.empty(len(keep), dtype=bool)
     staged_rows, staged_known, unchanged, seq = [], [], 0, 0
     chunk = 50_000
-    with conn.cursor().copy("copy stock_staging (import_file_id, row_no, seq, product_id, quantities) "
-                            "from stdin (format binary)") as copy:
+    cur = conn.cursor()
+    # Sent by a background thread: numpy builds the next chunk while the server stores this one (2 cores).
+    with cur.copy("copy stock_staging (import_file_id, row_no, seq, product_id, quantities) from stdin "
+                  "(format binary)", writer=psycopg.copy.QueuedLibpqWriter(cur)) as copy:
         copy.write(_COPY_HEADER)
         for start in range(0, len(keep), chunk):
             part = slice(start, min(start + chunk, len(keep)))
