@@ -5,10 +5,10 @@ prepare  -> download the newest new file, parse it, reject unknown articles, ref
             known rows with their product ids (table stock_staging): a row whose hash equals the last applied
             report's row is applied by no fragment (staged as a stub, for the result file, in an ordinary-size
             file); plan fragments over the others.
-apply    -> one fragment, one transaction: compare each staged row with the last report's row
-            (stock_file_row) and read current stock only for cells that differ or for products not in the
-            last report; products with no stock row at all (a first import) are inserted by COPY without
-            comparing;
+apply    -> one fragment, one transaction: products with no stock row at all (a first import) are inserted
+            by COPY without comparing; the other staged rows are read back next to the last report's row
+            (stock_file_row) and compared in numpy, and current stock is read only for the cells that differ
+            or for products not in the last report (one key probe per cell, whatever the planner guesses);
             UPDATE what changed, INSERT new non-zero cells (no row means zero); the replaced values go to
             stock_history and the changed products to stock_change (triggers); the fragment's result is
             recorded with the rows. Re-running is harmless.
