@@ -465,7 +465,7 @@ class Comparison:
 def compare_with_last_report(product_id: np.ndarray, staged: np.ndarray, before: np.ndarray) -> Comparison:
     """A changed cell is one that differs from the last report's row (stock is what that report made it,
     migrations 0009/0011); an unusable cell keeps its old value and is never a change."""
-    remembered = before[:, 0] != _NOT_REMEMBERED if len(before) else np.zeros(0, dtype=bool)
+    remembered = before[:, 0] != _NOT_REMEMBERED
     unusable = staged == _UNUSABLE
     differs = (staged != before) & ~unusable & remembered[:, None]
     i, j = np.nonzero(differs)
@@ -636,10 +636,10 @@ class _Int8ArrayDumper(psycopg.adapt.Dumper):
         if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
             raise TypeError(f"only 1-D integer arrays are sent as int8[], not {values.dtype} x {values.shape}")
         if not len(values):
-            return struct.pack(">iii", 0, 0, _INT8_OID)
-        cells = np.empty(len(values), dtype=[("len", ">i4"), ("value", ">i8")])
-        cells["len"], cells["value"] = 8, values
-        return struct.pack(">iiiii", 1, 0, _INT8_OID, len(values), 1) + cells.tobytes()
+            return struct.pack(">iii", 0, 0, _INT8_OID)             # no dimensions
+        rec = np.empty(1, dtype=_int8_array(len(values)))
+        _fill_int8_array(rec, values[None, :])
+        return rec.tobytes()[4:]                # the COPY value without its length: a parameter has none
 
 
 def compared_fragment(conn: psycopg.Connection, params: dict, w: int) -> dict:
@@ -648,9 +648,8 @@ def compared_fragment(conn: psycopg.Connection, params: dict, w: int) -> dict:
     with conn.cursor().copy(STAGED_VS_REMEMBERED_SQL, {**params, "w": w, "unusable": int(_UNUSABLE),
                                                         "not_remembered": int(_NOT_REMEMBERED)}) as copy:
         data = b"".join(bytes(chunk) for chunk in copy)
-    c = compare_with_last_report(*_read_copy_rows(data, w, arrays=2))
     conn.adapters.register_dumper(np.ndarray, _Int8ArrayDumper)
-    return {"cell_product": c.cell_product, "cell_column": c.cell_column, "cell_milli": c.cell_milli, "unremembered": c.unremembered, "remember": c.remember, "forget": c.forget}
+    return dict(vars(compare_with_last_report(*_read_copy_rows(data, w, arrays=2))))      # named as in APPLY_SQL
 
 
 def apply_fragment(dsn: str, fragment: dict, warehouse_codes: tuple[str, ...]) -> int:
