@@ -519,6 +519,40 @@ def test_staging_is_exact_to_the_thousandth_and_keeps_unusable_cells_out(exchang
                      ("A-3", "yandex"): Decimal("3.000")}
 
 
+def test_an_unusable_cell_in_a_remembered_row_keeps_its_stock_and_the_row_is_forgotten(exchange_dsn, cfg):
+    """The next report has a cell the parser could not use in a row the last report set: its other cells are
+    compared with the remembered row and written where they differ, that warehouse keeps its quantity, and the
+    row is no longer remembered (the next report compares it with stock)."""
+    import numpy as np
+    from decimal import Decimal
+
+    from mpsync import ledger
+    from mpsync.onec.model import StockParse
+
+    add_products(exchange_dsn, ["A-1", "A-2"])
+
+    def run(name, q):
+        parsed = StockParse(file=name, layout={}, articles=["A-1", "A-2"], row_numbers=[4, 5], quantities=q)
+        with psycopg.connect(exchange_dsn, autocommit=True) as conn:
+            entry, _ = ledger.register(conn, kind="stock", ftp_path=f"/{name}", name=name, size=1,
+                                       modified_at=None, content_sha256=name)
+            ids = stock_import.product_ids(conn, parsed.articles)
+            staged = stock_import.stage(conn, entry.import_file_id, parsed, ids)
+        fragment = stock_import.plan_fragments(entry.import_file_id, name, staged.row_numbers, 10,
+                                               datetime.now(timezone.utc))[0]
+        return stock_import.apply_fragment(exchange_dsn, fragment.to_dict(), cfg.stock_columns)
+
+    assert run("1.csv", np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])) == 6
+    assert run("2.csv", np.array([[1.0, float("nan"), 9.0], [4.0, 5.0, 6.0]])) == 1
+    with psycopg.connect(exchange_dsn) as conn:
+        stock = dict(((a, w), q) for a, w, q in conn.execute(
+            "select p.article, s.warehouse, s.quantity from stock s join product p using (product_id)"))
+        remembered = [r[0] for r in conn.execute(
+            "select p.article from stock_file_row r join product p using (product_id) order by 1")]
+    assert stock[("A-1", "ozon")] == Decimal("2") and stock[("A-1", "yandex")] == Decimal("9")
+    assert remembered == ["A-2"]
+
+
 def test_products_without_stock_go_in_by_copy_exact_in_every_column(exchange_dsn):
     """A product with no stock at all is inserted by a binary COPY that numpy builds: quantities exact to the
     thousandth up to numeric(14, 3)'s limit, warehouse codes of any length and alphabet, the file and the
