@@ -191,7 +191,8 @@ def phase_ours(dsn: str, path: str, w: int, label: str, workers: int = 2) -> dic
         conn.execute("delete from stock_staging where import_file_id = %s", (entry.import_file_id,))
         stock_import.record_applied(conn, entry.import_file_id, changed)
     total = time.perf_counter() - t0 - t_analyze
-    return {"seconds": total, "prepare_seconds": t_prepare, "analyze_seconds": t_analyze, "changed": changed, "unchanged": prepared["unchanged"],
+    return {"seconds": total, "prepare_seconds": t_prepare, "analyze_seconds": t_analyze, "changed": changed,
+            "unchanged": prepared["unchanged"],
             "fragments": len(prepared["fragments"]), **{f"{k}_seconds": v for k, v in prepared["seconds"].items()}}
 
 

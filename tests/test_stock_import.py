@@ -195,7 +195,7 @@ def test_a_changed_cell_is_written_by_a_key_probe_whatever_the_planner_guesses(e
     fragment = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)["fragments"][0]
     params = {"id": fragment["import_file_id"], "first": fragment["first_seq"], "last": fragment["last_seq"],
               "codes": list(cfg.stock_columns), "valid_from": datetime.fromisoformat(fragment["valid_from"]),
-              "key": stock_import.columns_key(tuple(cfg.stock_columns)), "fresh": []}
+              "key": stock_import.columns_key(tuple(cfg.stock_columns))}
 
     def update_join(conn):
         plan = conn.execute("explain (format json) " + stock_import.APPLY_SQL, params).fetchone()[0]

@@ -478,7 +478,8 @@ APPLY_SQL = """
 with cells as (
     -- cells that differ from the last report's row (compare_with_last_report)
     select c.product_id, (%(codes)s::text[])[c.k::int + 1] as warehouse, c.milli * 0.001 as qty
-    from unnest(%(cell_product)s::bigint[], %(cell_column)s::bigint[], %(cell_milli)s::bigint[]) as c(product_id, k, milli)
+    from unnest(%(cell_product)s::bigint[], %(cell_column)s::bigint[], %(cell_milli)s::bigint[])
+         as c(product_id, k, milli)
 ), new_cells as (
     -- products with no remembered row (not seen in the last report, or the shortcut was emptied): every cell
     select s.product_id, q.warehouse, q.milli * 0.001 as qty
