@@ -141,6 +141,32 @@ def test_rows_equal_to_the_last_report_are_stubs_and_not_applied(exchange_dsn, f
     assert listed[rows[3][0]] == ((4, 0, 2), "unchanged") and len(listed) == len(ARTICLES)
 
 
+def test_the_next_xlsx_report_parses_only_its_changed_rows(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
+    """prepare keeps the last .xlsx parsed in the work folder (onec.last_sheet): the next report's unchanged rows
+    are not parsed again, and what is applied is what a full parse gives."""
+    from tests.onec_files import write_stock_xlsx
+
+    add_products(exchange_dsn, ARTICLES)
+    rows = [(a, i, None, 2) for i, a in enumerate(ARTICLES, 1)]
+
+    def report(name: str) -> dict:
+        drop(ftp_params, tmp_path, name, write_stock_xlsx(tmp_path / name, rows).read_bytes())
+        files = dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], cfg.stable_seconds)
+        prepared = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)
+        for fragment in prepared["fragments"]:
+            stock_import.apply_fragment(exchange_dsn, fragment, cfg.stock_columns)
+        return {**stock_import.finish(exchange_dsn, ftp_params, prepared, cfg), "reparsed": prepared["reparsed"]}
+
+    assert report("Ostatki_MP_1.xlsx")["reparsed"] is None                # the first: parsed in full, then kept
+    assert (stock_import.work_dir() / "stock" / "last-sheet" / "meta.json").exists()
+    rows[4] = (rows[4][0], 50, 1, 2)
+    second = report("Ostatki_MP_2.xlsx")
+    assert second["reparsed"] == 2                    # the changed row and the total row below it
+    assert second["changed"] == 2
+    snap = stock_snapshot(exchange_dsn)
+    assert snap[(rows[4][0], "sber")] == 50 and snap[(rows[4][0], "ozon")] == 1 and snap[(rows[3][0], "sber")] == 4
+
+
 def test_result_file_of_a_big_report_lists_the_rejected_rows_only(exchange_dsn, ftp_params, cfg, work_dir,
                                                                     tmp_path, monkeypatch):
     """Staff get every row of an ordinary file; a report too big to write row by row in reasonable time

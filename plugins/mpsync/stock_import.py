@@ -364,7 +364,9 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
 
     started = time.perf_counter()
     try:
-        parsed = parse_stock(local, len(cfg.stock_columns), name=file.name)
+        # The last .xlsx parsed on this worker is kept: the next hour's parses only the rows that changed.
+        parsed = parse_stock(local, len(cfg.stock_columns), name=file.name,
+                             last_sheet=work_dir() / "stock" / "last-sheet")
     except FileRefused as exc:
         raise refuse(conn, import_file_id, file.name, exc.reason) from None
     seconds = {"parse": time.perf_counter() - started}
@@ -411,11 +413,14 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
         log.warning("... and %d more rejected rows (table import_reject, import_file_id=%s)",
                     len(rejects) - 50, import_file_id)
     log.info("%s: %d rows read, %d items, %d known, %d rejected, %d unchanged since the last report, "
-             "%d fragment(s) of up to %d rows (parsed in %.1f s, staged in %.1f s)", file.name, parsed.rows_read,
+             "%d fragment(s) of up to %d rows (parsed in %.1f s%s, staged in %.1f s)", file.name, parsed.rows_read,
              parsed.items, known, len(rejects), staged.unchanged, len(fragments), size, seconds["parse"],
+             "" if parsed.layout.get("rows_reparsed") is None else
+             f": the {parsed.layout['rows_reparsed']} rows that differ from the last sheet parsed here",
              seconds["stage"])
     return {**base, "fragments": [f.to_dict() for f in fragments], "items": known, "rejected": len(rejects),
-            "unchanged": staged.unchanged, "seconds": {k: round(v, 2) for k, v in seconds.items()}}
+            "unchanged": staged.unchanged, "reparsed": parsed.layout.get("rows_reparsed"),
+            "seconds": {k: round(v, 2) for k, v in seconds.items()}}
 
 
 FRESH_SQL = """

@@ -22,6 +22,7 @@ seconds. Spreadsheets go row by row through the reader, with the same classifica
 from __future__ import annotations
 
 import csv
+import logging
 import re
 from collections import Counter, defaultdict
 from datetime import datetime
@@ -32,9 +33,11 @@ from typing import Any
 import numpy as np
 
 from mpsync.onec import reader as rd
+from mpsync.onec.last_sheet import Kept, changed_rows, only_sheet, read_rows
 from mpsync.onec.model import FileRefused, Reject, StockParse
 from mpsync.onec.values import BadValue, clean_article, excel_serial, is_dateish, parse_quantity
 
+log = logging.getLogger(__name__)
 HEADER_SCAN_ROWS = 30
 _DIGIT_RE = re.compile(r"\d")
 _TOTAL_RE = re.compile(r"^(итого|всего)\b", re.IGNORECASE)
@@ -297,8 +300,10 @@ def _merged_end(sheet: rd.Sheet, row: int, col: int) -> int:
     return col
 
 
-def parse_stock(path: str | Path, warehouse_count: int, *, name: str | None = None) -> StockParse:
-    """Parse a stock report. Raises FileRefused when nothing usable is in it."""
+def parse_stock(path: str | Path, warehouse_count: int, *, name: str | None = None,
+                last_sheet: Path | None = None) -> StockParse:
+    """Parse a stock report. Raises FileRefused when nothing usable is in it. With `last_sheet` (a folder), a
+    plain .xlsx is kept there, and the next one parses only the rows that differ from it (onec.last_sheet)."""
     path = Path(path)
     name = name or path.name
     if warehouse_count < 1:
@@ -307,17 +312,11 @@ def parse_stock(path: str | Path, warehouse_count: int, *, name: str | None = No
     if kind == "csv":
         return _parse_csv(path, name, warehouse_count)
     if kind == "xlsx":
-        plain = _parse_xlsx_columns(path, name, warehouse_count)
+        plain = _parse_xlsx_columns(path, name, warehouse_count,
+                                    Kept(last_sheet) if last_sheet is not None else None)
         if plain is not None:
             return plain
     return _parse_sheet(rd.open_sheet(path, name), warehouse_count)
-
-
-def _only_sheet(z) -> str | None:
-    """The XML of a workbook's only sheet; None when there are several (which is "first" is the workbook's
-    business, not the file name's)."""
-    names = [n for n in z.namelist() if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n)]
-    return names[0] if len(names) == 1 else None
 
 
 def _xlsx_first_row(path: Path) -> int | None:
@@ -326,7 +325,7 @@ def _xlsx_first_row(path: Path) -> int | None:
     import zipfile
 
     with zipfile.ZipFile(path) as z:
-        name = _only_sheet(z)
+        name = only_sheet(z)
         if name is None:
             return None
         with z.open(name) as fh:
@@ -346,7 +345,7 @@ def _xlsx_has_cell_type(path: Path, kind: bytes) -> bool:
     import zipfile
 
     with zipfile.ZipFile(path) as z:
-        name = _only_sheet(z)
+        name = only_sheet(z)
         if name is None:
             return True                                 # can't tell: say yes, the row-by-row reader decides
         needle, tail = b' t="' + kind + b'"', b""
@@ -371,7 +370,25 @@ def _error_text(detail: str) -> str | None:
         return None
 
 
-def _parse_xlsx_columns(path: Path, name: str, w: int) -> StockParse | None:
+# By generated name: they count from the first used column (dtypes by index count from column A).
+_XLSX_DTYPES = {"__UNNAMED__0": "string", **{f"__UNNAMED__{j}": "float" for j in range(1, 16384)}}
+
+
+def _load_xlsx(source: str | bytes):
+    """fastexcel's reader and table of the only sheet (the first used column as text, the others as numbers),
+    the cells it could not read so as (row, column, detail), and the first used column's index."""
+    import fastexcel
+    import pyarrow as pa
+
+    reader = fastexcel.read_excel(source)
+    sheet = reader.load_sheet(0, header_row=None, dtypes=_XLSX_DTYPES)
+    first_col = sheet.available_columns()[0].absolute_index
+    batch, errors = sheet.to_arrow_with_errors()
+    cells = [(e.offset_position[0], e.offset_position[1], e.detail) for e in (errors.errors if errors else [])]
+    return reader, pa.Table.from_batches([batch]), cells, first_col
+
+
+def _parse_xlsx_columns(path: Path, name: str, w: int, kept: Kept | None = None) -> StockParse | None:
     """A plain .xlsx read column-wise: fastexcel (calamine in Rust) straight into Arrow, the article column as
     text and every other column as numbers, then the same column-wise rules as CSV. Plain means: one sheet
     whose first row with a value is found in its head (so row numbers are the sheet's own; fastexcel gives
@@ -379,40 +396,75 @@ def _parse_xlsx_columns(path: Path, name: str, w: int) -> StockParse | None:
     article header (not merged over the quantities), no second header row, no article cell that is a number,
     and below the header every quantity cell a number (not negative) or empty, with no boolean anywhere.
     Anything else returns None and the row-by-row reader takes the file: it knows dates made of numbers,
-    text caps, merged headers and the rest of ONEC.md."""
-    import fastexcel
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
+    text caps, merged headers and the rest of ONEC.md. With `kept`, only the rows that differ from the last
+    sheet kept there are parsed when that can be vouched for (_parse_changed_rows), and this one is kept."""
     from concurrent.futures import ThreadPoolExecutor
 
     try:
         first_row = _xlsx_first_row(path)
-        if first_row is None:
-            return None
-        with ThreadPoolExecutor(1) as pool:
-            # TRUE would read as 1. The scan inflates the sheet's XML while fastexcel parses it (both release
-            # the GIL): on two cores it costs nothing (it was a fifth of the parse).
-            has_boolean = pool.submit(_xlsx_has_cell_type, path, b"b")
-            reader = fastexcel.read_excel(str(path))
-            # By generated name: they count from the first used column (dtypes by index count from column A).
-            sheet = reader.load_sheet(0, header_row=None, dtypes={
-                "__UNNAMED__0": "string", **{f"__UNNAMED__{j}": "float" for j in range(1, 16384)}})
-            if has_boolean.result():
-                return None
-        first_col = sheet.available_columns()[0].absolute_index
-        batch, errors = sheet.to_arrow_with_errors()
-        table = pa.Table.from_batches([batch])
     except Exception:                    # a broken file: the row-by-row reader says what is wrong with it
         return None
+    if first_row is None:
+        return None
+    if kept is not None:
+        try:
+            parsed = _parse_changed_rows(path, name, w, kept, first_row)
+        except FileRefused:
+            parsed = None                # the full parse says so again, in its own words
+        except Exception:                # only a shortcut: never the reason an import fails
+            log.warning("%s: parsing only the changed rows failed; parsing in full", name, exc_info=True)
+            parsed = None
+        if parsed is not None:
+            return parsed
+    rows = None
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            # TRUE would read as 1. The scan inflates the sheet's XML while fastexcel parses it (both release
+            # the GIL): on two cores it costs nothing (it was a fifth of the parse). A sheet to be kept has
+            # its rows' digests taken in the same pass.
+            scan = pool.submit(read_rows, path, True) if kept is not None else pool.submit(
+                _xlsx_has_cell_type, path, b"b")
+            reader, table, errors, first_col = _load_xlsx(str(path))
+            if kept is not None:
+                rows = scan.result()
+                has_boolean = rows.has_boolean if rows is not None else _xlsx_has_cell_type(path, b"b")
+            else:
+                has_boolean = scan.result()
+        if has_boolean:
+            return None
+    except Exception:                    # a broken file: the row-by-row reader says what is wrong with it
+        return None
+    found = _xlsx_head(table, errors, first_row, first_col, w)
+    if found is None:
+        return None
+    head, h_idx, art_col, qty_cols = found
+    body = _xlsx_body(table.slice(h_idx + 1), reader, table.num_columns, first_col, qty_cols)
+    if body is None:
+        return None
+    art, any_value, qty = body
+    header_row, n = head[h_idx][0], len(qty)
+    coll, report_time = _xlsx_collector(name, w, reader.sheet_names[0], head, h_idx, art_col, qty_cols)
+    line_numbers = np.arange(header_row + 1, header_row + 1 + n, dtype=np.int64)
+    del body, table
+    kinds, art_np = _classify_columns(coll, art, any_value, qty, [], line_numbers, qty_cols, art_col)
+    parsed = coll.finish(header_row + n, report_time)
+    if kept is not None and rows is not None:
+        meta = {"context": rows.context(), "w": w, "first_row": first_row, "first_col": first_col,
+                "h_idx": h_idx, "header_row": header_row, "art_col": art_col, "qty_cols": qty_cols}
+        _keep(kept, meta, rows.digests, rows.numbers, kinds, art, qty, name)
+    return parsed
+
+
+def _xlsx_head(table, errors: list[tuple[int, int, str]], first_row: int, first_col: int, w: int):
+    """The head of a plain sheet's table: (its first rows as (sheet row, cells from column A)), the header's
+    index among them, the article column, the quantity columns); None when the sheet is not plain."""
     # Cells that are not numbers (texts above and in the header, anything odd below it), by (row, column).
     odd_rows: set[int] = set()
     head_texts: dict[tuple[int, int], str | None] = {}
-    for e in (errors.errors if errors else []):
-        row, col = e.offset_position
+    for row, col, detail in errors:
         odd_rows.add(row)
         if row < HEADER_SCAN_ROWS:
-            head_texts[row, col] = _error_text(e.detail)
+            head_texts[row, col] = _error_text(detail)
     if None in head_texts.values():      # a date, an error value... near the top: not plain
         return None
     # Rows and columns as the sheet numbers them (fastexcel starts at the first used row and column).
@@ -435,39 +487,130 @@ def _parse_xlsx_columns(path: Path, name: str, w: int) -> StockParse | None:
         return None
     if odd_rows and max(odd_rows) > h_idx:
         return None                      # a text, a date...: the row-by-row reader
-    body = table.slice(h_idx + 1)
-    n = body.num_rows
+    return head, h_idx, art_col, qty_cols
+
+
+def _xlsx_collector(name: str, w: int, sheet_name: str, head: list, h_idx: int, art_col: int,
+                    qty_cols: list[int]) -> tuple[_Collector, datetime | None]:
+    """A collector for a plain sheet's rows below the header, and the report time written above it."""
+    header_row = head[h_idx][0]
+    layout: dict[str, Any] = {"container": "xlsx", "reader": "fastexcel", "sheet": sheet_name,
+                              "header_row": header_row}
+    coll = _Collector(name, w, layout)
+    coll.service += header_row                       # the header and every row above it
+    coll.col_labels = _header_labels(head[h_idx][1], art_col, w)
+    layout.update(article_column=column_letter(art_col), quantity_columns=[coll.label(j) for j in qty_cols],
+                  warehouse_count=w)
+    report_time = find_report_time([rd.text_of(c) for _, cs in head[:h_idx] for c in cs if isinstance(c, str)])
+    return coll, report_time
+
+
+def _xlsx_body(body, reader, num_columns: int, first_col: int, qty_cols: list[int]):
+    """The table's rows below the header as (trimmed article texts, rows with any quantity, quantities with
+    empty cells 0); None when they are not plain."""
+    import pyarrow.compute as pc
+
     # An article cell typed as a number (Excel dropped its leading zeros) is counted and noted row by row; as
     # text it can't be told from a typed one, so a sheet with all-digit articles is asked once more whether
     # its article column holds anything but text (the title above is text too).
     if pc.any(pc.match_substring_regex(body.column(0), r"^\s*\d+(\.\d+)?\s*$")).as_py():
         try:                             # one type in the whole column, or an error: only text will do
             kinds = reader.load_sheet(0, header_row=None, use_columns=["__UNNAMED__0"],
-                                      dtypes={f"__UNNAMED__{j}": "string" for j in range(1, table.num_columns)},
+                                      dtypes={f"__UNNAMED__{j}": "string" for j in range(1, num_columns)},
                                       dtype_coercion="strict", schema_sample_rows=None)
-            if [c.dtype for c in kinds.available_columns() if c.absolute_index == art_col] != ["string"]:
+            if [c.dtype for c in kinds.available_columns() if c.absolute_index == first_col] != ["string"]:
                 return None
         except Exception:
             return None
-    qty = np.empty((n, w), dtype=np.float64)
+    qty = np.empty((body.num_rows, len(qty_cols)), dtype=np.float64)
     for k, j in enumerate(qty_cols):
         qty[:, k] = body.column(j - first_col).to_numpy()                # an empty cell is NaN here
     any_value = _empty_as_zero(qty)
     if any_value is None:
         return None                      # a negative, or a text "inf": the row-by-row reader says what it is
-    layout: dict[str, Any] = {"container": "xlsx", "reader": "fastexcel", "sheet": reader.sheet_names[0],
-                              "header_row": head[h_idx][0]}
-    coll = _Collector(name, w, layout)
-    coll.service += head[h_idx][0]                   # the header and every row above it
-    coll.col_labels = _header_labels(head[h_idx][1], art_col, w)
-    layout.update(article_column=column_letter(art_col), quantity_columns=[coll.label(j) for j in qty_cols],
-                  warehouse_count=w)
-    report_time = find_report_time([rd.text_of(c) for _, cs in head[:h_idx] for c in cs if isinstance(c, str)])
-    art = pc.utf8_trim_whitespace(body.column(0).combine_chunks().fill_null(""))
-    line_numbers = np.arange(head[h_idx][0] + 1, head[h_idx][0] + 1 + n, dtype=np.int64)
-    del body, table
-    _classify_columns(coll, art, any_value, qty, [], line_numbers, qty_cols, art_col)
-    return coll.finish(head[h_idx][0] + n, report_time)
+    return pc.utf8_trim_whitespace(body.column(0).combine_chunks().fill_null("")), any_value, qty
+
+
+def _keep(kept: Kept, meta: dict, digests: np.ndarray, numbers: np.ndarray, kinds: np.ndarray, art,
+          qty: np.ndarray, name: str) -> None:
+    """Keep this sheet for the next report (only a shortcut: a failure to keep it is logged, not raised)."""
+    try:
+        kept.save(meta, {"digests": digests, "numbers": numbers, "kinds": kinds, "qty": qty,
+                         **_texts_to_arrays(art)})
+    except OSError as exc:
+        log.warning("%s could not be kept for the next report: %s", name, exc)
+
+
+def _texts_to_arrays(texts) -> dict[str, np.ndarray]:
+    """An Arrow string array as two plain arrays (UTF-8 bytes, offsets), which .npy keeps without pickling."""
+    import pyarrow as pa
+
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if not isinstance(texts, pa.Array) or not pa.types.is_large_string(texts.type):
+        texts = pa.array(texts, pa.large_string())
+    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset:texts.offset + len(texts) + 1]
+    data = np.frombuffer(texts.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]] if len(texts) else \
+        np.zeros(0, np.uint8)
+    return {"text_offsets": offsets - offsets[0], "text_bytes": data}
+
+
+def _arrays_to_texts(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """_texts_to_arrays() back, as an object array of str."""
+    import pyarrow as pa
+
+    texts = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    return texts.to_numpy(zero_copy_only=False)
+
+
+def _parse_changed_rows(path: Path, name: str, w: int, kept: Kept, first_row: int) -> StockParse | None:
+    """The parse of a plain .xlsx whose rows below the header are mostly the kept sheet's: the head and the
+    rows that differ are parsed (as a sheet of their own, onec.last_sheet), the others are taken as they were
+    parsed the last time (their kind, article and quantities), and everything is collected and checked as in
+    a full parse. None when the shortcut can't be vouched for (parse in full)."""
+    loaded = kept.load()
+    if loaded is None:
+        return None
+    meta, arrays = loaded
+    if meta["w"] != w or meta["first_row"] != first_row:
+        return None
+    changed = changed_rows(path, meta["context"], arrays["digests"], arrays["numbers"], meta["header_row"])
+    if changed is None:
+        return None
+    try:
+        reader, table, errors, first_col = _load_xlsx(changed.workbook)
+    except Exception:
+        return None
+    h_idx, header_row = meta["h_idx"], meta["header_row"]
+    found = _xlsx_head(table, errors, first_row, first_col, w) if first_col == meta["first_col"] else None
+    # The head may say another report time; the header must be where it was, over the same columns.
+    if found is None or (found[1], found[2], found[3]) != (h_idx, meta["art_col"], meta["qty_cols"]):
+        log.info("%s is parsed in full: the header is not where it was in the last sheet", name)
+        return None
+    head, _, art_col, qty_cols = found
+    kinds = arrays["kinds"].copy()
+    n, k = len(kinds), len(changed.numbers)
+    at = changed.numbers - header_row - 1                   # the changed rows' places below the header
+    if table.num_rows != h_idx + 1 + k or len(at) and (at[0] < 0 or at[-1] >= n):
+        return None                      # a changed row now empty, or beyond the last table: parse in full
+    body = _xlsx_body(table.slice(h_idx + 1), reader, table.num_columns, first_col, qty_cols)
+    if body is None:
+        return None
+    art, any_value, qty_changed = body
+    kinds[at], art_changed = _row_kinds(art, any_value)
+    if n and kinds[-1] == _BLANK:
+        return None                      # the table now ends earlier: parse in full
+    art_np = _arrays_to_texts(arrays["text_offsets"], arrays["text_bytes"])
+    art_np[at] = art_changed
+    qty = arrays["qty"]
+    qty[at] = qty_changed
+    coll, report_time = _xlsx_collector(name, w, reader.sheet_names[0], head, h_idx, art_col, qty_cols)
+    _collect(coll, kinds, art_np, qty, np.arange(header_row + 1, header_row + 1 + n, dtype=np.int64), art_col)
+    parsed = coll.finish(header_row + n, report_time)
+    parsed.layout["rows_reparsed"] = k          # the other rows below the header were the kept sheet's
+    _keep(kept, meta | {"context": changed.rows.context()}, changed.rows.digests, changed.rows.numbers, kinds,
+          art_np, qty, name)
+    return parsed
 
 
 def _parse_sheet(sheet: rd.Sheet, w: int) -> StockParse:
@@ -580,52 +723,72 @@ def _feed_block(col: _Collector, block: list[tuple[int, list[Any]]], art_col: in
     return max(map(len, (cells for _, cells in block)))
 
 
-def _classify_columns(coll: _Collector, art, any_value: np.ndarray, qty: np.ndarray, slow: list,
-                      line_numbers: np.ndarray, qty_cols: list[int], art_col: int) -> None:
-    """Rows of the table region, column-wise (the CSV path and the .xlsx block path): `art` the trimmed
-    article texts ("" = empty, a pyarrow string array), `any_value` rows with a non-empty quantity cell, `qty`
-    the plain quantities (others 0), `slow` the cells that need parse_quantity as (row, warehouse, raw)."""
+# What each row of the table region is (the column-wise paths): not an item, an item, or a rejected row.
+_BLANK, _NO_ARTICLE, _SERVICE, _GROUP, _ZERO, _ITEM, _BAD = range(7)
+
+
+def _row_kinds(art, any_value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's kind from its trimmed article text (a pyarrow string array, "" = empty) and whether it has
+    any quantity; and the article texts as an object array."""
     import pyarrow.compute as pc
 
-    n = len(qty)
     art_empty = pc.equal(art, "").to_numpy(zero_copy_only=False)
     art_np = art.to_numpy(zero_copy_only=False)
     has_digit = pc.match_substring_regex(art, r"\d").to_numpy(zero_copy_only=False)
     service_text = pc.match_substring_regex(
         art, r"(?i)^(итого|всего)|^(параметры|отбор|период|показатели|группировки|сортировка)[^:]*:").to_numpy(zero_copy_only=False)
+    kinds = np.full(len(art_empty), _ITEM, dtype=np.uint8)
+    kinds[~any_value & has_digit] = _ZERO            # an article with no quantity at all: zero stock everywhere
+    kinds[~any_value & ~has_digit] = _GROUP          # a text without digits and no quantity: a group row
+    kinds[service_text] = _SERVICE
+    kinds[art_empty] = np.where(any_value[art_empty], _NO_ARTICLE, _BLANK)
+    return kinds, art_np
 
-    blank = art_empty & ~any_value
-    no_article = art_empty & any_value
-    service = ~art_empty & service_text
-    group = ~art_empty & ~service_text & ~any_value & ~has_digit
-    zero_rows = ~art_empty & ~service_text & ~any_value & has_digit
-    coll.service += int(blank.sum() + service.sum() + group.sum())
-    coll.zero_rows += int(zero_rows.sum())
-    coll.group_count += int(group.sum())
-    for i in np.flatnonzero(group)[:max(0, 5 - len(coll.group_rows))]:
-        coll.group_rows.append((int(line_numbers[i]), art_np[i]))
-    for i in np.flatnonzero(no_article):
-        coll.reject(int(line_numbers[i]), art_col, None, "quantities without an article")
 
-    bad_row = np.zeros(n, dtype=bool)
+def _classify_columns(coll: _Collector, art, any_value: np.ndarray, qty: np.ndarray, slow: list,
+                      line_numbers: np.ndarray, qty_cols: list[int], art_col: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the table region, column-wise (the CSV path and the .xlsx paths): `art` the trimmed
+    article texts ("" = empty, a pyarrow string array), `any_value` rows with a non-empty quantity cell, `qty`
+    the plain quantities (others 0), `slow` the cells that need parse_quantity as (row, warehouse, raw).
+    Returns each row's kind and the article texts."""
+    kinds, art_np = _row_kinds(art, any_value)
     for i, k, raw in slow:
-        if art_empty[i] or service[i]:
+        if kinds[i] in (_BLANK, _NO_ARTICLE, _SERVICE):
             continue
         try:
             value, note = parse_quantity(raw)
         except BadValue as exc:
             coll.reject(int(line_numbers[i]), qty_cols[k], art_np[i], str(exc))
-            bad_row[i] = True
+            kinds[i] = _BAD
             continue
         qty[i, k] = value
         if note:
             coll.notes[note] += 1
-    item = ~art_empty & ~service & ~group & ~bad_row
-    for i in np.flatnonzero(bad_row):
-        coll.bad_article_rows.append((int(line_numbers[i]), art_np[i]))
-    idx = np.flatnonzero(item)
-    items_qty = qty[idx] if len(idx) != n else qty
-    coll.add_block(art_np[idx].tolist(), line_numbers[idx], items_qty)
+    _collect(coll, kinds, art_np, qty, line_numbers, art_col)
+    return kinds, art_np
+
+
+def _collect(coll: _Collector, kinds: np.ndarray, art_np: np.ndarray, qty: np.ndarray, line_numbers: np.ndarray,
+             art_col: int) -> None:
+    """Rows of known kinds into the collector."""
+    counts = np.bincount(kinds, minlength=7)
+    coll.service += int(counts[_BLANK] + counts[_SERVICE] + counts[_GROUP])
+    coll.zero_rows += int(counts[_ZERO])
+    coll.group_count += int(counts[_GROUP])
+    if counts[_GROUP]:
+        for i in np.flatnonzero(kinds == _GROUP)[:max(0, 5 - len(coll.group_rows))]:
+            coll.group_rows.append((int(line_numbers[i]), art_np[i]))
+    if counts[_NO_ARTICLE]:
+        for i in np.flatnonzero(kinds == _NO_ARTICLE):
+            coll.reject(int(line_numbers[i]), art_col, None, "quantities without an article")
+    if counts[_BAD]:
+        for i in np.flatnonzero(kinds == _BAD):
+            coll.bad_article_rows.append((int(line_numbers[i]), art_np[i]))
+    if counts[_ITEM] + counts[_ZERO] == len(kinds):
+        coll.add_block(art_np.tolist(), line_numbers, qty)
+    else:
+        idx = np.flatnonzero((kinds == _ITEM) | (kinds == _ZERO))
+        coll.add_block(art_np[idx].tolist(), line_numbers[idx], qty[idx])
 
 
 # ---------------------------------------------------------------- CSV, vectorised
