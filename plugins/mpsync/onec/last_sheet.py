@@ -13,8 +13,9 @@ Rows down to the header (a title with the report's time) are parsed again whatev
 can't vouch for means "parse in full": another workbook part that can change what a cell reads as (shared
 strings, styles, the workbook), other text before or after the rows, another row count, a changed row
 renumbered, a cell whose address isn't the first thing in its tag, more than half the rows changed; and, for
-the caller to check, the header elsewhere, or a changed row that the plain reader would not take. A changed row passes unseen only if its XML fools both CRC-32 and Adler-32. A
-worker that did not parse the last report (another machine, a cleared work folder) parses in full.
+the caller to check, the header elsewhere, or a changed row that the plain reader would not take. A changed
+row passes unseen only if its XML fools both CRC-32 and Adler-32. A worker that did not parse the last report
+(another machine, a cleared work folder) parses in full.
 """
 
 from __future__ import annotations

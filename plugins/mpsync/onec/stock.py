@@ -736,7 +736,8 @@ def _row_kinds(art, any_value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     art_np = art.to_numpy(zero_copy_only=False)
     has_digit = pc.match_substring_regex(art, r"\d").to_numpy(zero_copy_only=False)
     service_text = pc.match_substring_regex(
-        art, r"(?i)^(итого|всего)|^(параметры|отбор|период|показатели|группировки|сортировка)[^:]*:").to_numpy(zero_copy_only=False)
+        art, r"(?i)^(итого|всего)|^(параметры|отбор|период|показатели|группировки|сортировка)[^:]*:",
+    ).to_numpy(zero_copy_only=False)
     kinds = np.full(len(art_empty), _ITEM, dtype=np.uint8)
     kinds[~any_value & has_digit] = _ZERO            # an article with no quantity at all: zero stock everywhere
     kinds[~any_value & ~has_digit] = _GROUP          # a text without digits and no quantity: a group row
