@@ -76,7 +76,7 @@ def test_a_report_with_some_quantities_changed_parses_only_those_rows(tmp_path, 
     kept = tmp_path / "kept"
     rows = items(400)
     first = both(writer(tmp_path / "a.xlsx", rows), kept)
-    assert "rows_reparsed" not in first.layout and (kept / "meta.json").exists()
+    assert "rows_reparsed" not in first.layout and (kept / "last-sheet.npz").exists()
     second_rows, n_changed = changed(rows, 0.03, seed=2)
     assert 0 < n_changed < 100
     second = both(writer(tmp_path / "b.xlsx", second_rows), kept)
@@ -196,6 +196,6 @@ def test_what_is_kept_is_only_used_for_the_same_warehouse_count_and_when_intact(
     parse_stock(tmp_path / "a.xlsx", 2, last_sheet=kept)          # kept for 2 warehouse columns
     second, _ = changed(rows, 0.05, seed=4)
     assert "rows_reparsed" not in both(write_inline(tmp_path / "b.xlsx", second), kept).layout
-    (kept / "kinds.npy").write_bytes(b"not an array")
+    (kept / "last-sheet.npz").write_bytes(b"not an archive")
     assert "rows_reparsed" not in both(write_inline(tmp_path / "c.xlsx", rows), kept).layout
     assert both(write_inline(tmp_path / "d.xlsx", second), kept).layout["rows_reparsed"] > 0

@@ -158,7 +158,7 @@ def test_the_next_xlsx_report_parses_only_its_changed_rows(exchange_dsn, ftp_par
         return {**stock_import.finish(exchange_dsn, ftp_params, prepared, cfg), "reparsed": prepared["reparsed"]}
 
     assert report("Ostatki_MP_1.xlsx")["reparsed"] is None                # the first: parsed in full, then kept
-    assert (stock_import.work_dir() / "stock" / "last-sheet" / "meta.json").exists()
+    assert (stock_import.work_dir() / "stock" / "last-sheet" / "last-sheet.npz").exists()
     rows[4] = (rows[4][0], 50, 1, 2)
     second = report("Ostatki_MP_2.xlsx")
     assert second["reparsed"] == 2                    # the changed row and the total row below it

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -105,32 +104,33 @@ def read_rows(path: Path, numbers: bool = False) -> SheetRows | None:
 
 
 class Kept:
-    """What is kept of the last sheet, in one folder: meta.json and one .npy per array."""
+    """What is kept of the last sheet: one .npz in a folder (the arrays, and the metadata as JSON), replaced
+    whole by a rename, so a parse running beside another reads one sheet's arrays, never a mix."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
+        self.path = self.folder / "last-sheet.npz"
 
     def load(self) -> tuple[dict, dict[str, np.ndarray]] | None:
         try:
-            meta = json.loads((self.folder / "meta.json").read_text())
-            if meta.get("format") != FORMAT or meta.get("reader") != reader_version():
-                return None
-            arrays = {name: np.load(self.folder / f"{name}.npy", allow_pickle=False) for name in meta["arrays"]}
-        except (OSError, ValueError, KeyError):
+            with np.load(self.path, allow_pickle=False) as kept:
+                meta = json.loads(kept["meta"].tobytes())
+                if meta.get("format") != FORMAT or meta.get("reader") != reader_version():
+                    return None
+                return meta, {name: kept[name] for name in kept.files if name != "meta"}
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             return None
-        return meta, arrays
 
     def save(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        """Written aside, then swapped in: a reader finds the old sheet, the new one or none."""
-        tmp = self.folder.with_name(f"{self.folder.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for name, values in arrays.items():
-            np.save(tmp / f"{name}.npy", values, allow_pickle=False)
-        (tmp / "meta.json").write_text(json.dumps({**meta, "format": FORMAT, "reader": reader_version(),
-                                                   "arrays": sorted(arrays)}))
-        shutil.rmtree(self.folder, ignore_errors=True)
-        os.replace(tmp, self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        text = json.dumps({**meta, "format": FORMAT, "reader": reader_version()}).encode()
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, meta=np.frombuffer(text, dtype=np.uint8), **arrays)
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def reader_version() -> str:
