@@ -446,7 +446,7 @@ def _parse_xlsx_columns(path: Path, name: str, w: int, kept: Kept | None = None)
     coll, report_time = _xlsx_collector(name, w, reader.sheet_names[0], head, h_idx, art_col, qty_cols)
     line_numbers = np.arange(header_row + 1, header_row + 1 + n, dtype=np.int64)
     del body, table
-    kinds, art_np = _classify_columns(coll, art, any_value, qty, [], line_numbers, qty_cols, art_col)
+    kinds = _classify_columns(coll, art, any_value, qty, [], line_numbers, qty_cols, art_col)
     parsed = coll.finish(header_row + n, report_time)
     if kept is not None and rows is not None:
         meta = {"context": rows.context(), "w": w, "first_row": first_row, "first_col": first_col,
@@ -542,7 +542,8 @@ def _keep(kept: Kept, meta: dict, digests: np.ndarray, numbers: np.ndarray, kind
 
 
 def _texts_to_arrays(texts) -> dict[str, np.ndarray]:
-    """An Arrow string array as two plain arrays (UTF-8 bytes, offsets), which .npy keeps without pickling."""
+    """Texts (an Arrow string array or an object array) as two plain arrays, UTF-8 bytes and offsets, which
+    an .npz keeps without pickling."""
     import pyarrow as pa
 
     if isinstance(texts, pa.ChunkedArray):
@@ -747,11 +748,11 @@ def _row_kinds(art, any_value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _classify_columns(coll: _Collector, art, any_value: np.ndarray, qty: np.ndarray, slow: list,
-                      line_numbers: np.ndarray, qty_cols: list[int], art_col: int) -> tuple[np.ndarray, np.ndarray]:
+                      line_numbers: np.ndarray, qty_cols: list[int], art_col: int) -> np.ndarray:
     """Rows of the table region, column-wise (the CSV path and the .xlsx paths): `art` the trimmed
     article texts ("" = empty, a pyarrow string array), `any_value` rows with a non-empty quantity cell, `qty`
     the plain quantities (others 0), `slow` the cells that need parse_quantity as (row, warehouse, raw).
-    Returns each row's kind and the article texts."""
+    Returns each row's kind."""
     kinds, art_np = _row_kinds(art, any_value)
     for i, k, raw in slow:
         if kinds[i] in (_BLANK, _NO_ARTICLE, _SERVICE):
@@ -766,7 +767,7 @@ def _classify_columns(coll: _Collector, art, any_value: np.ndarray, qty: np.ndar
         if note:
             coll.notes[note] += 1
     _collect(coll, kinds, art_np, qty, line_numbers, art_col)
-    return kinds, art_np
+    return kinds
 
 
 def _collect(coll: _Collector, kinds: np.ndarray, art_np: np.ndarray, qty: np.ndarray, line_numbers: np.ndarray,
