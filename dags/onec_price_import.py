@@ -96,13 +96,15 @@ def plan_price_fragments(prepared: dict) -> list[dict]:
 @task(map_index_template="{{ fragment_label }}", retries=4)
 def apply_price_fragment(fragment: dict) -> dict:
     get_current_context()["fragment_label"] = fragment["label"]
-    return price_import.apply_fragment(exchange_dsn(), fragment, settings())
+    with refusal_fails_without_retry():
+        return price_import.apply_fragment(exchange_dsn(), fragment, settings())
 
 
 @task(outlets=[CATALOG_CHANGED_ALIAS], trigger_rule="none_failed_min_one_success")
 def finish_price_import(prepared: dict, *, outlet_events=None) -> dict:
     cfg = settings()
-    summary = price_import.finish(exchange_dsn(), ftp_params(cfg.ftp_conn_id), prepared, cfg)
+    with refusal_fails_without_retry():
+        summary = price_import.finish(exchange_dsn(), ftp_params(cfg.ftp_conn_id), prepared, cfg)
     if summary.get("checkpoint"):
         mirror_checkpoint(price_import.CHECKPOINT_NAME, summary["checkpoint"])
     if summary["changed"]:

@@ -72,13 +72,15 @@ def plan_stock_fragments(prepared: dict) -> list[dict]:
 @task(map_index_template="{{ fragment_label }}", retries=4)
 def apply_stock_fragment(fragment: dict) -> int:
     get_current_context()["fragment_label"] = fragment["label"]
-    return stock_import.apply_fragment(exchange_dsn(), fragment, settings().stock_columns)
+    with refusal_fails_without_retry():
+        return stock_import.apply_fragment(exchange_dsn(), fragment, settings().stock_columns)
 
 
 @task(outlets=[CATALOG_CHANGED_ALIAS], trigger_rule="none_failed_min_one_success")
 def finish_stock_import(prepared: dict, *, outlet_events=None) -> dict:
     cfg = settings()
-    summary = stock_import.finish(exchange_dsn(), ftp_params(cfg.ftp_conn_id), prepared, cfg)
+    with refusal_fails_without_retry():
+        summary = stock_import.finish(exchange_dsn(), ftp_params(cfg.ftp_conn_id), prepared, cfg)
     mirror_checkpoint(stock_import.CHECKPOINT_NAME, summary["checkpoint"])
     if summary["changed"]:
         outlet_events[CATALOG_CHANGED_ALIAS].add(CATALOG_CHANGED, extra={"source": "stock", **summary})

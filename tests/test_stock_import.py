@@ -532,10 +532,11 @@ def test_staging_is_exact_to_the_thousandth_and_keeps_unusable_cells_out(exchang
         ids = stock_import.product_ids(conn, parsed.articles)
         assert (ids > 0).all()
         ids[1] = -1                                               # an unknown article is not staged
-        assert stock_import.stage(conn, entry.import_file_id, parsed, ids).row_numbers == [4, 6]
-        staged = conn.execute("select row_no, seq, quantities from stock_staging order by seq").fetchall()
-    assert staged == [(4, 0, [1500, 1, 0]), (6, 1, [2000, None, 3000])]
-    fragment = stock_import.plan_fragments(entry.import_file_id, "f.csv", [4, 6], 10, datetime.now(timezone.utc))[0]
+        staged, (fragment,) = stock_import.stage_and_plan(conn, entry.import_file_id, "f.csv", parsed, ids,
+                                                          datetime.now(timezone.utc))
+        assert staged.row_numbers == [4, 6]
+        rows = conn.execute("select row_no, seq, quantities from stock_staging order by seq").fetchall()
+    assert rows == [(4, 0, [1500, 1, 0]), (6, 1, [2000, None, 3000])]
     assert stock_import.apply_fragment(exchange_dsn, fragment.to_dict(), cfg.stock_columns) == 4
     with psycopg.connect(exchange_dsn) as conn:
         stock = dict(((a, w), q) for a, w, q in conn.execute(
@@ -563,9 +564,8 @@ def test_an_unusable_cell_in_a_remembered_row_keeps_its_stock_and_the_row_is_for
             entry, _ = ledger.register(conn, kind="stock", ftp_path=f"/{name}", name=name, size=1,
                                        modified_at=None, content_sha256=name)
             ids = stock_import.product_ids(conn, parsed.articles)
-            staged = stock_import.stage(conn, entry.import_file_id, parsed, ids)
-        fragment = stock_import.plan_fragments(entry.import_file_id, name, staged.row_numbers, 10,
-                                               datetime.now(timezone.utc))[0]
+            _, (fragment,) = stock_import.stage_and_plan(conn, entry.import_file_id, name, parsed, ids,
+                                                         datetime.now(timezone.utc))
         return stock_import.apply_fragment(exchange_dsn, fragment.to_dict(), cfg.stock_columns)
 
     assert run("1.csv", np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])) == 6
@@ -597,8 +597,9 @@ def test_products_without_stock_go_in_by_copy_exact_in_every_column(exchange_dsn
     with psycopg.connect(exchange_dsn, autocommit=True) as conn:
         entry, _ = ledger.register(conn, kind="stock", ftp_path="/f.csv", name="f.csv", size=1, modified_at=None,
                                    content_sha256="x")
-        stock_import.stage(conn, entry.import_file_id, parsed, stock_import.product_ids(conn, parsed.articles))
-    fragment = stock_import.plan_fragments(entry.import_file_id, "f.csv", [2, 3], 10, made)[0].to_dict()
+        _, (fragment,) = stock_import.stage_and_plan(conn, entry.import_file_id, "f.csv", parsed,
+                                                     stock_import.product_ids(conn, parsed.articles), made)
+    fragment = fragment.to_dict()
     assert stock_import.apply_fragment(exchange_dsn, fragment, codes) == 5
     with psycopg.connect(exchange_dsn) as conn:
         rows = conn.execute("select p.article, s.warehouse, s.quantity, s.import_file_id, s.valid_from "

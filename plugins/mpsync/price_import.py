@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from mpsync import ledger, results
+from mpsync import ledger, results, staging
 from mpsync.dropfolder import DropFile
 from mpsync.ftp import FtpClient, FtpParams
 from mpsync.onec.model import FileRefused, PriceItem, PriceParse, Reject
@@ -213,6 +213,30 @@ select (select count(*) from upd) + (select count(*) from ins) + (select count(*
 """
 
 
+DIGEST_SQL = """
+select coalesce(sum(hashtext(concat_ws('|', seq, row_no, article, price_list, price, old_price))::bigint), 0)
+from price_staging where import_file_id = %s and seq between %s and %s
+"""
+
+
+def stage_and_plan(conn: psycopg.Connection, import_file_id: int, name: str, ps: PriceSettings) -> list[dict]:
+    """Plan fragments over the staged rows and record each one's row count and digest (staging.record_plan);
+    call in the transaction that staged them, so a fragment applies only what was staged (issue 22)."""
+    row_numbers = [r[0] for r in conn.execute(
+        "select row_no from price_staging where import_file_id = %s and price_list = %s order by seq",
+        (import_file_id, DEFAULT_LIST))]
+    size = fragment_size(len(row_numbers), ps.min_fragment_rows, ps.max_fragments)
+    fragments = plan_fragments(import_file_id, name, row_numbers, size)
+    plans = []
+    for f in fragments:
+        rows = conn.execute("select count(*) from price_staging where import_file_id = %s and seq between %s and %s",
+                            (import_file_id, f["first_seq"], f["last_seq"])).fetchone()[0]
+        digest = conn.execute(DIGEST_SQL, (import_file_id, f["first_seq"], f["last_seq"])).fetchone()[0]
+        plans.append(staging.PlannedFragment(import_file_id, f["first_seq"], f["last_seq"], rows, digest, f["label"]))
+    staging.record_plan(conn, plans)
+    return fragments
+
+
 def evaluate_and_apply(conn: psycopg.Connection, import_file_id: int, first: int, last: int,
                        ps: PriceSettings, *, write: bool = True) -> int:
     """Evaluate staged rows [first, last] and (write=True) apply the changed ones. Caller owns the transaction."""
@@ -367,6 +391,7 @@ def prepare(dsn: str, params: FtpParams, files: list[dict], cfg: Settings, *, dr
             return {**base, "fragments": [], "same_as": msg}
         with conn.transaction():
             pre = stage_items(conn, entry.import_file_id, f.name, parsed.items, overrides)
+            fragments = stage_and_plan(conn, entry.import_file_id, f.name, ps)
         rejects = parsed.rejects + pre
         ledger.record_rejects(conn, entry.import_file_id, rejects)
         items = len(parsed.items) - len(pre)
@@ -375,14 +400,10 @@ def prepare(dsn: str, params: FtpParams, files: list[dict], cfg: Settings, *, dr
         if items == 0:
             reason = f"no usable price rows among {parsed.rows_read} rows read ({len(rejects)} rejected)"
             conn.execute("delete from price_staging where import_file_id = %s", (entry.import_file_id,))
+            staging.forget_plan(conn, entry.import_file_id)
             ledger.update(conn, entry.import_file_id, status="refused", message=reason)
             _refuse_on_ftp(params, cfg, f, reason, rejects)
             raise PriceFileRefused(f"{f.name} refused, prices untouched: {reason}")
-        row_numbers = [r[0] for r in conn.execute(
-            "select row_no from price_staging where import_file_id = %s and price_list = %s order by seq",
-            (entry.import_file_id, DEFAULT_LIST))]
-    size = fragment_size(items, ps.min_fragment_rows, ps.max_fragments)
-    fragments = plan_fragments(entry.import_file_id, f.name, row_numbers, size)
     for r in rejects[:50]:
         log.warning("rejected: %s", r)
     log.info("%s: %d rows read, %d price rows staged, %d rejected, %d fragment(s)",
@@ -442,6 +463,9 @@ def apply_fragment(dsn: str, fragment: dict, cfg: Settings) -> dict:
     fid, first, last = fragment["import_file_id"], fragment["first_seq"], fragment["last_seq"]
     with psycopg.connect(dsn) as conn:              # one transaction: prices + statuses + fragment record
         conn.execute("select pg_advisory_xact_lock(%s, %s)", (int(fid) % 2**31, first))
+        # Everything prepare staged for this fragment must be there, or nothing is written (issue 22).
+        plan = staging.check_count(conn, "price_staging", fid, first, last, fragment["label"])
+        staging.check_digest(plan, conn.execute(DIGEST_SQL, (fid, first, last)).fetchone()[0])
         pending = conn.execute(
             "select count(*) from price_staging where import_file_id = %s and seq between %s and %s and status is null",
             (fid, first, last)).fetchone()[0]
@@ -460,13 +484,21 @@ def apply_fragment(dsn: str, fragment: dict, cfg: Settings) -> dict:
 
 
 def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
-    """Result file on the FTP, rejects and totals in the ledger, staging dropped, file archived."""
+    """Result file on the FTP, rejects and totals in the ledger, file archived, staging dropped.
+
+    Safe to re-run from the top after a crash at any point: the staging goes last, with the checkpoint."""
     if prepared.get("dry_run"):
         return {"file": prepared["name"], "dry_run": True, "changed": 0, "counts": prepared.get("counts"),
                 "result": prepared.get("result")}
     fid = prepared["import_file_id"]
     overrides = prepared.get("overrides", [])
     now = datetime.now(timezone.utc)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        missing = staging.unrecorded(conn, fid)
+    for p in missing:          # never applied (its task was skipped or cleared): apply it now
+        log.warning("%s has no record: applying it now", p.label)
+        apply_fragment(dsn, {"import_file_id": fid, "first_seq": p.first_seq, "last_seq": p.last_seq,
+                             "label": p.label}, cfg)
     with psycopg.connect(dsn, autocommit=True) as conn:
         status, rows_read, made = conn.execute(
             "select status, rows_read, report_time from import_file where import_file_id = %s", (fid,)).fetchone()
@@ -477,8 +509,8 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
                                f"clear the failed apply_price_fragment tasks to retry them")
         counts = status_counts(conn, fid)
         staged = row_statuses(conn, fid, overrides)
-        parse_rejects = ledger.rejects_of(conn, fid) if status == "parsed" else []
-        parse_rejects = [r for r in parse_rejects if not r.reason.startswith(("held", "rejected"))]
+        # (read back whatever the status: a finish retried after it recorded them writes the same result file)
+        parse_rejects = [r for r in ledger.rejects_of(conn, fid) if not r.reason.startswith(("held", "rejected"))]
         row_counts = {"applied": 0, "unchanged": 0, "held": 0, "rejected": 0}
         for _, st in staged:
             row_counts[st.split(" ", 1)[0].split(":", 1)[0]] += 1
@@ -492,8 +524,6 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
                           rejected=len(parse_rejects) + row_counts["held"] + row_counts["rejected"],
                           message=f"{row_counts['applied']} rows applied, {row_counts['unchanged']} unchanged, "
                                   f"{row_counts['held']} held, {row_counts['rejected'] + len(parse_rejects)} rejected")
-        checkpoint = ledger.set_checkpoint(conn, CHECKPOINT_NAME, now)
-        conn.execute("delete from price_staging where import_file_id = %s", (fid,))
     summary = {"Status": status}
     if prepared.get("same_as"):
         summary["Note"] = prepared["same_as"]
@@ -507,6 +537,10 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
     with FtpClient(params) as ftp:
         if ftp.stat(prepared["path"]) is not None:     # by the day it was made: backfills find it there
             ftp.rename(prepared["path"], archive_path(cfg, prepared["name"], (made or now).astimezone(cfg.onec_timezone)))
+    # Last, in one transaction: a finish retried after a crash anywhere above writes the same result file.
+    with psycopg.connect(dsn) as conn:
+        checkpoint = ledger.set_checkpoint(conn, CHECKPOINT_NAME, now)
+        conn.execute("delete from price_staging where import_file_id = %s", (fid,))
     out = {"file": prepared["name"], "import_file_id": fid, "status": status, "changed": int(changed),
            "rows": row_counts, "rejected_in_parse": len(parse_rejects), "result": remote,
            "checkpoint": checkpoint, "waiting": prepared.get("waiting", [])}

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from mpsync import ledger
+from mpsync import ledger, staging
 from mpsync.dropfolder import DropFile
 from mpsync.ftp import FtpClient, FtpParams
 from mpsync.onec.model import FileRefused, Reject, StockParse
@@ -239,6 +239,7 @@ class Staged:
     row_numbers: list[int]          # file rows of the staged (changed or new) rows, in seq order
     remembered: np.ndarray          # per staged row: it was in the last applied report (so not a first import)
     unchanged: int                  # rows equal to the last report's: staged as stubs, not applied
+    terms: np.ndarray               # per staged row, its part of its fragment's digest (staging.row_terms)
 
 
 def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse, ids: np.ndarray,
@@ -261,7 +262,7 @@ def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse, ids
         at, known = None, np.zeros(len(keep), dtype=bool)
     keep_stubs = len(keep) <= RESULT_ALL_ROWS_UP_TO
     hashes, clean = np.empty(len(keep), dtype=np.int64), np.empty(len(keep), dtype=bool)
-    staged_rows, staged_known, unchanged, seq = [], [], 0, 0
+    staged_rows, staged_known, staged_terms, unchanged, seq = [], [], [], 0, 0
     chunk = 50_000
     cur = conn.cursor()
     # Sent by a background thread: numpy builds the next chunk while the server stores this one (2 cores).
@@ -283,13 +284,31 @@ def stage(conn: psycopg.Connection, import_file_id: int, parsed: StockParse, ids
                                        product_id[part][stubs]))
             staged_rows.append(row_numbers[part][rows])
             staged_known.append(known[part][rows])
+            staged_terms.append(staging.row_terms(product_id[part][rows], hashes[part][rows]))
             seq, unchanged = seq + len(rows), unchanged + len(stubs)
         copy.write(_COPY_TRAILER)
     if columns is not None:
         # A row with an unusable cell keeps that cell's old value: its hash says nothing of stock.
         save_report_hashes(conn, columns, import_file_id, product_id[clean], hashes[clean])
     return Staged(np.concatenate(staged_rows or [np.zeros(0, np.int64)]).tolist(),
-                  np.concatenate(staged_known or [np.zeros(0, bool)]), unchanged)
+                  np.concatenate(staged_known or [np.zeros(0, bool)]), unchanged,
+                  np.concatenate(staged_terms or [np.zeros(0, np.int64)]))
+
+
+def stage_and_plan(conn: psycopg.Connection, import_file_id: int, name: str, parsed: StockParse, ids: np.ndarray,
+                   valid_from: datetime, *, columns: str | None = None, min_rows: int = 10_000,
+                   max_fragments: int = 200) -> tuple[Staged, list[Fragment]]:
+    """stage(), then plan the fragments and record each one's row count and digest (staging.record_plan),
+    in one transaction: a fragment applies only what this staged (issue 22)."""
+    with conn.transaction():
+        staged = stage(conn, import_file_id, parsed, ids, columns)
+        size = fragment_size(len(staged.row_numbers), min_rows, max_fragments)
+        fragments = plan_fragments(import_file_id, name, staged.row_numbers, size, valid_from, staged.remembered)
+        staging.record_plan(conn, [
+            staging.PlannedFragment(f.import_file_id, f.first_seq, f.last_seq, f.last_seq - f.first_seq + 1,
+                                    staging.digest_of(staged.terms[f.first_seq:f.last_seq + 1]), f.label)
+            for f in fragments])
+    return staged, fragments
 
 
 def too_large_rejects(parsed: StockParse, file: str) -> list[Reject]:
@@ -402,11 +421,12 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
                      f"only {known} known articles vs {previous} in the previous import "
                      f"(below the configured share {share:.0%}): truncated file?")
     started = time.perf_counter()
-    with conn.transaction():
-        staged = stage(conn, import_file_id, parsed, ids, columns_key(tuple(cfg.stock_columns)))
+    staged, fragments = stage_and_plan(conn, import_file_id, file.name, parsed, ids, made_at,
+                                       columns=columns_key(tuple(cfg.stock_columns)),
+                                       min_rows=cfg.stock_import.min_fragment_rows,
+                                       max_fragments=cfg.stock_import.max_fragments)
     seconds["stage"] = time.perf_counter() - started
-    size = fragment_size(len(staged.row_numbers), cfg.stock_import.min_fragment_rows, cfg.stock_import.max_fragments)
-    fragments = plan_fragments(import_file_id, file.name, staged.row_numbers, size, made_at, staged.remembered)
+    size = fragments[0].last_seq - fragments[0].first_seq + 1 if fragments else 0
     for r in rejects[:50]:
         log.warning("rejected: %s", r)
     if len(rejects) > 50:
@@ -593,16 +613,18 @@ def _stock_copy(product_id: np.ndarray, milli: np.ndarray, codes: list[str], imp
     return rec.view(np.uint8).reshape(len(m), -1)[keep[j]].tobytes(), len(m)
 
 
-def insert_fresh(conn: psycopg.Connection, params: dict, warehouse_codes: list[str]) -> tuple[list[int], int]:
+def insert_fresh(conn: psycopg.Connection, params: dict,
+                 warehouse_codes: list[str]) -> tuple[list[int], int, int]:
     """COPY the non-zero cells of the fragment's products that have no stock at all (multi-row inserts:
-    most of a first import's cost), and their rows into stock_file_row; returns those products and the
-    stock rows inserted."""
+    most of a first import's cost), and their rows into stock_file_row; returns those products, the
+    stock rows inserted and the digest of those staged rows (staging.row_terms)."""
     cur = conn.cursor()
     with cur.copy(FRESH_SQL, params) as copy:
         data = b"".join(bytes(chunk) for chunk in copy)
     product_id, milli = _read_copy_rows(data, len(warehouse_codes))
     if not len(product_id):
-        return [], 0
+        return [], 0, 0
+    digest = staging.digest_of(staging.row_terms(product_id, row_hashes(milli)))
     rows, count = _stock_copy(product_id, milli, warehouse_codes, params["id"], params["valid_from"])
     with cur.copy("copy stock (product_id, quantity, import_file_id, valid_from, warehouse) "
                   "from stdin (format binary)") as copy:
@@ -614,7 +636,7 @@ def insert_fresh(conn: psycopg.Connection, params: dict, warehouse_codes: list[s
         copy.write(_COPY_HEADER)
         copy.write(_remembered_rows(product_id, milli, params["key"]))
         copy.write(_COPY_TRAILER)
-    return product_id.tolist(), count
+    return product_id.tolist(), count, digest
 
 
 def _remembered_rows(product_id: np.ndarray, milli: np.ndarray, key: str) -> bytes:
@@ -651,11 +673,19 @@ class _Int8ArrayDumper(psycopg.adapt.Dumper):
 def compared_fragment(conn: psycopg.Connection, params: dict, w: int) -> dict:
     """APPLY_SQL's parameters: the fragment's staged rows read back next to the last report's (one binary COPY)
     and compared in numpy, so the statement gets the changed cells instead of expanding every row's cells."""
+    return _compare(conn, params, w)[0]
+
+
+def _compare(conn: psycopg.Connection, params: dict, w: int) -> tuple[dict, int]:
+    """compared_fragment(), and the digest of every staged row it read (all of the fragment's rows)."""
     with conn.cursor().copy(STAGED_VS_REMEMBERED_SQL, {**params, "w": w, "unusable": int(_UNUSABLE),
                                                         "not_remembered": int(_NOT_REMEMBERED)}) as copy:
         data = b"".join(bytes(chunk) for chunk in copy)
     conn.adapters.register_dumper(np.ndarray, _Int8ArrayDumper)
-    return dict(vars(compare_with_last_report(*_read_copy_rows(data, w, arrays=2))))      # named as in APPLY_SQL
+    product_id, staged, before = _read_copy_rows(data, w, arrays=2)
+    # hashed as prepare hashed them: an unusable cell as 0
+    digest = staging.digest_of(staging.row_terms(product_id, row_hashes(np.where(staged == _UNUSABLE, 0, staged))))
+    return dict(vars(compare_with_last_report(product_id, staged, before))), digest       # named as in APPLY_SQL
 
 
 def apply_fragment(dsn: str, fragment: dict, warehouse_codes: tuple[str, ...]) -> int:
@@ -667,15 +697,21 @@ def apply_fragment(dsn: str, fragment: dict, warehouse_codes: tuple[str, ...]) -
         # Our own writes must not empty the stock_file_row shortcut (see migration 0009).
         conn.execute("select set_config('mpsync.stock_import', 'on', true)")
         # No wait for the WAL flush at commit: a fragment lost in a server crash right after it committed
-        # loses its record with its rows, and finish() applies any fragment without a record again.
+        # loses its record with its rows; the staging is logged (migration 0014), and finish() applies any
+        # planned fragment without a record again before it marks the file applied (a synchronous commit).
         conn.execute("set local synchronous_commit = off")
-        params["fresh"], inserted = (insert_fresh(conn, params, list(warehouse_codes))
-                                     if fragment.get("fresh_possible", True) else ([], 0))
+        # Everything prepare staged for this fragment must be there, or nothing is written (issue 22).
+        plan = staging.check_count(conn, "stock_staging", params["id"], params["first"], params["last"],
+                                   fragment["label"])
+        params["fresh"], inserted, digest = (insert_fresh(conn, params, list(warehouse_codes))
+                                             if fragment.get("fresh_possible", True) else ([], 0, 0))
         changed = inserted
-        if len(params["fresh"]) < fragment["last_seq"] - fragment["first_seq"] + 1:
+        if len(params["fresh"]) < plan.rows:
             # Not every row was a first import: compare the others (a fragment of a first import skips this)
-            params.update(compared_fragment(conn, params, len(warehouse_codes)))
+            compared, digest = _compare(conn, params, len(warehouse_codes))      # read every row: its digest
+            params.update(compared)
             changed += conn.execute(APPLY_SQL, params).fetchone()[0]
+        staging.check_digest(plan, digest)
         conn.execute(
             """insert into import_fragment (import_file_id, first_seq, last_seq, changed) values (%s, %s, %s, %s)
                on conflict (import_file_id, first_seq) do update
@@ -757,17 +793,34 @@ def record_applied(conn: psycopg.Connection, import_file_id: int, changed: int) 
     return status
 
 
+def apply_unrecorded(dsn: str, prepared: dict, warehouse_codes: tuple[str, ...]) -> None:
+    """Apply again every planned fragment without a record: its asynchronous commit was lost in a crash (or it
+    never ran). The plan is the database's (staging.planned), not the task's argument."""
+    by_first = {f["first_seq"]: f for f in prepared.get("fragments", [])}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        missing = staging.unrecorded(conn, prepared["import_file_id"])
+        made = conn.execute("select report_time from import_file where import_file_id = %s",
+                            (prepared["import_file_id"],)).fetchone()[0]
+    for p in missing:
+        log.warning("%s has no record (lost in a crash?): applying it again", p.label)
+        fragment = by_first.get(p.first_seq) or Fragment(p.import_file_id, p.first_seq, p.last_seq, p.label,
+                                                         (made or datetime.now(timezone.utc)).isoformat()).to_dict()
+        apply_fragment(dsn, fragment, warehouse_codes)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        still = staging.unrecorded(conn, prepared["import_file_id"])
+    if still:
+        raise staging.StagingLost(f"{prepared['name']}: {len(still)} planned fragment(s) not applied "
+                                  f"({still[0].label}, ...): the file is not marked applied")
+
+
 def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
-    """Totals into the ledger, result file for staff, file(s) archived on the FTP, checkpoint written."""
+    """Totals into the ledger, result file for staff, file(s) archived on the FTP, checkpoint written.
+
+    Safe to re-run from the top after a crash at any point: the staging is dropped last, with the checkpoint,
+    so a retried finish writes the same result file."""
     import_file_id = prepared["import_file_id"]
     now = datetime.now(timezone.utc)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        recorded = {r[0] for r in conn.execute(
-            "select first_seq from import_fragment where import_file_id = %s", (import_file_id,))}
-    for fragment in prepared.get("fragments", []):
-        if fragment["first_seq"] not in recorded:
-            log.warning("%s has no record (lost in a crash?): applying it again", fragment["label"])
-            apply_fragment(dsn, fragment, cfg.stock_columns)
+    apply_unrecorded(dsn, prepared, cfg.stock_columns)
     with psycopg.connect(dsn, autocommit=True) as conn:
         status, message, made = conn.execute(
             "select status, message, report_time from import_file where import_file_id = %s",
@@ -784,14 +837,15 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
         summary["result_file"] = publish_result(conn, params, cfg, import_file_id, prepared["name"], {
             "Status": status, "Message": message or "", "Articles applied": summary["items"],
             "Stock cells changed": summary["changed"], "Rows rejected": summary["rejected"]})
-        conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
-        summary["checkpoint"] = ledger.set_checkpoint(conn, CHECKPOINT_NAME, now)
     # Archived by the day the file was made, so a backfill of a period finds that period's files.
     day = (made or now).astimezone(cfg.onec_timezone)
     with FtpClient(params) as ftp:
         for f in [*prepared.get("superseded", []), {"path": prepared["path"], "name": prepared["name"]}]:
             if ftp.stat(f["path"]) is not None:
                 ftp.rename(f["path"], archive_path(cfg, f["name"], day))
+    with psycopg.connect(dsn) as conn:          # last, in one transaction: the staging and the checkpoint
+        conn.execute("delete from stock_staging where import_file_id = %s", (import_file_id,))
+        summary["checkpoint"] = ledger.set_checkpoint(conn, CHECKPOINT_NAME, now)
     log.info("stock import finished: %s", summary)
     return summary
 

@@ -6,15 +6,18 @@ from contextlib import contextmanager
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from mpsync.staging import StagingLost
 from mpsync.stock_import import StockFileRefused
 
 # Refusals are decisions about a file's content: retrying cannot change them.
 REFUSALS: tuple[type[Exception], ...] = (StockFileRefused,)
+# Staged rows that are not what prepare staged: a retry would find the same; clearing prepare stages again.
+NOT_RETRIED: tuple[type[Exception], ...] = (StagingLost,)
 
 
 @contextmanager
 def refusal_fails_without_retry(*extra: type[Exception]):
     try:
         yield
-    except (*REFUSALS, *extra) as exc:
+    except (*REFUSALS, *NOT_RETRIED, *extra) as exc:
         raise AirflowFailException(str(exc)) from None
