@@ -741,15 +741,18 @@ def result_table(conn: psycopg.Connection, import_file_id: int, cfg: Settings) -
     else:
         cur = conn.execute(
             """select s.row_no, p.article,
-                      -- a stub (unchanged row) shows the remembered row it equals
-                      array(select x * 0.001 from unnest(coalesce(s.quantities, r.quantities))
-                            with ordinality as u(x, n) order by n),
+                      case when s.quantities is not null then
+                          array(select x * 0.001 from unnest(s.quantities) with ordinality as u(x, n) order by n)
+                      -- a stub (unchanged row) shows the stock it equals (not the remembered row: a shortcut
+                      -- that a database crash empties)
+                      else array(select coalesce(t.quantity, 0) from unnest(%s::text[]) with ordinality as c(code, n)
+                                 left join stock t on t.product_id = s.product_id and t.warehouse = c.code
+                                 order by c.n) end,
                       s.quantities is not null and exists (select 1 from stock t where t.product_id = s.product_id
                                                            and t.import_file_id = s.import_file_id)
                from stock_staging s join product p on p.product_id = s.product_id
-               left join stock_file_row r on r.product_id = s.product_id
                where s.import_file_id = %s order by s.row_no""",
-            (import_file_id,),
+            (list(cfg.stock_columns), import_file_id),
         )
         for row_no, article, quantities, changed in cur:
             rows.append((row_no, [row_no, article, *quantities], "applied" if changed else "unchanged"))
@@ -787,9 +790,10 @@ def record_applied(conn: psycopg.Connection, import_file_id: int, changed: int) 
     """Every fragment is applied: the file's status and count into the ledger, and its row hashes become
     what the next file compares with (stock is now what this file says)."""
     status = "applied" if changed else "unchanged"
-    conn.execute("update stock_file_hashes set complete = true where import_file_id = %s", (import_file_id,))
-    # A synchronous commit: the WAL is flushed up to here, so every fragment's commit is durable too.
-    ledger.update(conn, import_file_id, status=status, changed=changed)
+    with conn.transaction():          # the hashes count only with the file applied, and the other way round
+        conn.execute("update stock_file_hashes set complete = true where import_file_id = %s", (import_file_id,))
+        # A synchronous commit: the WAL is flushed up to here, so every fragment's commit is durable too.
+        ledger.update(conn, import_file_id, status=status, changed=changed)
     return status
 
 
