@@ -314,3 +314,43 @@ def test_price_import_after_a_server_crash_equals_a_clean_run(pg_server, exchang
         runs[crashing] = (price_state(dsn), comparable(read_result_xlsx(local)), summary["changed"])
     assert runs[True] == runs[False]
     assert runs[False][2] > 0 and runs[False][0]["staging"] == [(0,)]
+
+
+# ---------------------------------------------------------------- the outbox push
+def test_push_after_a_server_crash_between_the_answer_and_the_ack_equals_a_clean_run(pg_server, exchange_dsn,
+                                                                                      other_dsn):
+    """The website accepted a batch, then the database crashed before the acknowledgment: nothing is marked
+    sent, the claims expire, and the next run sends those objects again (the receiver takes a value twice,
+    harmlessly); the receiver and the sync table end as after a clean run."""
+    from tests.simulators.push_site import start_site_simulator
+    from tests.test_sync_push import make_cfg, rows, run, seed
+
+    cfg = make_cfg(claim_lease_seconds=1)
+    ends = {}
+    for dsn, crashing in ((other_dsn, False), (exchange_dsn, True)):
+        seed(dsn, 12)
+        with start_site_simulator() as site:
+            crashed = []
+
+            def crash_after_accepting(keys):
+                if crashing and not crashed:
+                    crashed.append(keys)
+                    crash(pg_server)          # the receiver has the batch; the answer goes out after this
+
+            site.on_request = crash_after_accepting
+            first = None
+            try:
+                first = run(dsn, cfg, "site", site)
+            except psycopg.OperationalError:
+                assert crashing
+            if crashing:
+                assert first is None and crashed
+                assert all(r[0] is None for r in rows(dsn, "site").values())    # nothing acknowledged
+                time.sleep(1.2)                                                 # the claims' lease ends
+                again = run(dsn, cfg, "site", site)
+                assert again.acknowledged == 12
+            state = {k: {f: v for f, v in item.items() if f != "updated"} for k, item in site.state.items()}
+            sync = rows(dsn, "site")
+        assert all(r[0] == r[1] and r[2:] == (0, False, None, None) for r in sync.values()), sync
+        ends[crashing] = (state, sorted(sync))
+    assert ends[True] == ends[False] and len(ends[False][0]) == 12
