@@ -833,6 +833,11 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
                                (import_file_id,)).fetchone()[0]
         if status == "parsed":
             status = record_applied(conn, import_file_id, changed)
+        # A report made after 1C took an order includes it: that order no longer reserves (docs/reservations.md).
+        from mpsync.reservations import config as reservations_config, store as reservations
+
+        reservations.sync_channels(conn, reservations_config.channel_rules(cfg))
+        reservations.release_ready(conn)
         summary = {"file": prepared["name"], "import_file_id": import_file_id, "status": status,
                    "items": prepared.get("items", 0), "rejected": prepared.get("rejected", 0),
                    "changed": int(changed)}

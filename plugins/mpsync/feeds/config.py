@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -91,6 +91,8 @@ class FeedsConfig:
     default_category: int
     feeds: dict[str, FeedSettings]
     ftp_upload: FtpUpload | None
+    # channel -> reservations.config.ChannelRules: what a feed may offer (stock - reserved - safety, ...)
+    availability: dict = field(default_factory=dict)
 
     def feed(self, name: str) -> FeedSettings:
         if name not in self.feeds:
@@ -265,8 +267,10 @@ def parse_feeds_config(raw: dict[str, Any], st: Settings, env: dict[str, str] | 
     if raw.get("ftp_upload"):
         u = _mapping(raw["ftp_upload"], "ftp_upload", source)
         ftp = FtpUpload(_text(u, "conn_id", "ftp_upload.", source), _text(u, "folder", "ftp_upload.", source, default="/"))
+    from mpsync.reservations.config import channel_rules
+
     return FeedsConfig(folder, tz, float(max_age), shop, currency, tuple(categories), category_ids,
-                       default_category, feeds, ftp)
+                       default_category, feeds, ftp, channel_rules(st))
 
 
 def feeds_config(st: Settings | None = None) -> FeedsConfig:

@@ -4,8 +4,9 @@ The marketplace rules that decide what a row means live here, in one place:
 - offer id: the article; for Yandex the 1C nomenclature code when the product has one (DOMAIN.md);
 - price: the marketplace's override list when it has a row for the product, else the 'default' list
   (price and old price always taken together from the same list); old price only when above the price;
-- stock per outlet: the sum over that outlet's 1C warehouses, each negative quantity counted as 0,
-  fractions dropped; an inactive or price-less product publishes 0;
+- stock per outlet: the sum over that outlet's 1C warehouses, each negative quantity counted as 0, less
+  what open orders reserve there and the channel's safety stock, 0 below its min_show or when stopped
+  (docs/reservations.md), fractions dropped; an inactive or price-less product publishes 0;
 - size class: Ozon's normal feed carries only normal goods, its KGT feed only KGT goods;
 - a product without a price is left out where the marketplace requires a price (Yandex, Megamarket) and
   published as unavailable with stock 0 and no price on Ozon (its feed is a stock feed).
@@ -70,14 +71,21 @@ def offers_query(cfg: FeedsConfig, fs: FeedSettings) -> tuple[sql.Composed, dict
                     "default_category": cfg.default_category}
     all_codes = sorted({c for o in fs.outlets for c in o.warehouses})
     params["all_warehouses"] = all_codes
-    sums = []
+    rules = cfg.availability.get(fs.marketplace)
+    params.update(safety=rules.safety_stock if rules else 0, min_show=rules.min_show if rules else 0,
+                  stop_sales=list(rules.stop_sales) if rules else [])
+    sums, reserved = [], []
     for i, outlet in enumerate(fs.outlets):
         params[f"w{i}"] = list(outlet.warehouses)
         sums.append(sql.SQL("sum(greatest(quantity, 0)) filter (where warehouse = any({})) as q{}").format(
             sql.Placeholder(f"w{i}"), sql.Literal(i)))
+        reserved.append(sql.SQL("sum(quantity) filter (where warehouse = any({})) as q{}").format(
+            sql.Placeholder(f"w{i}"), sql.Literal(i)))
     n = len(fs.outlets)
+    # What the channel may sell (docs/reservations.md): the same rule as the API pushes, per outlet.
     quantities = sql.SQL(", ").join(
-        sql.SQL("case when sellable then floor(coalesce(s.q{i}, 0))::bigint else 0 end as q{i}").format(i=sql.Literal(i))
+        sql.SQL("case when sellable then sellable_quantity(s.q{i}, r.q{i}, %(safety)s, %(min_show)s, "
+                "p.article = any(%(stop_sales)s::text[])) else 0 end as q{i}").format(i=sql.Literal(i))
         for i in range(n))
     stock = sql.SQL(", ").join(sql.SQL("qs.q{}").format(sql.Literal(i)) for i in range(n))
     count = sql.SQL(" + ").join(sql.SQL("qs.q{}").format(sql.Literal(i)) for i in range(n))
@@ -101,10 +109,13 @@ cross join lateral (select case when m.product_id is not null then m.price else 
 cross join lateral (select p.active and pr.price is not null as sellable) sl
 left join (select product_id, {sums} from stock where warehouse = any(%(all_warehouses)s) group by product_id) s
        on s.product_id = p.product_id
+left join (select product_id, {reserved} from reserved_stock where warehouse = any(%(all_warehouses)s)
+           group by product_id) r on r.product_id = p.product_id
 cross join lateral (select {quantities}) qs
 where {where}
 order by p.product_id
 """).format(offer_id=offer_id, count=count, stock=stock, quantities=quantities, sums=sql.SQL(", ").join(sums),
+            reserved=sql.SQL(", ").join(reserved),
             where=sql.SQL(" and ").join(where))
     return query, params
 

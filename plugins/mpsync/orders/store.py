@@ -46,6 +46,12 @@ def upsert_orders(conn: psycopg.Connection, marketplace: str, account: str, orde
             """,
             rows,
         )
+    # Reserved in the same transaction as the orders: what is sold is subtracted before anything reads it.
+    from mpsync.reservations import config as reservations_config, store as reservations
+    from mpsync.settings import settings
+
+    reservations.reserve_orders(conn, marketplace, account, [r[2] for r in rows],
+                                reservations_config.channel_rules(settings()))
     return len(rows)
 
 

@@ -45,25 +45,35 @@ class ObjectSource:
         raise NotImplementedError
 
 
-# Stock summed over the warehouses bound to the receiver (shared by the stock and website sources).
+# Stock summed over the warehouses bound to the receiver (shared by the stock and website sources), and
+# what open orders reserve on them (migration 0018, docs/reservations.md).
 _STOCK_SUM = """q as (
     select s.product_id, sum(s.quantity) as quantity
     from stock s
     where s.warehouse = any(%(warehouses)s::text[]) and {stock_keys}
     group by s.product_id
 ),
+rv as (
+    select s.product_id, sum(s.quantity) as quantity
+    from reserved_stock s
+    where s.warehouse = any(%(warehouses)s::text[]) and {stock_keys}
+    group by s.product_id
+),
 """
+# What the channel may sell, in whole units: max(0, stock - reserved - safety), 0 below min_show or stopped.
+_SELLABLE = ("case when p.active then sellable_quantity(q.quantity, rv.quantity, %(safety)s, %(min_show)s,"
+             " p.article = any(%(stop_sales)s::text[])) else 0 end")
 
 # Quantities as whole non-negative units.
 _STOCK_TEMPLATE = """
 with {keys_cte}
 """ + _STOCK_SUM + """o as (
     select p.article as object_id,
-           jsonb_build_object('offer_id', {offer_id}, 'quantity',
-                              case when p.active then greatest(floor(coalesce(q.quantity, 0)), 0)::bigint else 0 end
+           jsonb_build_object('offer_id', {offer_id}, 'quantity', """ + _SELLABLE + """
                               {extra}) as payload
     from product p
     left join q on q.product_id = p.product_id
+    left join rv on rv.product_id = p.product_id
     where {keys_where} {where}
 )
 select object_id, md5(payload::text) as marker, payload from o
@@ -91,10 +101,11 @@ with {keys_cte}
 """ + _STOCK_SUM + """o as (
     select p.article as object_id,
            jsonb_build_object('sku', p.article, 'name', p.name,
-                              'quantity', case when p.active then greatest(floor(coalesce(q.quantity, 0)), 0)::bigint else 0 end,
+                              'quantity', """ + _SELLABLE + """,
                               'price', d.price, 'old_price', d.old_price) as payload
     from product p
     left join q on q.product_id = p.product_id
+    left join rv on rv.product_id = p.product_id
     left join price d on d.product_id = p.product_id and d.price_list = 'default'
     where {keys_where}
 )
@@ -151,11 +162,20 @@ def _offer_id_sql(marketplace: str) -> str:
     return "p.article"
 
 
+def _rules(channel: str, base: Settings) -> dict[str, Any]:
+    """The channel's availability rules as query parameters (docs/reservations.md)."""
+    from mpsync.reservations.config import channel_rules
+
+    r = channel_rules(base).get(channel)
+    return {"safety": r.safety_stock if r else 0, "min_show": r.min_show if r else 0,
+            "stop_sales": list(r.stop_sales) if r else []}
+
+
 def source_for(sub: Subscriber, base: Settings) -> ObjectSource:
     """The object source a subscriber publishes, with the warehouse binding from settings."""
     if sub.object_type == "stock_offer":
         warehouses = list(sub.warehouses or base.warehouses_for(sub.group))
-        params: dict[str, Any] = {"warehouses": warehouses}
+        params: dict[str, Any] = {"warehouses": warehouses, **_rules(sub.group, base)}
         extra, where = "", ""
         if sub.client == "ozon_stocks":
             # Ozon keeps bulky goods on separate (KGT) warehouses: the pair's warehouse follows the size class.
@@ -172,7 +192,7 @@ def source_for(sub: Subscriber, base: Settings) -> ObjectSource:
         warehouses = list(sub.warehouses or [w.code for w in base.warehouses])
         changed = (_STOCK_CHANGED + " union select product_id from price where updated_at >= %(since)s"
                    " and price_list = 'default'")
-        return _build("site_product", _SITE_TEMPLATE, changed, {"warehouses": warehouses})
+        return _build("site_product", _SITE_TEMPLATE, changed, {"warehouses": warehouses, **_rules("site", base)})
     raise ValueError(f"no object source for object type {sub.object_type!r}")
 
 
