@@ -1,0 +1,246 @@
+"""Reservation rules (issue 14, docs/reservations.md), each with a test that fails when the rule is broken.
+
+Orders go in through the order sync's own store (orders.store.upsert_orders), stock through `stock`, and what a
+channel may sell is read through the very queries the API pushes and the feeds use, on the real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+import yaml
+
+from mpsync.orders import store
+from mpsync.orders.model import Order
+from mpsync.outbox.config import parse_push_settings
+from mpsync.outbox.sources import source_for
+from mpsync.reservations import store as reservations
+from mpsync.reservations.config import channel_rules
+from mpsync.settings import DEFAULT_CONFIG, ConfigError, load_settings
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+SUBSCRIBERS = {"yandex_stock": {"client": "yandex_stocks"}, "ozon_stock": {"client": "ozon_stocks",
+               "warehouse_ids": {"normal": 1, "kgt": 2}}, "site": {"client": "woocommerce", "warehouses": "all"}}
+
+
+def write_config(tmp_path, monkeypatch, scheme: str = "per_marketplace", availability: dict | None = None):
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    if scheme == "common":
+        raw["warehouses"] = {"scheme": "common", "stock_columns": ["main"],
+                             "list": [{"code": "main", "name": "Общий", "marketplaces": ["yandex", "ozon", "megamarket"]}]}
+    raw["availability"] = availability or {}
+    path = tmp_path / "mpsync.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("MPSYNC_CONFIG", str(path))
+    from mpsync.settings import _cached
+
+    _cached.cache_clear()
+    return load_settings(path)
+
+
+def seed(dsn: str, stock: dict[tuple[str, str], int]) -> None:
+    with psycopg.connect(dsn) as conn:
+        for article in sorted({a for a, _ in stock}):
+            conn.execute("insert into product (article, name, onec_code) values (%s, %s, %s)",
+                         (article, f"Товар {article}", f"1C-{article}"))
+        for (article, warehouse), q in stock.items():
+            conn.execute("insert into stock (product_id, warehouse, quantity) select product_id, %s, %s "
+                         "from product where article = %s", (warehouse, q, article))
+
+
+def ozon_order(order_id: str, lines: list[tuple[str, int]], status: str = "awaiting_packaging",
+               minutes: int = 0) -> Order:
+    payload = {"posting_number": order_id, "status": status,
+               "products": [{"offer_id": a, "quantity": q} for a, q in lines]}
+    return Order(order_id, T0 + timedelta(minutes=minutes), status, T0, payload)
+
+
+def yandex_order(order_id: str, lines: list[tuple[str, int]], status: str = "PROCESSING", minutes: int = 0) -> Order:
+    payload = {"orderId": order_id, "status": status, "items": [{"offerId": a, "count": q} for a, q in lines]}
+    return Order(order_id, T0 + timedelta(minutes=minutes), status, T0, payload)
+
+
+def put(dsn: str, marketplace: str, *orders: Order, account: str = "main") -> None:
+    with psycopg.connect(dsn) as conn:          # one transaction, as the order sync commits a window
+        store.upsert_orders(conn, marketplace, account, orders)
+
+
+def sellable(dsn: str, cfg, subscriber: str) -> dict[str, int]:
+    """What the push sends to a subscriber now: the subscriber's own source query."""
+    push = parse_push_settings({"subscribers": SUBSCRIBERS}, cfg)
+    src = source_for(push.subscriber(subscriber), cfg)
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(src.sql("all"), {**src.params, "since": None}).fetchall()
+    return {oid: payload["quantity"] for oid, _, payload in rows}
+
+
+def stock_report(dsn: str, made: datetime) -> None:
+    """A stock report made at `made` was applied (what the stock import's finish records), then its release."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("insert into import_file (kind, ftp_path, name, size, status, report_time, content_sha256)"
+                     " values ('stock', '/x', %s, 1, 'applied', %s, %s)", (f"r{made:%H%M}", made, str(made)))
+        reservations.release_ready(conn)
+
+
+def test_an_order_reserves_on_its_own_channel_and_the_same_version_twice_counts_once(exchange_dsn, tmp_path,
+                                                                                     monkeypatch):
+    cfg = write_config(tmp_path, monkeypatch)
+    seed(exchange_dsn, {("A", "ozon"): 5, ("A", "yandex"): 5})
+    order = ozon_order("P-1", [("A", 2)])
+    put(exchange_dsn, "ozon", order)
+    put(exchange_dsn, "ozon", order)                    # read again by an overlapping window
+    assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 3}
+    assert sellable(exchange_dsn, cfg, "yandex_stock") == {"A": 5}     # per-marketplace warehouses
+    assert sellable(exchange_dsn, cfg, "site") == {"A": 8}             # the site sells from both
+
+
+def test_in_the_common_scheme_a_sale_on_one_channel_reduces_every_other(exchange_dsn, tmp_path, monkeypatch):
+    cfg = write_config(tmp_path, monkeypatch, scheme="common")
+    seed(exchange_dsn, {("A", "main"): 4})
+    put(exchange_dsn, "ozon", ozon_order("P-1", [("A", 3)]))
+    assert sellable(exchange_dsn, cfg, "yandex_stock") == {"A": 1}
+    assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 1}
+
+
+def test_quantity_change_removed_line_and_cancellation_adjust_and_release(exchange_dsn, tmp_path, monkeypatch):
+    cfg = write_config(tmp_path, monkeypatch)
+    seed(exchange_dsn, {("A", "ozon"): 10, ("B", "ozon"): 10})
+    put(exchange_dsn, "ozon", ozon_order("P-1", [("A", 2), ("B", 3)]))
+    assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 8, "B": 7}
+    put(exchange_dsn, "ozon", ozon_order("P-1", [("A", 4)], minutes=5))            # newer version
+    assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 6, "B": 10}
+    put(exchange_dsn, "ozon", ozon_order("P-1", [("A", 1)], minutes=1))            # an OLDER version: ignored
+    assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 6, "B": 10}
+    put(exchange_dsn, "ozon", ozon_order("P-1", [("A", 4)], status="cancelled", minutes=9))
+    assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 10, "B": 10}
+
+
+def test_released_only_by_a_stock_report_made_after_1c_took_the_order(exchange_dsn, tmp_path, monkeypatch):
+    cfg = write_config(tmp_path, monkeypatch, availability={"default": {"release_after_shipment": False}})
+    seed(exchange_dsn, {("A", "ozon"): 10})
+    put(exchange_dsn, "ozon", ozon_order("P-1", [("A", 2)]))
+    acked = T0 + timedelta(minutes=30)
+    stock_report(exchange_dsn, acked - timedelta(minutes=10))       # made before 1C had it: still reserved
+    assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 8}
+    with psycopg.connect(exchange_dsn) as conn:
+        conn.execute("insert into onec_order (marketplace, account, order_id, acked_at) values "
+                     "('ozon', 'main', 'P-1', %s)", (acked,))
+    stock_report(exchange_dsn, acked - timedelta(minutes=5))        # still a report made before the ack
+    assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 8}
+    # 1C's report made after it took the order already counts the sale: 8 left in 1C, nothing reserved
+    with psycopg.connect(exchange_dsn) as conn:
+        conn.execute("update stock set quantity = 8")
+    stock_report(exchange_dsn, acked + timedelta(minutes=5))
+    assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 8}    # no double subtraction
+    with psycopg.connect(exchange_dsn) as conn:
+        assert conn.execute("select released_at is not null, release_reason like 'in 1C stock report%%' "
+                            "from reservation").fetchall() == [(True, True)]
+
+
+def test_without_the_exchange_a_shipped_order_is_released_by_the_next_report(exchange_dsn, tmp_path, monkeypatch):
+    cfg = write_config(tmp_path, monkeypatch)
+    seed(exchange_dsn, {("A", "yandex"): 6})
+    put(exchange_dsn, "yandex", yandex_order("Y-1", [("A", 1)]))
+    stock_report(exchange_dsn, datetime.now(timezone.utc))          # not shipped yet: stays
+    assert sellable(exchange_dsn, cfg, "yandex_stock") == {"A": 5}
+    put(exchange_dsn, "yandex", yandex_order("Y-1", [("A", 1)], status="DELIVERY", minutes=5))
+    assert sellable(exchange_dsn, cfg, "yandex_stock") == {"A": 5}   # shipped, but no report after it yet
+    stock_report(exchange_dsn, datetime.now(timezone.utc) + timedelta(seconds=1))
+    assert sellable(exchange_dsn, cfg, "yandex_stock") == {"A": 6}
+
+
+def test_orders_older_than_the_max_age_are_released(exchange_dsn, tmp_path, monkeypatch):
+    cfg = write_config(tmp_path, monkeypatch, availability={"channels": {"ozon": {"max_age_hours": 1}}})
+    seed(exchange_dsn, {("A", "ozon"): 6})
+    old, new = ozon_order("P-old", [("A", 1)]), ozon_order("P-new", [("A", 2)])
+    old.created_at = datetime.now(timezone.utc) - timedelta(hours=2)
+    new.created_at = datetime.now(timezone.utc) - timedelta(minutes=10)
+    put(exchange_dsn, "ozon", old, new)
+    assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 4}      # P-new only
+
+
+def test_an_unknown_article_reserves_nothing_and_is_listed(exchange_dsn, tmp_path, monkeypatch, caplog):
+    cfg = write_config(tmp_path, monkeypatch)
+    seed(exchange_dsn, {("A", "ozon"): 3})
+    with caplog.at_level("WARNING"):
+        put(exchange_dsn, "ozon", ozon_order("P-1", [("A", 1), ("NOPE", 1)]))
+    assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 2}
+    with psycopg.connect(exchange_dsn) as conn:
+        assert conn.execute("select order_id, offer_ids from reservation_unknown").fetchall() == [("P-1", ["NOPE"])]
+    assert any("NOPE" in r.getMessage() and "P-1" in r.getMessage() for r in caplog.records)
+
+
+def test_yandex_names_goods_by_their_1c_code(exchange_dsn, tmp_path, monkeypatch):
+    cfg = write_config(tmp_path, monkeypatch)
+    seed(exchange_dsn, {("A", "yandex"): 3})
+    put(exchange_dsn, "yandex", yandex_order("Y-1", [("1C-A", 2)]))
+    assert sellable(exchange_dsn, cfg, "yandex_stock") == {"A": 1}
+
+
+def test_channel_rules_safety_min_show_stop_sales_and_never_below_zero(exchange_dsn, tmp_path, monkeypatch):
+    cfg = write_config(tmp_path, monkeypatch, availability={
+        "default": {"safety_stock": 1}, "channels": {"yandex": {"min_show": 3}},
+        "stop_sales": {"ozon": ["C"]}})
+    seed(exchange_dsn, {("A", "ozon"): 4, ("A", "yandex"): 4, ("B", "ozon"): 1, ("C", "ozon"): 9,
+                        ("C", "yandex"): 9})
+    put(exchange_dsn, "ozon", ozon_order("P-1", [("B", 5)]))                      # more than there is
+    assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 3, "B": 0, "C": 0}
+    assert sellable(exchange_dsn, cfg, "yandex_stock") == {"A": 3, "B": 0, "C": 8}
+    put(exchange_dsn, "yandex", yandex_order("Y-1", [("A", 1)]))                  # 4 - 1 - 1 = 2 < min_show 3
+    assert sellable(exchange_dsn, cfg, "yandex_stock")["A"] == 0
+
+
+def test_the_feeds_send_the_same_numbers_as_the_pushes(exchange_dsn, tmp_path, monkeypatch):
+    from mpsync.feeds.config import feeds_config
+    from mpsync.feeds.offers import OfferCounts, iter_offers
+
+    cfg = write_config(tmp_path, monkeypatch, availability={"default": {"safety_stock": 1}})
+    seed(exchange_dsn, {("A", "yandex"): 7, ("B", "yandex"): 2})
+    with psycopg.connect(exchange_dsn) as conn:
+        conn.execute("insert into price (product_id, price) select product_id, 100 from product")
+    put(exchange_dsn, "yandex", yandex_order("Y-1", [("1C-A", 2)]))
+    fc = feeds_config(cfg)
+    with psycopg.connect(exchange_dsn) as conn:
+        feed = {row[1]: row[11] for row in iter_offers(conn, fc, fc.feed("yandex"), OfferCounts())}
+    assert feed == sellable(exchange_dsn, cfg, "yandex_stock") == {"A": 4, "B": 1}
+
+
+def test_a_reservation_makes_the_push_send_the_product_again(exchange_dsn, tmp_path, monkeypatch):
+    """A reservation is a stock change for the outbox's incremental scan: only that product becomes pending."""
+    from mpsync.outbox import store as outbox
+
+    cfg = write_config(tmp_path, monkeypatch)
+    seed(exchange_dsn, {("A", "ozon"): 5, ("B", "ozon"): 5})
+    push = parse_push_settings({"subscribers": SUBSCRIBERS}, cfg)
+    src = source_for(push.subscriber("ozon_stock"), cfg)
+    with psycopg.connect(exchange_dsn, autocommit=True) as conn:
+        first = outbox.scan(conn, "ozon_stock", src, lookback=timedelta(0), full_every=timedelta(days=1))
+        conn.execute("update sync set sync_updated = object_marker where subscriber = 'ozon_stock'")
+        put(exchange_dsn, "ozon", ozon_order("P-1", [("B", 1)]))
+        second = outbox.scan(conn, "ozon_stock", src, lookback=timedelta(0), full_every=timedelta(days=1))
+        pending = [r[0] for r in conn.execute("select object_id from sync where subscriber = 'ozon_stock' "
+                                              "and object_marker is distinct from sync_updated")]
+    assert (first.marked, second.full, second.marked, pending) == (2, False, 1, ["B"])
+
+
+def test_available_explain_says_why_a_channel_got_its_number(exchange_dsn, tmp_path, monkeypatch):
+    cfg = write_config(tmp_path, monkeypatch, availability={"default": {"safety_stock": 1}})
+    seed(exchange_dsn, {("A", "ozon"): 6})
+    put(exchange_dsn, "ozon", ozon_order("P-7", [("A", 2)]))
+    with psycopg.connect(exchange_dsn) as conn:
+        rows = conn.execute("select item, detail, quantity from available_explain('A', 'ozon')").fetchall()
+    items = {(i, float(q) if q is not None else None) for i, _, q in rows}
+    assert ("stock", 6.0) in items and ("reserved", -2.0) in items and ("sent", 3.0) in items
+    assert any(i == "reserved" and "P-7" in d for i, d, _ in rows)
+    assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 3}
+
+
+def test_availability_config_errors_name_the_key(tmp_path, monkeypatch):
+    cfg = write_config(tmp_path, monkeypatch, availability={"channels": {"wildberriez": {"safety_stock": 1}}})
+    with pytest.raises(ConfigError, match="wildberriez"):
+        channel_rules(cfg)
+    cfg = write_config(tmp_path, monkeypatch, availability={"default": {"safety_stock": -1}})
+    with pytest.raises(ConfigError, match="safety_stock"):
+        channel_rules(cfg)
