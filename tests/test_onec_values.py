@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from mpsync.onec.values import (BadValue, clean_article, clean_ean, clean_onec_code, excel_serial, parse_number,
+from mpsync.onec.values import (BadValue, clean_article, clean_ean, clean_onec_code, clean_text, excel_serial,
+                                parse_number, strip_controls,
                                 parse_price, parse_quantity)
 
 NBSP = "\u00a0"
@@ -89,10 +90,24 @@ def test_onec_code_that_is_not_a_code():
 def test_ean():
     assert clean_ean(4260375481774.0) == "4260375481774"
     assert clean_ean("4 260375 481774") == "4260375481774"
-    assert clean_ean("96385074") == "0000096385074"            # EAN-8 as GTIN-13
+    assert clean_ean("96385074") == "96385074"                 # EAN-8 as printed, never padded
+    assert clean_ean("036000291452") == "036000291452"         # UPC-A as printed
+    with pytest.raises(BadValue, match="check digit"):
+        clean_ean("96385075")                                  # EAN-8 checked with its own weights
     with pytest.raises(BadValue, match="check digit"):
         clean_ean("4260375481775")
     with pytest.raises(BadValue, match="digits"):
         clean_ean("42603754817X4")
-    with pytest.raises(BadValue, match="13 digits"):
+    with pytest.raises(BadValue, match="8, 12 or 13 digits"):
         clean_ean("12345")
+    with pytest.raises(BadValue, match="8, 12 or 13 digits"):
+        clean_ean("04260375481774")                            # GTIN-14 is not a package barcode
+
+
+def test_control_characters_are_stripped_and_named():
+    assert strip_controls("a\x0bb\ufffec\x7f") == ("abc", ["U+000B", "U+FFFE", "U+007F"])
+    assert strip_controls("a\tb\r\nc") == ("a b c", [])       # legal XML, but not inside a one-line value
+    assert strip_controls("Ёж 🫖 «x»") == ("Ёж 🫖 «x»", [])
+    assert clean_text(" Чайник\x01 ") == ("Чайник", ["U+0001"])
+    assert clean_article("ART\x0b-1 ") == "ART-1"
+    assert clean_onec_code("\x0200015452") == "00000015452"

@@ -41,7 +41,8 @@ from typing import Any, Callable, Iterable
 from lxml import etree
 
 from mpsync.onec import values
-from mpsync.onec.model import CatalogItem, CatalogParse, FileRefused, PriceItem, Reject
+from mpsync.onec.cml_groups import cleaned_fields, goods_group, read_groups
+from mpsync.onec.model import CatalogGroup, CatalogItem, CatalogParse, FileRefused, PriceItem, Reject
 
 KGT_WORDS = ("кгт", "kgt", "крупногабаритный", "крупногабаритные", "да", "true", "yes", "1")
 
@@ -190,6 +191,8 @@ class _Goods:
     props: dict[str, str]            # property Ид -> raw value
     requisites: dict[str, str]       # name -> value
     deleted: bool
+    group: str | None = None         # Товар/Группы/Ид
+    article_controls: list[str] = field(default_factory=list)   # characters stripped from Артикул
 
 
 @dataclass
@@ -214,10 +217,15 @@ class _Collected:
     partial_flags: dict[str, bool] = field(default_factory=dict)  # "file:element" -> flag
     roles: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     report_time: str | None = None
+    groups: dict[str, CatalogGroup] = field(default_factory=dict)   # Ид -> group, parents first
+    cleaned: list[Reject] = field(default_factory=list)
 
 
-def _read_classifier_bits(el: etree._Element, c: _Collected) -> None:
-    """ТипыЦен, Склады, Свойства wherever they are (Классификатор, ПакетПредложений)."""
+def _read_classifier_bits(el: etree._Element, c: _Collected, file: str = "") -> None:
+    """ТипыЦен, Склады, Свойства wherever they are (Классификатор, ПакетПредложений); the group tree."""
+    for t in el:
+        if _local(t.tag) == "Группы":
+            read_groups(t, None, c.groups, c.cleaned, file)
     for t in el.iter():
         name = _local(t.tag)
         if name == "ТипЦены":
@@ -262,6 +270,7 @@ def _read_goods(el: etree._Element, ordinal: int, file: str) -> _Goods:
         name=_text(el, "Наименование"), ean_raw=_text(el, "Штрихкод"), code=_text(el, "Код"),
         manufacturer=_text(man, "Наименование") if man is not None else None,
         props=props, requisites=reqs, deleted=_is_true(_text(el, "ПометкаУдаления")),
+        group=goods_group(el), article_controls=values.control_chars(art.text if art is not None else None),
     )
 
 
@@ -318,7 +327,7 @@ def _collect(path: Path, c: _Collected) -> None:
                 el.clear(keep_tail=False)
             elif tag in ("Классификатор", "ТипыЦен", "Склады") and _local(el.getparent().tag) != "Классификатор" \
                     or tag == "Классификатор":
-                _read_classifier_bits(el, c)
+                _read_classifier_bits(el, c, name)
     except etree.XMLSyntaxError as exc:
         raise FileRefused(name, f"not well-formed XML (truncated or damaged?): {exc}") from None
     except OSError as exc:
@@ -435,8 +444,14 @@ def parse_commerceml(paths: list[Path] | list[str], *, options: CommerceMLOption
         except values.BadValue as exc:
             rejects.append(Reject(g.file, g.ordinal, "Код", article, f"{exc}; other fields applied"))
             code = None
-        items.append(CatalogItem(row=g.ordinal, article=article, onec_code=code, name=g.name, brand=brand,
-                                 model=_property_value(g, opts.model_property, c), ean=ean, size_class=size_class))
+        if g.article_controls:
+            c.cleaned.append(Reject(g.file, g.ordinal, "Артикул", article,
+                                    values.cleaned_note("Артикул", g.article_controls)))
+        text = cleaned_fields(g.file, g.ordinal, article, {
+            "Наименование": g.name, "Бренд": brand, "Модель": _property_value(g, opts.model_property, c)}, c.cleaned)
+        items.append(CatalogItem(row=g.ordinal, article=article, onec_code=code, name=text["Наименование"],
+                                 brand=text["Бренд"], model=text["Модель"], ean=ean, size_class=size_class,
+                                 group=g.group if g.group in c.groups else None))
 
     # -- offers -> prices, stock, rrp, per article --
     price_tid = _resolve_type(opts.price_type, c.price_types, "price_type", rejects, goods_file)
@@ -590,6 +605,8 @@ def parse_commerceml(paths: list[Path] | list[str], *, options: CommerceMLOption
         prices=prices,
         stock=stock,
         onec_ids={it.article: next(g.gid.split("#", 1)[0] for g in by_article[it.article]) for it in items},
+        groups=list(c.groups.values()),
+        cleaned=c.cleaned,
     )
 
 

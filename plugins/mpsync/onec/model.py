@@ -43,6 +43,8 @@ class ParseCommon:
     skipped_service_rows: int = 0          # title, header, group, Итого, blank rows
     rejects: list[Reject] = field(default_factory=list)
     report_time: datetime | None = None    # when 1C made the report, from its header, if stated
+    # Values applied after control characters were stripped (Reject rows used as notes: row, column, reason).
+    cleaned: list[Reject] = field(default_factory=list)
 
 
 @dataclass
@@ -83,6 +85,16 @@ class CatalogItem:
     ean: str | None = None
     size_class: str | None = None           # 'normal' | 'kgt' | None (unknown: leave as is)
     rrp: Decimal | None = None
+    group: str | None = None                # key of its 1C group (CatalogGroup.key); None = unknown
+
+
+@dataclass(frozen=True)
+class CatalogGroup:
+    """A 1C nomenclature group: CommerceML Группа (key = its Ид) or a spreadsheet group (key 'sheet:' + path)."""
+
+    key: str
+    parent: str | None
+    name: str
 
 
 @dataclass
@@ -91,3 +103,4 @@ class CatalogParse(ParseCommon):
     partial: bool = False                   # CommerceML СодержитТолькоИзменения="true": absent != deleted
     prices: list[PriceItem] = field(default_factory=list)                   # from CommerceML offers, if any
     stock: dict[str, dict[str, float]] = field(default_factory=dict)        # article -> {warehouse id: qty}
+    groups: list[CatalogGroup] = field(default_factory=list)                # parents before children

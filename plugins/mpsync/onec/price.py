@@ -21,7 +21,7 @@ from mpsync.onec import reader as rd
 from mpsync.onec.model import FileRefused, PriceItem, PriceParse, Reject
 from mpsync.onec.stock import find_report_time
 from mpsync.onec.table import Column, find_table, reject_duplicates, rows_by_article
-from mpsync.onec.values import BadValue, clean_article, is_empty, parse_price_optional
+from mpsync.onec.values import BadValue, clean_article, cleaned_note, control_chars, is_empty, parse_price_optional
 from mpsync.onec.values import parse_price as price_value
 
 _DIGIT_RE = re.compile(r"\d")
@@ -59,9 +59,14 @@ def parse_price(path: str | Path, *, overrides: dict[str, tuple[str, str]] | Non
         j = cols[key]
         return cells[j] if j < len(cells) else None
 
+    cleaned: list[Reject] = []
     for rownum, cells in table.body:
         rows_read += 1
         article = clean_article(cell(cells, "article"))
+        if control_chars(cell(cells, "article")) and article:
+            # The article is the only text of a price row; it is matched after cleaning, like the catalog's.
+            cleaned.append(Reject(file, rownum, table.label("article"), article,
+                                  cleaned_note(table.label("article"), control_chars(cell(cells, "article")))))
         value_keys = [k for k in cols if k != "article"]
         if all(is_empty(cell(cells, k)) for k in value_keys):
             if article is None or not _DIGIT_RE.search(article) or _TOTAL_RE.match(article):
@@ -112,5 +117,9 @@ def parse_price(path: str | Path, *, overrides: dict[str, tuple[str, str]] | Non
             reason += f" ({len(rejects)} rejected, first: {rejects[0]})"
         raise FileRefused(file, reason)
     report_time = find_report_time([c for _, cs in table.rows_above for c in cs if isinstance(c, str)])
-    return PriceParse(file=file, layout=layout, rows_read=rows_read, skipped_service_rows=service, report_time=report_time,
-                      rejects=rejects, items=items)
+    if cleaned:
+        # price_import records the layout with the file in the ledger: the operator sees what was cleaned.
+        layout["cleaned_text"] = [str(r) for r in cleaned[:100]]
+        layout["cleaned_text_count"] = len(cleaned)
+    return PriceParse(file=file, layout=layout, rows_read=rows_read, skipped_service_rows=service,
+                      report_time=report_time, rejects=rejects, items=items, cleaned=cleaned)

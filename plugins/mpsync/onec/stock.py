@@ -35,7 +35,7 @@ import numpy as np
 from mpsync.onec import reader as rd
 from mpsync.onec.last_sheet import Kept, changed_rows, only_sheet, read_rows
 from mpsync.onec.model import FileRefused, Reject, StockParse
-from mpsync.onec.values import BadValue, clean_article, excel_serial, is_dateish, parse_quantity
+from mpsync.onec.values import CONTROL_RE, BadValue, clean_article, excel_serial, is_dateish, parse_quantity
 
 log = logging.getLogger(__name__)
 HEADER_SCAN_ROWS = 30
@@ -130,6 +130,8 @@ class _Collector:
 
     def row(self, rownum: int, art_cell: Any, qty_cells: list[Any], art_col: int, qty_col0: int) -> None:
         """One row of the table region, cells as a reader gave them."""
+        if type(art_cell) is str and CONTROL_RE.search(art_cell):
+            self.notes[CLEANED_NOTE] += 1           # clean_article strips them; the layout notes count them
         if isinstance(art_cell, float) and not isinstance(art_cell, bool):
             article = clean_article(art_cell)
             self.numeric_articles += 1
@@ -724,6 +726,24 @@ def _feed_block(col: _Collector, block: list[tuple[int, list[Any]]], art_col: in
     return max(map(len, (cells for _, cells in block)))
 
 
+CLEANED_NOTE = "article with control characters or non-characters, removed before matching"
+# values.CONTROL_RE in RE2 syntax (pyarrow), for the column-wise paths.
+_CONTROL_RE2 = (r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\x{fdd0}-\x{fdef}\x{fffe}\x{ffff}\x{1fffe}\x{1ffff}"
+                r"\x{10fffe}\x{10ffff}]")
+
+
+def _strip_controls_column(coll: _Collector, art):
+    """The article column without control characters (one regex scan; the rare hit rows rewritten)."""
+    import pyarrow.compute as pc
+
+    hit = pc.match_substring_regex(art, _CONTROL_RE2)
+    n = pc.sum(hit).as_py() or 0
+    if not n:
+        return art
+    coll.notes[CLEANED_NOTE] += n
+    return pc.utf8_trim_whitespace(pc.replace_substring_regex(art, _CONTROL_RE2, ""))
+
+
 # What each row of the table region is (the column-wise paths): not an item, an item, or a rejected row.
 _BLANK, _NO_ARTICLE, _SERVICE, _GROUP, _ZERO, _ITEM, _BAD = range(7)
 
@@ -753,6 +773,7 @@ def _classify_columns(coll: _Collector, art, any_value: np.ndarray, qty: np.ndar
     article texts ("" = empty, a pyarrow string array), `any_value` rows with a non-empty quantity cell, `qty`
     the plain quantities (others 0), `slow` the cells that need parse_quantity as (row, warehouse, raw).
     Returns each row's kind."""
+    art = _strip_controls_column(coll, art)
     kinds, art_np = _row_kinds(art, any_value)
     for i, k, raw in slow:
         if kinds[i] in (_BLANK, _NO_ARTICLE, _SERVICE):

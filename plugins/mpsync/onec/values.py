@@ -136,6 +136,47 @@ def _float_text(value: float) -> str:
     return format(Decimal(repr(value)).normalize(), "f")
 
 
+# C0 controls except tab/LF/CR, DEL, C1 controls, and Unicode non-characters (U+FDD0..U+FDEF, U+xFFFE/U+xFFFF):
+# XML 1.0 forbids most of them (one in a name made a whole feed unreadable: issue 16) and none is text.
+# Tab, LF and CR are legal XML; inside a one-line field they are whitespace, so they become spaces.
+CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff"
+                        "\U0001fffe\U0001ffff\U0002fffe\U0002ffff\U0003fffe\U0003ffff\U0010fffe\U0010ffff"
+                        "\ud800-\udfff]")
+_LINE_BREAKS_RE = re.compile("[\t\n\r]+")
+
+
+def strip_controls(text: str) -> tuple[str, list[str]]:
+    """(text without control characters and non-characters, the code points removed as 'U+000B').
+
+    Line breaks and tabs inside a one-line value become one space."""
+    removed = [f"U+{ord(c):04X}" for c in CONTROL_RE.findall(text)]
+    if removed:
+        text = CONTROL_RE.sub("", text)
+    if "\t" in text or "\n" in text or "\r" in text:
+        text = _LINE_BREAKS_RE.sub(" ", text)
+    return text, removed
+
+
+def control_chars(value: object) -> list[str]:
+    """The control characters and non-characters a text cell holds ('U+000B'...), for the report."""
+    return [f"U+{ord(c):04X}" for c in CONTROL_RE.findall(value)] if isinstance(value, str) else []
+
+
+def cleaned_note(column: str, removed: list[str]) -> str:
+    """The report line for a value that lost characters at import (staff read it in the result file)."""
+    shown = ", ".join(sorted(set(removed)))
+    return f"{column}: removed {len(removed)} control/non-character(s) ({shown})"
+
+
+def clean_text(value: object) -> tuple[str | None, list[str]]:
+    """A free-text cell (name, brand, model, group) stripped of control characters; None when empty."""
+    if is_empty(value):
+        return None, []
+    text = _float_text(value) if isinstance(value, float) else str(value)
+    text, removed = strip_controls(text)
+    return (text.strip() or None), removed
+
+
 def clean_article(value: object) -> str | None:
     """The article as text, or None when the cell is empty.
 
@@ -155,7 +196,7 @@ def clean_article(value: object) -> str | None:
         return str(value)
     if is_dateish(value):
         return _float_text(excel_serial(value))  # type: ignore[arg-type]
-    text = str(value).strip()
+    text = strip_controls(str(value))[0].strip()
     return text or None
 
 
@@ -178,7 +219,7 @@ def clean_onec_code(value: object) -> str | None:
         if len(digits) > ONEC_CODE_LEN:
             raise BadValue(f"1C code {digits} is longer than {ONEC_CODE_LEN} digits")
         return digits.zfill(ONEC_CODE_LEN)
-    text = str(value).strip()
+    text = strip_controls(str(value))[0].strip()
     if len(text) > ONEC_CODE_LEN:
         raise BadValue(f"1C code {text} is longer than {ONEC_CODE_LEN} characters")
     if text.isdigit():
@@ -186,15 +227,21 @@ def clean_onec_code(value: object) -> str | None:
     return text
 
 
-def ean13_check_digit(first12: str) -> int:
-    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(first12))
+def gtin_check_digit(body: str) -> int:
+    """The GS1 check digit of the digits before it (EAN-8, UPC-A, EAN-13 alike: weights 3,1 from the right)."""
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
     return (10 - total % 10) % 10
 
 
-def clean_ean(value: object) -> str | None:
-    """EAN-13 as 13 digits with a verified check digit. Floats from Excel (4.260375481774e12) accepted.
+def ean13_check_digit(first12: str) -> int:
+    return gtin_check_digit(first12)
 
-    EAN-8/UPC-A (12 digits) are padded to 13 with leading zeros as GTIN-13 does. Raises with a reason.
+
+def clean_ean(value: object) -> str | None:
+    """An EAN-8, UPC-A (12) or EAN-13 barcode with a verified check digit, as printed on the package.
+
+    Floats from Excel (4.260375481774e12) accepted. Never padded: an EAN-8 padded to 13 digits is a valid
+    number but not the one on the package (issue 16). Raises with a reason.
     """
     if is_empty(value):
         return None
@@ -205,15 +252,13 @@ def clean_ean(value: object) -> str | None:
     elif isinstance(value, int) and not isinstance(value, bool):
         text = str(value)
     else:
-        text = _SPACES_RE.sub("", str(value))
+        text = _SPACES_RE.sub("", strip_controls(str(value))[0])
     if not text.isdigit() or not text.isascii():
         raise BadValue(f"EAN must be digits only: {value!r}")
-    if len(text) in (8, 12):
-        text = text.zfill(13)
-    if len(text) != 13:
-        raise BadValue(f"EAN must have 13 digits, got {len(text)}: {text}")
-    if ean13_check_digit(text[:12]) != int(text[12]):
-        raise BadValue(f"EAN {text} has a wrong check digit (expected {ean13_check_digit(text[:12])})")
+    if len(text) not in (8, 12, 13):
+        raise BadValue(f"EAN must have 8, 12 or 13 digits, got {len(text)}: {text}")
+    if gtin_check_digit(text[:-1]) != int(text[-1]):
+        raise BadValue(f"EAN {text} has a wrong check digit (expected {gtin_check_digit(text[:-1])})")
     return text
 
 

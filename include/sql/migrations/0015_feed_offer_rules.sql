@@ -1,0 +1,53 @@
+-- Feeds a marketplace accepts whatever the catalog holds (issue 16): the 1C category tree, each
+-- marketplace's stored offer id per product, and the per-feed report of offers left out.
+
+-- Categories from 1C: the CommerceML group tree (key = the group's Ид) and spreadsheet groups
+-- (key = 'sheet:' || the group path). Ids start at 100000 so they never meet the ids of the config's own
+-- categories (feeds.categories, below 100000); an id is never reused, a group renamed in 1C keeps it.
+create sequence category_id_seq start 100000;
+create table category (
+    category_id  integer primary key default nextval('category_id_seq'),
+    onec_key     text not null unique,
+    parent_id    integer references category,
+    name         text not null,
+    updated_at   timestamptz not null default now()
+);
+alter sequence category_id_seq owned by category.category_id;
+alter table product add column category_id integer references category;
+
+-- The offer id each marketplace knows a product by. Assigned once and never changed (an offer id must never
+-- change or be reused: MARKETPLACES.md), unique per marketplace.
+create table offer_id (
+    marketplace  text not null,
+    product_id   bigint not null references product on delete cascade,
+    offer_id     text not null,
+    assigned_at  timestamptz not null default now(),
+    primary key (marketplace, product_id),
+    unique (marketplace, offer_id)
+);
+
+-- Products that could not get an id: no valid id can be made from the article, or two products want the
+-- same id (both are left out until the data is fixed). `first_seen` makes the clash reported once.
+create table offer_id_problem (
+    marketplace  text not null,
+    product_id   bigint not null references product on delete cascade,
+    wanted       text not null,
+    rule         text not null,             -- feeds.validate rule name: offer_id_clash, offer_id_format
+    detail       text not null,
+    first_seen   timestamptz not null default now(),
+    primary key (marketplace, product_id)
+);
+
+-- The last run's offers left out of each feed, with the rule and the marketplace's own wording. Replaced
+-- per feed by every run, in one transaction.
+create table feed_rejection (
+    feed         text not null,
+    article      text not null,
+    offer_id     text,
+    rule         text not null,
+    message      text not null,             -- what is wrong with this product's value
+    wording      text not null,             -- the marketplace's rule in its own words
+    source       text not null,             -- where the rule comes from (docs/feeds.md)
+    run_at       timestamptz not null,
+    primary key (feed, article, rule)
+);
