@@ -20,6 +20,7 @@ class OrderLine:
     line_no: int
     offer_id: str
     quantity: Decimal
+    price: Decimal | None = None      # per unit, as the marketplace states it (for 1C's order document)
 
 
 def _qty(value: Any) -> Decimal:
@@ -30,11 +31,20 @@ def _qty(value: Any) -> Decimal:
     return q if q.is_finite() and q > 0 else Decimal(0)
 
 
+def _price(value: Any) -> Decimal | None:
+    # every adapter's line carries "price" (Ozon as a string); absent or junk: no price rather than a guess
+    try:
+        p = Decimal(str(value)) if value not in (None, "") else None
+    except (InvalidOperation, ValueError):
+        return None
+    return p if p is not None and p.is_finite() and p >= 0 else None
+
+
 def _lines(items: Any, offer_key: str, qty_key: str) -> list[OrderLine]:
     out: list[OrderLine] = []
     for n, it in enumerate(items if isinstance(items, list) else [], 1):
         if isinstance(it, dict) and it.get(offer_key) not in (None, ""):
-            out.append(OrderLine(n, str(it[offer_key]), _qty(it.get(qty_key, 1))))
+            out.append(OrderLine(n, str(it[offer_key]), _qty(it.get(qty_key, 1)), _price(it.get("price"))))
     return out
 
 
