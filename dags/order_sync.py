@@ -9,6 +9,8 @@ own pool (`orders_<marketplace>`). docs/orders.md explains the rules and what to
    up to the marketplace's clock minus a margin. Orders and checkpoint commit together per window; a
    failed task resumes from the last committed window on retry. The checkpoint is in the `sync` table
    (object_type `order_checkpoint`) and mirrored to the Variable `checkpoint__orders__<marketplace>__<account>`.
+   The orders' lines reserve stock in the same transaction (docs/reservations.md); when what is reserved
+   changed, the task announces `catalog_changed`, so the pushes send the new numbers within minutes.
 
 **Re-sync** a period: trigger with `from` and `to` (a half-open period), or run a backfill
 (`airflow backfill create --dag-id order_sync --from-date ... --to-date ...`): each backfill run re-syncs
@@ -19,6 +21,8 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from mpsync.airflow_glue import orders as glue
+from mpsync.airflow_glue.assets import CATALOG_CHANGED_ALIAS
+from mpsync.airflow_glue.reservations import announcing_reservations
 from mpsync.airflow_glue.dag_defaults import Tag, default_args, failure_alert, tags
 from mpsync.orders.config import MARKETPLACES
 
@@ -30,9 +34,9 @@ def list_accounts(marketplace: str) -> list[str]:
     return glue.accounts_of(marketplace, get_current_context()["params"])
 
 
-@task(map_index_template="{{ account_label }}")
-def sync_account_orders(account: str) -> dict:
-    return glue.sync_one(account)
+@task(map_index_template="{{ account_label }}", outlets=[CATALOG_CHANGED_ALIAS])
+def sync_account_orders(account: str, *, outlet_events=None) -> dict:
+    return announcing_reservations(lambda: glue.sync_one(account), outlet_events, source="orders")
 
 
 @dag(

@@ -244,3 +244,50 @@ def test_availability_config_errors_name_the_key(tmp_path, monkeypatch):
     cfg = write_config(tmp_path, monkeypatch, availability={"default": {"safety_stock": -1}})
     with pytest.raises(ConfigError, match="safety_stock"):
         channel_rules(cfg)
+
+
+def test_the_order_sync_dag_announces_changed_reservations_and_only_then(tmp_path, monkeypatch, airflow_db,
+                                                                         exchange_dsn):
+    """dag.test() of order_sync against the Yandex simulator: its orders reserve stock, and the run announces
+    catalog_changed (the push and the feeds follow at once); a run that changes no reservation announces nothing."""
+    import json
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.asset import AssetEvent
+    from airflow.settings import Session
+
+    from tests.simulators import SimClock, start_yandex_simulator
+    from tests.test_order_sync_dag import DAG_FILE, _world
+
+    cfg = write_config(tmp_path, monkeypatch)
+    raw = yaml.safe_load((tmp_path / "mpsync.yaml").read_text(encoding="utf-8"))
+    raw["orders"].update({"margin_minutes": 0.05, "lookback_minutes": 1, "max_attempts": 2,
+                          "backoff_seconds": 0.01, "timeout_seconds": 5, "initial_days": 3})
+    raw["orders"]["marketplaces"] = {"yandex": {"calls_per_second": 0, "business_id": 7001}}
+    raw["orders"]["accounts"] = [{"marketplace": "yandex", "account": "main"}]
+    (tmp_path / "mpsync.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    seed(exchange_dsn, {(f"SKU-{i:05d}", "yandex"): 1000 for i in range(1, 501)})
+    yandex = start_yandex_simulator(seed=4, clock=SimClock())
+    try:
+        _world(yandex, 2, 20)
+        monkeypatch.setenv("AIRFLOW_CONN_YANDEX_MARKET_API", json.dumps(
+            {"conn_type": "http", "host": "127.0.0.1", "port": yandex.server_address[1], "password": yandex.api_key}))
+        bag = DagBag(dag_folder=str(DAG_FILE))
+        dag = bag.dags["order_sync"]
+
+        def events() -> list[dict]:
+            with Session() as s:
+                return [e.extra for e in s.query(AssetEvent).filter(AssetEvent.source_dag_id == "order_sync")]
+
+        before = len(events())
+        assert str(dag.test().state) == "success"
+        after = events()
+        assert len(after) == before + 1 and after[-1]["source"] == "orders" and after[-1]["reservations"]
+        with psycopg.connect(exchange_dsn) as conn:
+            reserved = conn.execute("select coalesce(sum(quantity), 0) from reserved_stock").fetchone()[0]
+        assert reserved > 0
+        assert sum(sellable(exchange_dsn, cfg, "yandex_stock").values()) == 500 * 1000 - reserved
+        assert str(dag.test().state) == "success"          # nothing changed on the marketplace meanwhile
+        assert len(events()) == len(after)
+    finally:
+        yandex.shutdown()

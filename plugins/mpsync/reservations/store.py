@@ -130,3 +130,10 @@ def release_ready(conn: psycopg.Connection) -> int:
     if released:
         log.info("%d reservation line(s) released: 1C's stock includes them", released)
     return released
+
+
+def reserved_digest(conn: psycopg.Connection) -> str:
+    """A digest of every unit reserved now: equal before and after a sync that changed no reservation."""
+    return conn.execute(
+        "select coalesce(md5(string_agg(product_id || ':' || warehouse || ':' || quantity, ','"
+        " order by product_id, warehouse)), '') from reserved_stock").fetchone()[0]
