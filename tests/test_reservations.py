@@ -291,3 +291,13 @@ def test_the_order_sync_dag_announces_changed_reservations_and_only_then(tmp_pat
         assert len(events()) == len(after)
     finally:
         yandex.shutdown()
+
+
+def test_a_line_whose_goods_the_catalog_learns_later_then_reserves(exchange_dsn, tmp_path, monkeypatch):
+    cfg = write_config(tmp_path, monkeypatch)
+    seed(exchange_dsn, {("A", "ozon"): 5})
+    put(exchange_dsn, "ozon", ozon_order("P-1", [("B", 2)]))                   # B is not in the catalog yet
+    seed(exchange_dsn, {("B", "ozon"): 5})                                     # the next catalog import has it
+    assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 5, "B": 5}
+    stock_report(exchange_dsn, T0)                                             # any later release pass
+    assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 5, "B": 3}

@@ -124,8 +124,23 @@ where due.reason is not null and r.released_at is null
 """
 
 
+_RESOLVE_SQL = """
+-- lines whose goods the catalog did not know when the order came (e.g. before the first catalog import)
+update reservation r set product_id = coalesce(
+        (select product_id from product where article = r.offer_id),
+        (select min(product_id) from product where r.marketplace = 'yandex' and onec_code = r.offer_id))
+where r.product_id is null and r.released_at is null and r.order_state <> 'cancelled'
+  and exists (select 1 from product p where p.article = r.offer_id
+                                         or (r.marketplace = 'yandex' and p.onec_code = r.offer_id))
+"""
+
+
 def release_ready(conn: psycopg.Connection) -> int:
-    """Release every reservation 1C's figures now include; returns the lines released."""
+    """Release every reservation 1C's figures now include (and give lines of goods the catalog has learnt
+    since their order came their product); returns the lines released."""
+    resolved = conn.execute(_RESOLVE_SQL).rowcount
+    if resolved:
+        log.info("%d reservation line(s) now name a product of the catalog", resolved)
     released = conn.execute(_RELEASE_SQL).rowcount
     if released:
         log.info("%d reservation line(s) released: 1C's stock includes them", released)
