@@ -60,8 +60,9 @@ def _test_config(folder: Path) -> Path:
     return path
 
 
-def _seed_orders(system: LocalSystem) -> dict[str, set[str]]:
-    """Orders created over the last three hours (older than the sync's margin) in each order simulator."""
+def _seed_orders(system: LocalSystem, sold: tuple[str, int]) -> dict[str, set[str]]:
+    """Orders created over the last three hours (older than the sync's margin) in each order simulator; the
+    last Ozon order sells `sold` = (a demo article, units), which then reserves stock on the Ozon warehouse."""
     expected = {}
     for sim in system.started_simulators:
         module = sim.name.split(".", 1)[0]
@@ -71,7 +72,9 @@ def _seed_orders(system: LocalSystem) -> dict[str, set[str]]:
         with server.lock:
             now = server.clock.now()
             for k in range(ORDERS_PER_MARKETPLACE):
-                server.store.create(at=round(now - 3 * 3600 + k * 1800, 3))
+                order = server.store.create(at=round(now - 3 * 3600 + k * 1800, 3))
+            if module == "ozon":
+                order.items = [{"offerId": sold[0], "count": sold[1], "price": 1000}]
             expected[module] = set(server.truth())
     assert set(expected) == set(ORDER_SIMULATORS), f"order simulators started: {list(expected)}"
     return expected
@@ -257,7 +260,8 @@ def _check_database(dsn: str, products: list[demo.DemoProduct], stock_columns: t
         assert files["catalog"] == 1 and files["stock"] == 1 and files["price"] >= 1, files
 
 
-def _check_feeds(feeds_dir: Path, products: list[demo.DemoProduct], stock_columns: tuple[str, ...]) -> None:
+def _check_feeds(feeds_dir: Path, products: list[demo.DemoProduct], stock_columns: tuple[str, ...],
+                 sold: tuple[str, int]) -> None:
     by_article = {p.article: p for p in products}
     ozon_column = stock_columns.index("ozon")
     yandex_column = stock_columns.index("yandex")
@@ -277,15 +281,19 @@ def _check_feeds(feeds_dir: Path, products: list[demo.DemoProduct], stock_column
         for offer in offers[name]:
             p = by_article[offer.get("id")]
             assert Decimal(offer.findtext("price")) == p.price, (name, p.article)
-            assert sum(int(o.get("instock")) for o in offer.iter("outlet")) == p.stock[ozon_column], (name, p.article)
+            # the Ozon order reserves on the Ozon warehouse (docs/reservations.md); Yandex above is not touched
+            want = max(0, p.stock[ozon_column] - (sold[1] if p.article == sold[0] else 0))
+            assert sum(int(o.get("instock")) for o in offer.iter("outlet")) == want, (name, p.article)
 
 
-def _check_site_push(system: LocalSystem, products: list[demo.DemoProduct]) -> None:
-    """The website (its simulator) holds every product with its total stock; the sync table agrees."""
+def _check_site_push(system: LocalSystem, products: list[demo.DemoProduct], sold: tuple[str, int]) -> None:
+    """The website (its simulator) holds every product with its total stock less what the Ozon order
+    reserved (the site sells from every warehouse); the sync table agrees."""
     site = next(s.handle for s in system.started_simulators if s.name == "push_site.site")
     with site.lock:
         state = {item["sku"]: item for item in site.state.values()}
-    assert {a: state[a]["stock_quantity"] for a in state} == {p.article: sum(p.stock) for p in products}
+    assert {a: state[a]["stock_quantity"] for a in state} == {
+        p.article: max(0, sum(p.stock) - (sold[1] if p.article == sold[0] else 0)) for p in products}
     with psycopg.connect(system.exchange_dsn) as conn:
         confirmed, parked = conn.execute(
             "select count(*) filter (where sync_updated is not null), count(*) filter (where parked) "
@@ -337,7 +345,8 @@ def test_end_to_end_on_real_airflow_services(own_dir):
     airflow_pid = None
     try:
         system.start_services()
-        orders = _seed_orders(system)        # before Airflow: the first scheduled order sync sees them
+        sold = (products[0].article, 2)       # an Ozon order: reserves 2 on the Ozon warehouse
+        orders = _seed_orders(system, sold)  # before Airflow: the first scheduled order sync sees them
         system.start_airflow(wait_timeout=420)
         airflow_pid = system._airflow_proc.pid
         _timed("airflow healthy", timings, t0)
@@ -373,6 +382,9 @@ def test_end_to_end_on_real_airflow_services(own_dir):
         for dag_id, run_id in manual.items():
             af.wait_success(dag_id, run_id, timeout=240)
         _timed("hand-triggered runs succeeded", timings, t0)
+        # Once more, now that the order sync has surely stored the orders: what is sold is not offered.
+        for dag_id in ("sync_push", "marketplace_feeds"):
+            af.wait_success(dag_id, af.trigger(dag_id), timeout=240)
         # Everything has just flowed, so the watcher finds stock, feeds and order checkpoints fresh.
         af.wait_success("exchange_freshness", af.trigger("exchange_freshness"), timeout=180)
         _timed("freshness watcher succeeded", timings, t0)
@@ -386,9 +398,9 @@ def test_end_to_end_on_real_airflow_services(own_dir):
 
         # 3. What it all produced.
         _check_database(system.exchange_dsn, products, stock_columns, orders)
-        _check_feeds(system.feeds_dir, products, stock_columns)
+        _check_feeds(system.feeds_dir, products, stock_columns, sold)
         _check_results(_download_results(system, own_dir / "results"), held.article, changed)
-        _check_site_push(system, products)
+        _check_site_push(system, products, sold)
         with _ftp(system) as ftp:
             assert ftp.nlst("/1c/stock") == [] and ftp.nlst("/1c/catalog") == []
             assert [n.rsplit("/", 1)[-1] for n in ftp.nlst("/1c/price")] == [CHECK_FILE]   # dry run: left there
