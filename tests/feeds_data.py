@@ -40,13 +40,13 @@ def insert_products(dsn: str) -> None:
     default price/old price, marketplace price overrides, stock per marketplace's warehouse)."""
     rows = [
         # normal, 1C code, nasty name, old price above price, stock everywhere
-        ("A-1", "00000000123", NASTY_NAME, "Бренд & Co", "M-1 <x>", "4600000000012", "normal", "Кухня", True,
+        ("A-1", "00000000123", NASTY_NAME, "Бренд & Co", "M-1 <x>", "4600000000015", "normal", "Кухня", True,
          ("1000.00", "1200.00"), {}, {"yandex": 5, "ozon": 7, "megamarket": 3}),
         # KGT, no code, old price below price (not published), negative stock on Ozon -> 0
         ("A-2", None, "Холодильник", "Бош", None, None, "kgt", "kitchen", True,
          ("500.00", "400.00"), {}, {"yandex": 2, "ozon": -3, "megamarket": 1}),
         # inactive: unavailable, stock 0
-        ("A-3", "", "Снято с продажи", None, None, "46000000", "normal", None, False,
+        ("A-3", "", "Снято с продажи", None, None, "46000002", "normal", None, False,
          ("300.00", None), {}, {"yandex": 10, "ozon": 10, "megamarket": 10}),
         # no price: left out of Yandex and Megamarket, Ozon stock 0 without price
         ("A-4", None, "Без цены", None, None, None, "normal", "Нет такой", True,

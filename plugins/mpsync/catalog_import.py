@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 
-from mpsync import ledger, price_import, results
+from mpsync import categories, give_up, ledger, price_import, results
 from mpsync.dropfolder import DropFile
 from mpsync.ftp import FtpClient, FtpParams
 from mpsync.onec.commerceml import is_commerceml, options_from_settings, parse_commerceml
@@ -75,15 +75,24 @@ def onec_id_lookup(conn: psycopg.Connection):
 
 def parse_exchange(locals_: list[Path], conn: psycopg.Connection | None = None) -> CatalogParse:
     """Parse what was downloaded: CommerceML files together, or one spreadsheet."""
+    from mpsync.onec import bounded, limits, value_limits
+
+    bounds = limits.configured()
     if all(is_commerceml(p) for p in locals_):
-        return parse_commerceml(locals_, options=options_from_settings(),
-                                lookup=onec_id_lookup(conn) if conn is not None else None)
+        parsed = parse_commerceml(locals_, options=options_from_settings(),
+                                  lookup=onec_id_lookup(conn) if conn is not None else None)
+        value_limits.check_catalog(parsed, None, bounds)        # text lengths, numeric ranges: rejected rows
+        return parsed
     if len(locals_) != 1:
         bad = [p.name for p in locals_ if not is_commerceml(p)]
         raise FileRefused(locals_[0].name, f"not CommerceML XML: {bad}")
     from mpsync.onec.catalog_sheet import parse_catalog_sheet
 
-    return parse_catalog_sheet(locals_[0])
+    # A sheet goes through the Rust reader: parsed in a bounded child process (issue 17). CommerceML is
+    # read by lxml above, with the database lookup it needs.
+    parsed = bounded.parse(parse_catalog_sheet, locals_[0], locals_[0].name, bounds)
+    value_limits.check_catalog(parsed, locals_[0], bounds)
+    return parsed
 
 
 APPLY_PRODUCTS_SQL = """
@@ -137,11 +146,12 @@ def apply_catalog(conn: psycopg.Connection, import_file_id: int, parsed: Catalog
     onec_ids = getattr(parsed, "onec_ids", {}) or {}
     conn.execute("""create temp table catalog_stage (row_no int, article text primary key, onec_code text,
                     name text, brand text, model text, ean text, size_class text, rrp numeric(14,2),
-                    onec_id text) on commit drop""")
+                    onec_id text, grp text) on commit drop""")
     with conn.cursor().copy("copy catalog_stage from stdin") as copy:
         for it in parsed.items:
             copy.write_row((it.row, it.article, it.onec_code, it.name, it.brand, it.model, it.ean,
-                            it.size_class, it.rrp, onec_ids.get(it.article)))
+                            it.size_class, it.rrp, onec_ids.get(it.article), it.group))
+    _reject_nameless(conn, parsed)
     # Present = staged, or rejected (a bad row is not a deleted product), or flagged for deletion.
     present = {r.article for r in parsed.rejects if r.article}
     deleted = list(parsed.layout.get("marked_for_deletion", []) or [])
@@ -159,6 +169,9 @@ def apply_catalog(conn: psycopg.Connection, import_file_id: int, parsed: Catalog
     changes = conn.execute(APPLY_PRODUCTS_SQL).fetchall()
     created = {a for k, a in changes if k == "created"}
     updated = {a for k, a in changes if k == "updated"}
+    if parsed.groups:
+        categories.apply_groups(conn, parsed.groups)
+        updated |= categories.link_products(conn) - created
     deactivated: list[str] = []
     if not parsed.partial:
         deactivated = [r[0] for r in conn.execute(
@@ -191,6 +204,17 @@ def apply_catalog(conn: psycopg.Connection, import_file_id: int, parsed: Catalog
             "stock_changed": int(stock_changed)}
 
 
+def _reject_nameless(conn: psycopg.Connection, parsed: CatalogParse) -> None:
+    """New articles without a name: rejected rows, not products (a marketplace offer needs a name)."""
+    gone = conn.execute(categories.sql("reject_nameless")).fetchall()
+    if not gone:
+        return
+    articles = {a for _, a in gone}
+    parsed.items = [it for it in parsed.items if it.article not in articles]
+    parsed.rejects.extend(Reject(parsed.file, row, "name", article, "new product without a name: not created")
+                          for row, article in gone)
+
+
 def _result(parsed: CatalogParse, applied: dict) -> tuple[list[list], list[str]]:
     merged: list[tuple[int, list, str]] = []
     for it in parsed.items:
@@ -202,6 +226,9 @@ def _result(parsed: CatalogParse, applied: dict) -> tuple[list[list], list[str]]
     for r in parsed.rejects:
         merged.append((r.row, [r.row, r.article, None, None, None, None, None, None, None],
                        f"rejected: {r.column + ': ' if r.column else ''}{r.reason}"))
+    for r in parsed.cleaned:
+        merged.append((r.row, [r.row, r.article, None, None, None, None, None, None, None],
+                       f"applied, cleaned: {r.reason}"))
     for values, st in applied["price_rows"]:
         if st.startswith(("held", "rejected")):
             merged.append((values[0], [values[0], values[1]] + [None] * 7, f"{st.split(':', 1)[0]}: price "
@@ -239,10 +266,16 @@ def run(dsn: str, params: FtpParams, files: list[dict], cfg: Settings) -> dict:
         main = entries[0]
         names = ", ".join(f.name for f in exchange)
         try:
-            parsed = parse_exchange(locals_, conn)
-            with conn.transaction():
-                applied = apply_catalog(conn, main.import_file_id, parsed, cfg)
+            # A failure of any other kind is retried, then given up on with a result for staff (issue 17).
+            with give_up.attempt(conn, params, cfg, kind="catalog", import_file_id=main.import_file_id,
+                                 file=exchange[0], refused=CatalogFileRefused, passthrough=(FileRefused,)):
+                parsed = parse_exchange(locals_, conn)
+                with conn.transaction():
+                    applied = apply_catalog(conn, main.import_file_id, parsed, cfg)
         except (FileRefused, CatalogFileRefused) as exc:
+            if getattr(exc, "given_up", False):
+                _archive(params, cfg, exchange + superseded, now)
+                raise
             reason = exc.reason if isinstance(exc, FileRefused) else str(exc)
             for e in entries:
                 ledger.update(conn, e.import_file_id, status="refused", message=reason)
@@ -264,9 +297,13 @@ def run(dsn: str, params: FtpParams, files: list[dict], cfg: Settings) -> dict:
                    f"{len(applied['deactivated'])} deactivated, {prices_changed} prices, "
                    f"{applied['stock_changed']} stock rows; {len(parsed.rejects) + len(price_problems)} rejected/held"
                    + ("; partial file" if parsed.partial else ""))
+        layout = _small_layout(parsed.layout)
+        if parsed.cleaned:
+            layout["cleaned_text"] = [str(r) for r in parsed.cleaned[:100]]
+            layout["cleaned_text_count"] = len(parsed.cleaned)
         ledger.update(conn, main.import_file_id, status=status, rows_read=parsed.rows_read, items=len(parsed.items),
                       rejected=len(parsed.rejects) + len(price_problems), changed=changed, message=message,
-                      layout=_small_layout(parsed.layout), report_time=parsed.report_time)
+                      layout=layout, report_time=parsed.report_time)
         for e in entries[1:]:
             ledger.update(conn, e.import_file_id, status=status, changed=0,
                           message=f"part of the exchange recorded as import {main.import_file_id}")
@@ -276,7 +313,8 @@ def run(dsn: str, params: FtpParams, files: list[dict], cfg: Settings) -> dict:
                "Products created": len(applied["created"]), "Products updated": len(applied["updated"]),
                "Products marked inactive": len(applied["deactivated"]), "Prices changed": prices_changed,
                "Stock rows changed": applied["stock_changed"],
-               "Rejected / held": len(parsed.rejects) + len(price_problems)}
+               "Rejected / held": len(parsed.rejects) + len(price_problems),
+               "Values cleaned of control characters": len(parsed.cleaned)}
     local = folder / "result.xlsx"
     results.write_result_xlsx(local, file_name=names, kind="catalog", summary=summary, header=RESULT_HEADER,
                               rows=rows, statuses=statuses)
@@ -287,7 +325,7 @@ def run(dsn: str, params: FtpParams, files: list[dict], cfg: Settings) -> dict:
            "partial": parsed.partial, "created": len(applied["created"]), "updated": len(applied["updated"]),
            "deactivated": len(applied["deactivated"]), "prices_changed": prices_changed,
            "stock_changed": applied["stock_changed"], "rejected": len(parsed.rejects) + len(price_problems),
-           "changed": changed, "result": remote, "checkpoint": checkpoint}
+           "changed": changed, "result": remote, "checkpoint": checkpoint, "cleaned": len(parsed.cleaned)}
     log.info("catalog import finished: %s", out)
     for r in (parsed.rejects + price_problems)[:50]:
         log.warning("rejected: %s", r)

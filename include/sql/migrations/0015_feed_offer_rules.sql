@@ -51,3 +51,22 @@ create table feed_rejection (
     run_at       timestamptz not null,
     primary key (feed, article, rule)
 );
+
+-- Products not yet given an id per marketplace: filled by a statement trigger on product inserts, so a
+-- feed run looks only at these (and at recorded problems), not at the whole catalog.
+create table offer_id_pending (
+    marketplace  text not null,
+    product_id   bigint not null references product on delete cascade,
+    primary key (marketplace, product_id)
+);
+create function offer_id_pending_add() returns trigger language plpgsql as $$
+begin
+    insert into offer_id_pending (marketplace, product_id)
+    select m, n.product_id from new_products n cross join unnest(array['yandex', 'ozon', 'megamarket']) m
+    on conflict do nothing;
+    return null;
+end $$;
+create trigger product_offer_id_pending after insert on product
+    referencing new table as new_products for each statement execute function offer_id_pending_add();
+insert into offer_id_pending (marketplace, product_id)
+select m, p.product_id from product p cross join unnest(array['yandex', 'ozon', 'megamarket']) m;

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mpsync import PROJECT_ROOT
+from mpsync.feeds.validate import MEGAMARKET_VAT_CODES
 from mpsync.settings import ConfigError, Settings, settings
 
 # The four feeds, in the order the DAG runs them. Two Ozon feeds: Ozon cannot take stock for bulky (KGT)
@@ -25,8 +26,8 @@ SIZE_CLASS = {"yandex": None, "ozon": "normal", "ozon_kgt": "kgt", "megamarket":
 TEMPLATE = {"yandex": "yandex.xml.j2", "ozon": "ozon.xml.j2", "ozon_kgt": "ozon.xml.j2",
             "megamarket": "megamarket.xml.j2"}
 CURRENCIES = ("RUB", "RUR")
-# Megamarket's VAT codes (numeric; our notes mark the exact table as unconfirmed): 1..7.
-MEGAMARKET_VAT_CODES = range(1, 8)
+# Imported 1C categories take ids from 100000 up (migration 0015): the config's own ids stay below.
+CONFIG_CATEGORY_MAX = 99_999
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.xml$")
 _URL = re.compile(r"^https?://[^\s/]+")
 
@@ -87,10 +88,12 @@ class FeedsConfig:
     shop: Shop
     currency: str
     categories: tuple[Category, ...]
-    category_ids: dict[str, int]    # product.category text -> category id
+    category_ids: dict[str, int]    # product.category text (1C group name) -> config category id: overrides
     default_category: int
     feeds: dict[str, FeedSettings]
     ftp_upload: FtpUpload | None
+    # A feed is refused whole when more offers than this share of the last good feed's were left out.
+    max_rejected_share: float = 0.5
     # channel -> reservations.config.ChannelRules: what a feed may offer (stock - reserved - safety, ...)
     availability: dict = field(default_factory=dict)
 
@@ -206,7 +209,7 @@ def parse_feeds_config(raw: dict[str, Any], st: Settings, env: dict[str, str] | 
         where = f"categories[{i}]."
         if not isinstance(c, dict):
             raise _err(source, where.rstrip("."), "must be a mapping")
-        cid = _int(c, "id", where, source, 1, 2**31 - 1)
+        cid = _int(c, "id", where, source, 1, CONFIG_CATEGORY_MAX)
         if any(x.id == cid for x in categories):
             raise _err(source, where + "id", f"{cid} is used twice")
         parent = c.get("parent")
@@ -224,7 +227,7 @@ def parse_feeds_config(raw: dict[str, Any], st: Settings, env: dict[str, str] | 
     for i, c in enumerate(categories):
         if c.parent is not None and c.parent not in ids:
             raise _err(source, f"categories[{i}].parent", f"{c.parent} is not a listed category id")
-    default_category = _int(raw, "default_category", "", source, 1, 2**31 - 1, default=categories[0].id)
+    default_category = _int(raw, "default_category", "", source, 1, CONFIG_CATEGORY_MAX, default=categories[0].id)
     if default_category not in ids:
         raise _err(source, "default_category", f"{default_category} is not a listed category id")
 
@@ -269,8 +272,11 @@ def parse_feeds_config(raw: dict[str, Any], st: Settings, env: dict[str, str] | 
         ftp = FtpUpload(_text(u, "conn_id", "ftp_upload.", source), _text(u, "folder", "ftp_upload.", source, default="/"))
     from mpsync.reservations.config import channel_rules
 
+    share = raw.get("max_rejected_share", 0.5)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise _err(source, "max_rejected_share", f"must be a share within 0..1, got {share!r}")
     return FeedsConfig(folder, tz, float(max_age), shop, currency, tuple(categories), category_ids,
-                       default_category, feeds, ftp, channel_rules(st))
+                       default_category, feeds, ftp, float(share), channel_rules(st))
 
 
 def feeds_config(st: Settings | None = None) -> FeedsConfig:

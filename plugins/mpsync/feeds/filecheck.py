@@ -1,4 +1,4 @@
-"""Rule checks of a rendered feed, per marketplace, before it is published.
+"""The whole-file check of a rendered feed, per marketplace, before it is published (rules: validate.py).
 
 No official XSD exists for any of the three marketplaces (MARKETPLACES.md), so the rules are written here
 from their published notes: XML declaration at byte 0 in UTF-8, well-formed, `yml_catalog@date` in
@@ -19,16 +19,16 @@ from pathlib import Path
 
 from lxml import etree
 
-from mpsync.feeds.config import CURRENCIES, MEGAMARKET_VAT_CODES, FeedSettings
+from mpsync.feeds.config import CURRENCIES, FeedSettings
+from mpsync.feeds.validate import (DISCOUNT_MAX, DISCOUNT_MIN, MAX_AGE, MEGAMARKET_MAX_BYTES,
+                                   MEGAMARKET_VAT_CODES, YANDEX_NAME_MAX, barcode_problem, offer_id_problem)
 
 MAX_ERRORS = 50
-MAX_OFFER_ID = 80
-MAX_AGE = timedelta(days=10)            # Yandex rejects a catalogue older than 10 days
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$")
 _PRICE = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
 _COUNT = re.compile(r"^\d{1,9}$")
-_BARCODE = re.compile(r"^(\d{8}|\d{12,14})$")
+_WHOLE = re.compile(r"^\d{1,10}$")             # Megamarket: prices in whole roubles [V16]
 _INT = re.compile(r"^[1-9]\d{0,9}$")
 _DECLARATION = re.compile(rb'^<\?xml version="1\.0" encoding="(?i:utf-8)"\?>')
 
@@ -44,13 +44,17 @@ class OfferRules:
     outlet_name_attr: str | None = None  # outlets/outlet@<this> names the configured outlet
     shop_order: tuple[str, ...] = ("name", "company", "url", "currencies", "categories", "offers")
     max_bytes: int | None = None        # the marketplace refuses larger files
+    whole_prices: bool = False          # prices in whole roubles
+    discount_range: bool = False        # oldprice only for a 5..99% discount (validate.DISCOUNT_*)
 
 
 RULES = {
     "yandex": OfferRules(
         order=("name", "vendor", "vendorCode", "url", "price", "oldprice", "currencyId", "categoryId",
                "picture", "description", "barcode", "count", "param"),
-        required=frozenset({"name", "vendorCode", "price", "currencyId", "categoryId", "count"}),
+        # vendorCode is the manufacturer's part number [V]: optional, and not our article (issue 16 #7).
+        required=frozenset({"name", "price", "currencyId", "categoryId", "count"}),
+        discount_range=True,
     ),
     "ozon": OfferRules(
         order=("price", "oldprice", "min_price", "outlets"),
@@ -64,7 +68,9 @@ RULES = {
         required=frozenset({"name", "price", "currencyId", "categoryId", "vat", "shipment-options", "outlets",
                             "vendorCode"}),
         outlet_name_attr="id",
-        max_bytes=500 * 1000 * 1000,    # "<= 500 MB"; decimal megabytes, the stricter reading
+        max_bytes=MEGAMARKET_MAX_BYTES,
+        whole_prices=True,
+        discount_range=True,
     ),
 }
 
@@ -90,7 +96,7 @@ class ValidationReport:
         return "\n".join(self.errors) + more
 
 
-def validate_feed(path: Path, fs: FeedSettings, now: datetime | None = None) -> ValidationReport:
+def check_file(path: Path, fs: FeedSettings, now: datetime | None = None) -> ValidationReport:
     """Check a feed file against its marketplace's rules; never raises on bad content, reports it."""
     report = ValidationReport(path)
     rules = RULES[fs.marketplace]
@@ -208,8 +214,8 @@ class _Checker:
         oid = el.get("id") or ""
         add = self._offer_error(el, oid)
         where = ""
-        if not oid.strip() or len(oid) > MAX_OFFER_ID or oid != oid.strip():
-            add(f"{where}: offer@id must be 1..{MAX_OFFER_ID} characters without surrounding spaces")
+        if (problem := offer_id_problem(self.fs.marketplace, oid)) is not None:
+            add(f"{where}: offer@id: {problem}")
         self.id_hashes.append(hash(oid))
         if rules.available_attr and el.get("available") not in ("true", "false"):
             add(f"{where}: offer@available must be true or false, found {el.get('available')!r}")
@@ -233,16 +239,23 @@ class _Checker:
         for tag in ("name", "vendorCode", "vendor", "model"):
             if tag in seen and not (seen[tag].text or "").strip():
                 add(f"{where}: <{tag}> is empty")
+        if self.fs.marketplace == "yandex" and "name" in seen and len(seen["name"].text or "") > YANDEX_NAME_MAX:
+            add(f"{where}: <name> is longer than {YANDEX_NAME_MAX} characters")
         prices = {}
         for tag in ("price", "oldprice", "min_price"):
             if tag in seen:
                 text = (seen[tag].text or "").strip()
-                if not _PRICE.match(text) or float(text) <= 0:
-                    add(f"{where}: <{tag}> must be a positive amount with up to 2 decimals, found {text!r}")
+                if not (_WHOLE if rules.whole_prices else _PRICE).match(text) or float(text) <= 0:
+                    add(f"{where}: <{tag}> must be a positive amount "
+                        f"{'in whole roubles' if rules.whole_prices else 'with up to 2 decimals'}, found {text!r}")
                 else:
                     prices[tag] = float(text)
         if "oldprice" in prices and "price" in prices and prices["oldprice"] <= prices["price"]:
             add(f"{where}: <oldprice> {prices['oldprice']} must be above <price> {prices['price']}")
+        elif "oldprice" in prices and "price" in prices and rules.discount_range and not (
+                DISCOUNT_MIN <= 1 - prices["price"] / prices["oldprice"] <= DISCOUNT_MAX):
+            add(f"{where}: <oldprice> {prices['oldprice']} is not a {DISCOUNT_MIN:.0%}..{DISCOUNT_MAX:.0%} "
+                f"discount on <price> {prices['price']}")
         if "oldprice" in seen and "price" not in seen:
             add(f"{where}: <oldprice> without <price>")
         if "currencyId" in seen and (seen["currencyId"].text or "") not in self.currencies:
@@ -252,8 +265,8 @@ class _Checker:
         if "count" in seen and not _COUNT.match(seen["count"].text or ""):
             add(f"{where}: <count> must be a whole number >= 0, found {seen['count'].text!r}")
         for child in el.iterchildren("barcode"):
-            if not _BARCODE.match(child.text or ""):
-                add(f"{where}: <barcode> must be 8, 12, 13 or 14 digits, found {child.text!r}")
+            if (problem := barcode_problem(self.fs.marketplace, child.text or "")) is not None:
+                add(f"{where}: <barcode>: {problem[1]}")
         if "vat" in seen:
             vat = seen["vat"].text or ""
             if not vat.isdigit() or int(vat) not in MEGAMARKET_VAT_CODES:

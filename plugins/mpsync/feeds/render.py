@@ -26,7 +26,8 @@ except ImportError:  # pragma: no cover
     from markupsafe._native import _escape_inner
 
 from mpsync import TEMPLATES_DIR
-from mpsync.feeds.config import FeedsConfig, FeedSettings
+from mpsync.categories import category_tree
+from mpsync.feeds.config import Category, FeedsConfig, FeedSettings
 from mpsync.feeds.offers import OFFER_FIELDS, OfferCounts, iter_offers
 
 # Template pieces joined per write (about 200 offers); larger batches gain nothing measurable.
@@ -98,6 +99,11 @@ def environment(templates_dir: Path | None = None) -> jinja2.Environment:
     return env
 
 
+def feed_categories(conn: psycopg.Connection, cfg: FeedsConfig) -> list[Category]:
+    """The config's categories (the overrides and the default) followed by the tree imported from 1C."""
+    return list(cfg.categories) + [Category(cid, name, parent) for cid, parent, name in category_tree(conn)]
+
+
 def feed_date(cfg: FeedsConfig, now: datetime | None = None) -> str:
     """RFC 3339 with the zone offset, to the minute, as the marketplaces show it: 2026-11-22T10:00+03:00."""
     now = (now or datetime.now(cfg.tz())).astimezone(cfg.tz())
@@ -138,7 +144,7 @@ def render_feed(conn: psycopg.Connection, cfg: FeedsConfig, fs: FeedSettings, pa
     date = feed_date(cfg, now)
     counts = OfferCounts()
     context = {
-        "date": date, "shop": cfg.shop, "currency": cfg.currency, "categories": cfg.categories,
+        "date": date, "shop": cfg.shop, "currency": cfg.currency, "categories": feed_categories(conn, cfg),
         "feed": fs, "outlets": fs.outlets, "vat": fs.vat, "shipment_options": fs.shipment_options,
         "offers": iter_offers(conn, cfg, fs, counts),
     }
