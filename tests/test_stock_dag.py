@@ -121,3 +121,51 @@ def test_refused_file_fails_the_run_with_one_line_cause(dag_env, ftp_params, tmp
     with psycopg.connect(dsn) as conn:
         status, message = conn.execute("select status, message from import_file").fetchone()
     assert status == "refused" and "\n" not in message
+
+
+def _queue_a_run(dag_id: str, run_id: str) -> None:
+    """A run queued behind the one dag.test() starts (what an operator's trigger is while a run senses)."""
+    import pendulum
+    from airflow.models.dagrun import DagRun
+    from airflow.settings import Session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunType
+
+    with Session() as s:
+        s.add(DagRun(dag_id=dag_id, run_id=run_id, run_type=DagRunType.MANUAL, state=DagRunState.QUEUED,
+                     run_after=pendulum.now("UTC")))
+        s.commit()
+
+
+def _reschedules(run, task_id: str) -> int:
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.models import TaskInstance
+    from airflow.settings import Session
+
+    with Session() as s:
+        ti = s.query(TaskInstance).filter(TaskInstance.run_id == run.run_id, TaskInstance.dag_id == run.dag_id,
+                                          TaskInstance.task_id == task_id).one()
+        return s.query(TaskReschedule).filter(TaskReschedule.ti_id == ti.id).count()
+
+
+def test_a_waiting_sensor_gives_way_to_a_run_queued_behind_it(dag_env):
+    """Issue 19: with max_active_runs=1 a scheduled run sensing an empty drop folder held a hand-triggered run
+    in the queue for up to 55 minutes. Now, with no file yet and a run queued, it is skipped at its first look;
+    without a queued run it keeps waiting (rescheduled) until its timeout, as before."""
+    from airflow.settings import Session
+    from airflow.models.dagrun import DagRun
+
+    dag = load_dag()
+    alone = dag.test()
+    assert task_states(alone)["wait_for_stock_file"] == ["skipped"]
+    assert _reschedules(alone, "wait_for_stock_file") >= 1              # it waited for a file
+
+    _queue_a_run(dag.dag_id, "manual__queued_by_an_operator")
+    try:
+        behind = dag.test()
+        assert task_states(behind)["wait_for_stock_file"] == ["skipped"]
+        assert _reschedules(behind, "wait_for_stock_file") == 0         # gave way at its first look
+    finally:
+        with Session() as s:
+            s.query(DagRun).filter(DagRun.run_id == "manual__queued_by_an_operator").delete()
+            s.commit()
