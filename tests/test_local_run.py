@@ -112,6 +112,9 @@ def test_local_system_services_start_stop_and_reuse(own_dir):
         assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
         assert env["AIRFLOW_CONN_ONEC_FTP"] == system.connections["onec_ftp"]
+        onec_exchange = json.loads(env["AIRFLOW_CONN_ONEC_EXCHANGE"])      # 1C's site exchange (orders)
+        assert (onec_exchange["login"], onec_exchange["password"]) == ("onec", creds["onec_exchange_password"])
+        assert system.onec_exchange_url == f"http://127.0.0.1:{ports.airflow}/onec/exchange"
         assert env["AIRFLOW_HOME"] == str(system.airflow_home)
         assert (Path(env["PATH"].split(":")[0]) / "airflow").is_file()   # venv bin first: components find `airflow`
 

@@ -49,11 +49,12 @@ def assert_valid(document: bytes, version: str = "2.10") -> etree._Element:
 class Server:
     """The exchange app under uvicorn in a thread, on a free port of 127.0.0.1."""
 
-    def __init__(self, exchange: Exchange):
+    def __init__(self, exchange: Exchange | None = None, app=None, path: str = "/exchange"):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/exchange"
-        config = uvicorn.Config(create_app(lambda: exchange), log_level="warning", lifespan="off")
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}{path}"
+        app = app if app is not None else create_app(lambda: exchange)
+        config = uvicorn.Config(app, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
@@ -352,7 +353,7 @@ def test_query_document_copied_to_ftp(exchange_dsn, ftp_params, tmp_path):
 
 def test_config_section_is_read_and_checked(tmp_path):
     cfg = exchange_settings(load_settings())
-    assert cfg.schema_version in ("2.08", "2.10") and cfg.connection == "onec_exchange"
+    assert cfg.schema_version in ("2.08", "2.10") and cfg.conn_id == "onec_exchange"
     import yaml
 
     from mpsync.settings import DEFAULT_CONFIG, ConfigError, parse_settings
@@ -364,3 +365,19 @@ def test_config_section_is_read_and_checked(tmp_path):
     raw["onec_exchange"] = {"encoding": "koi8-r"}
     with pytest.raises(ConfigError, match="encoding"):
         exchange_settings(parse_settings(raw, tmp_path / "x.yaml"))
+
+
+def test_served_by_the_airflow_api_server(airflow_db, exchange_dsn, monkeypatch):
+    """The plugin mounts the exchange in Airflow's own API app; credentials come from the Airflow Connection."""
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_ONEC_EXCHANGE", json.dumps({"conn_type": "http", "login": LOGIN,
+                                                                 "password": PASSWORD}))
+    from airflow.api_fastapi.app import create_app as airflow_app
+
+    put_orders(exchange_dsn, [ozon("111-1", [("A", 1, "10")])])
+    with Server(app=airflow_app(), path="/onec/exchange") as server:
+        with pytest.raises(ExchangeFailed, match="неверный логин"):
+            one_c(server, password="wrong").checkauth()
+        assert set(documents(one_c(server).exchange())) == {"ozon:main:111-1"}
+    assert acked(exchange_dsn) == {"111-1": T0}

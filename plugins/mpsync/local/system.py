@@ -243,6 +243,11 @@ class LocalSystem:
         return f"http://127.0.0.1:{self.ports.airflow}"
 
     @property
+    def onec_exchange_url(self) -> str:
+        """What 1C's "обмен с сайтом" is given as the site address (mpsync.airflow_glue.onec_exchange)."""
+        return f"{self.airflow_url}/onec/exchange"
+
+    @property
     def exchange_dsn(self) -> str:
         return self.pg.dsn("exchange")
 
@@ -257,6 +262,7 @@ class LocalSystem:
             "api_secret_key": lambda: secrets.token_urlsafe(32),
             "simulator_login": lambda: "demo-" + secrets.token_hex(4),
             "simulator_password": lambda: secrets.token_urlsafe(16),
+            "onec_exchange_password": lambda: secrets.token_urlsafe(12),
         }
         missing = {k: make() for k, make in wanted.items() if k not in data}
         if missing:
@@ -301,6 +307,9 @@ class LocalSystem:
         self.ftp = LocalFtp(self.ftp_root, self.ports.ftp, user="onec", password=creds["ftp_password"]).start()
         self.connections["onec_ftp"] = self.ftp.url()
         self.log(f"FTP          ftp://127.0.0.1:{self.ports.ftp}  login onec / {creds['ftp_password']}")
+        # 1C's site exchange for orders (served by the API server, docs/onec-exchange.md): its login.
+        self.connections["onec_exchange"] = json.dumps({"conn_type": "http", "login": "onec",
+                                                        "password": creds["onec_exchange_password"]})
 
         if self.feeds:
             self._start_feeds()
@@ -651,7 +660,8 @@ class LocalSystem:
         lines = ["", "mpsync is running (all on 127.0.0.1). Ctrl-C stops everything.", ""]
         if self._airflow_proc is not None:
             lines += [f"  Airflow UI     {self.airflow_url}/   login admin / {self.admin_password()}",
-                      f"  Airflow log    {self.airflow_home / 'standalone.log'}"]
+                      f"  Airflow log    {self.airflow_home / 'standalone.log'}",
+                      f"  1C exchange    {self.onec_exchange_url}   login onec / {creds['onec_exchange_password']}"]
         lines += [f"  1C FTP         ftp://127.0.0.1:{self.ports.ftp}/1c/   login onec / {creds['ftp_password']}",
                   f"  Exchange DB    {self.exchange_dsn}"]
         if self.feeds_url:

@@ -25,7 +25,7 @@ class FtpCopy:
 
 @dataclass(frozen=True)
 class ExchangeSettings:
-    connection: str = "onec_exchange"     # Airflow Connection: login/password 1C uses (HTTP basic auth)
+    conn_id: str = "onec_exchange"        # Airflow Connection: login/password 1C uses (HTTP basic auth)
     schema_version: str = "2.10"          # ВерсияСхемы of the documents (2.08 or 2.10)
     encoding: str = "windows-1251"        # of the documents and the text answers (XML declaration says it)
     zip: bool = True                      # init answers zip=yes: 1C may send its file as a zip archive
@@ -80,7 +80,7 @@ def exchange_settings(base: Settings | None = None) -> ExchangeSettings:
         raise ConfigError(f"{where}.ftp' and '{SECTION}.buyers' must be mappings")
     age = sec.get("max_order_age_days", d.max_order_age_days)
     return ExchangeSettings(
-        connection=str(sec.get("connection", d.connection)),
+        conn_id=str(sec.get("conn_id", d.conn_id)),
         schema_version=version,
         encoding="windows-1251" if encoding == "cp1251" else encoding,
         zip=bool(sec.get("zip", d.zip)),

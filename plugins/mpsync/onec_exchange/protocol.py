@@ -123,6 +123,9 @@ class Exchange:
 
     def _checkauth(self, req: Request) -> Reply:
         given, expected = _basic(req.authorization), self.credentials()
+        if not expected.login or not expected.password:
+            log.error("1C exchange: no login/password in the exchange's connection: every checkauth is refused")
+            raise Failure("обмен не настроен: нет логина и пароля на стороне mpsync")
         ok = given is not None and hmac.compare_digest(given[0].encode(), expected.login.encode()) \
             and hmac.compare_digest(given[1].encode(), expected.password.encode())
         if not ok:

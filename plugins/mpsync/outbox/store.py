@@ -13,7 +13,8 @@ import psycopg
 
 from mpsync.outbox.sources import ObjectSource
 
-OUTBOX_TYPES = ("stock_offer", "offer_price", "site_product")
+# onec_order: the orders 1C takes through its site exchange (mpsync.onec_exchange), parked and unparked alike
+OUTBOX_TYPES = ("stock_offer", "offer_price", "site_product", "onec_order")
 
 
 @dataclass(frozen=True)
