@@ -49,6 +49,30 @@ def stock_findings(dsn: str, now: datetime, cfg=CFG):
         return check_stock(conn, cfg, now)
 
 
+@pytest.fixture(autouse=True)
+def in_service_long_ago(request):
+    """The exchange database these checks judge has been in service since long before the tests' March 2026."""
+    if "exchange_dsn" in request.fixturenames:
+        in_service_since(request.getfixturevalue("exchange_dsn"), datetime(2025, 1, 1, tzinfo=timezone.utc))
+
+
+def in_service_since(dsn: str, when: datetime) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute("update schema_migration set applied_at = %s", (when,))
+
+
+def test_a_first_start_is_not_silence(exchange_dsn, tmp_path):
+    """Issue 19: at its first start the watcher failed ('no stock file ever received', every feed missing)
+    before any data could have arrived. Silence counts from when the exchange database came into service."""
+    in_service_since(exchange_dsn, msk(2, 11))
+    assert stock_findings(exchange_dsn, msk(2, 12)) == []
+    assert check_feeds(tmp_path, {"yandex": "yandex.xml"}, CFG, msk(2, 12), msk(2, 11)) == []
+    [f] = stock_findings(exchange_dsn, msk(2, 12, 31))
+    assert "no stock file ever received" in f.message and "1 h 31 min" in f.message
+    [g] = check_feeds(tmp_path, {"yandex": "yandex.xml"}, CFG, msk(3, 14), msk(2, 11))
+    assert "not published (missing)" in g.message
+
+
 # ---- stock: business hours -------------------------------------------------------------------------------
 
 def test_stock_silence_in_business_hours_is_a_finding(exchange_dsn):

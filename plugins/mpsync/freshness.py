@@ -183,8 +183,9 @@ def check_stock(conn: psycopg.Connection, cfg: FreshnessSettings, now: datetime)
         "select name, received_at, status from import_file where kind = 'stock' order by received_at desc limit 1"
     ).fetchone()
     opened = bh.opened_at(local)
-    # Silence counts from the last file, or from today's opening when that is later (nights do not count).
-    since = max(row[1], opened) if row else opened
+    # Silence counts from the last file, or from today's opening when that is later (nights do not count), and
+    # never from before the exchange database came into service (a first start is not 'silence').
+    since = max(row[1] if row else opened, opened, in_service_since(conn))
     silence = now - since
     if silence <= cfg.stock_max_silence:
         return []
@@ -194,14 +195,23 @@ def check_stock(conn: psycopg.Connection, cfg: FreshnessSettings, now: datetime)
                     f"(limit {_age(cfg.stock_max_silence)}; {last})")]
 
 
-def check_feeds(folder: Path, feeds: dict[str, str], cfg: FreshnessSettings, now: datetime) -> list[Finding]:
-    """Published feed files (feed name -> file name in `folder`) older than the limit, or missing."""
+def in_service_since(conn: psycopg.Connection) -> datetime:
+    """When the exchange database came into service: its first migration."""
+    return conn.execute("select coalesce(min(applied_at), now()) from schema_migration").fetchone()[0]
+
+
+def check_feeds(folder: Path, feeds: dict[str, str], cfg: FreshnessSettings, now: datetime,
+                since: datetime | None = None) -> list[Finding]:
+    """Published feed files (feed name -> file name in `folder`) older than the limit, or missing (once the
+    system has been in service for longer than the limit: `since`)."""
     out = []
     for feed, file in sorted(feeds.items()):
         path = folder / file
         try:
             modified = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
         except FileNotFoundError:
+            if since is not None and now - since <= cfg.feed_max_age:
+                continue                        # a first start: the first feeds are still to come
             out.append(Finding(f"feed:{feed}", f"feed {feed}", f"feed {feed}: {path} is not published (missing)"))
             continue
         age = now - modified
@@ -299,7 +309,7 @@ def collect_findings(conn: psycopg.Connection, cfg: FreshnessSettings, now: date
                      feeds: dict[str, str], order_accounts: list[str] | None) -> list[Finding]:
     on = cfg.enabled
     return ((check_stock(conn, cfg, now) if "stock" in on else [])
-            + (check_feeds(feeds_folder, feeds, cfg, now) if "feeds" in on else [])
+            + (check_feeds(feeds_folder, feeds, cfg, now, in_service_since(conn)) if "feeds" in on else [])
             + (check_orders(conn, cfg, now, order_accounts) if "orders" in on else [])
             + (check_parked(conn, cfg) if "parked" in on else []))
 
