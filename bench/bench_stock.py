@@ -226,6 +226,10 @@ def phase_naive(dsn: str, sample: int, w: int) -> dict:
 def child(args) -> None:
     if args.phase == "floor":
         out = phase_floor(args.dsn, args.file, args.warehouses)
+    elif args.phase == "isolation":
+        from bench._isolation import phase_isolation
+
+        out = phase_isolation(args.file, args.warehouses)
     elif args.phase == "ours":
         out = phase_ours(args.dsn, args.file, args.warehouses, args.label)
     else:
@@ -366,6 +370,23 @@ def report(results: list[dict], command: str) -> str:
     return "\n".join(lines)
 
 
+def isolation(args) -> None:
+    from bench._isolation import report as isolation_report
+    from bench._results import write_section
+
+    rows = []
+    for kind, n, w in (("csv", args.articles, args.warehouses), ("xlsx", args.xlsx_articles, args.xlsx_warehouses)):
+        if n:
+            data = dataset(kind, n, w)
+            print(f"[{kind}_{n}x{w}] parse, in process vs bounded ...", flush=True)
+            out = run_child("--phase", "isolation", "--file", data["first"], "--warehouses", str(w))
+            rows.append({"file": f"{kind} {n:,} x {w}", **out})
+    text = isolation_report(rows, ("python bench/bench_stock.py " + " ".join(sys.argv[1:])).strip())
+    print(text)
+    if not args.no_write:
+        write_section("stock-isolation", text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -376,9 +397,13 @@ def main() -> None:
     ap.add_argument("--xlsx-warehouses", type=int, default=10)
     ap.add_argument("--sample", type=int, default=20_000, help="rows for the naive way (extrapolated)")
     ap.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
+    ap.add_argument("--isolation-only", action="store_true",
+                    help="only the cost of parsing in a bounded child process (bench/_isolation.py)")
     args = ap.parse_args()
     if args.child:
         return child(args)
+    if args.isolation_only:
+        return isolation(args)
 
     from bench._results import write_section
     from mpsync.local.postgres import LocalPostgres, free_port

@@ -20,6 +20,7 @@ from typing import Any
 from mpsync.onec import reader as rd
 from mpsync.onec.model import CatalogParse, FileRefused, PriceParse, StockParse
 from mpsync.onec.stock import is_article_header
+from mpsync.onec.value_limits import finite_or_none
 
 KINDS = ("stock", "price", "catalog")
 EXIT_OK, EXIT_REFUSED = 0, 2
@@ -49,6 +50,16 @@ def detect_kind(paths: list[Path]) -> tuple[str, str]:
         drop = settings().drops.get(kind)
         if drop and drop.pattern not in ("*", "") and fnmatch.fnmatch(name, drop.pattern.casefold()):
             return kind, f"file name matches {drop.pattern!r}"
+    from mpsync.onec import bounded, limits
+
+    try:
+        return bounded.parse(_kind_by_header, path, path.name, limits.configured())
+    except FileRefused:
+        pass                        # the parser will refuse it again, with the reason
+    return "stock", "default: no header found (a stock report may have none)"
+
+
+def _kind_by_header(path: Path) -> tuple[str, str]:
     try:
         sheet = rd.open_sheet(path)
         for n, (_, cells) in enumerate(sheet.rows()):
@@ -67,20 +78,29 @@ def detect_kind(paths: list[Path]) -> tuple[str, str]:
 
 
 def parse(kind: str, paths: list[Path], warehouses: int | None) -> StockParse | PriceParse | CatalogParse:
-    """The DAGs' parse step for this kind, without database or FTP."""
+    """The DAGs' parse step for this kind, without database or FTP: in the same bounded child process, with
+    the same value limits (onec.bounded, onec.value_limits)."""
+    from mpsync.onec import bounded, limits, value_limits
     from mpsync.settings import settings
 
+    bounds = limits.configured()
     if kind == "stock":
         from mpsync.onec.stock import parse_stock
 
-        return parse_stock(paths[0], warehouses or len(settings().stock_columns), name=paths[0].name)
+        parsed = bounded.parse(parse_stock, paths[0], paths[0].name, bounds,
+                               warehouses or len(settings().stock_columns), name=paths[0].name)
+        value_limits.check_stock(parsed, paths[0], bounds)
+        return parsed
     if kind == "price":
         from mpsync.onec.price import parse_price
         from mpsync.price_import import PriceSettings
 
         ps = PriceSettings.from_settings(settings())
         cols = {mp: (c["price"], c.get("old_price")) for mp, c in ps.overrides.items()}
-        return parse_price(paths[0], overrides=cols or None, name=paths[0].name)
+        parsed = bounded.parse(parse_price, paths[0], paths[0].name, bounds, overrides=cols or None,
+                               name=paths[0].name)
+        value_limits.check_price(parsed, paths[0], bounds)
+        return parsed
     from mpsync.catalog_import import parse_exchange
 
     return parse_exchange(paths, None)        # no connection: offers of unknown goods are reported
@@ -106,7 +126,7 @@ def _items(result: Any, kind: str, limit: int | None) -> list[dict[str, Any]]:
         rows = result.quantities[:n].tolist()
         for article, row, qty in zip(result.articles[:n], result.row_numbers[:n], rows):
             out.append({"row": row, "article": article,
-                        "warehouses": {c: (int(q) if q == int(q) else q) for c, q in zip(names, qty)}})
+                        "warehouses": {c: finite_or_none(q) for c, q in zip(names, qty)}})
         return out
     if isinstance(result, PriceParse):
         for it in result.items[:limit]:

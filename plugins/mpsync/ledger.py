@@ -36,8 +36,14 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+FINAL = ("applied", "unchanged", "refused", "failed", "stale")
+
+
 def known_identities(conn: psycopg.Connection, kind: str) -> set[tuple[str, int, datetime | None]]:
-    rows = conn.execute("select name, size, modified_at from import_file where kind = %s", (kind,))
+    """Files whose import ended. One still 'received' or 'parsed' died on the way (issue 17): it is offered
+    again, and given up on after imports.max_attempts (mpsync.give_up), never silently skipped."""
+    rows = conn.execute("select name, size, modified_at from import_file where kind = %s and status = any(%s)",
+                        (kind, list(FINAL)))
     return {(r[0], r[1], r[2]) for r in rows}
 
 
@@ -48,10 +54,11 @@ def register(conn: psycopg.Connection, *, kind: str, ftp_path: str, name: str, s
     Registering the same identity twice returns the existing entry (a re-run of the same DAG run).
     """
     row = conn.execute(
-        """insert into import_file (kind, ftp_path, name, size, modified_at, content_sha256)
-           values (%s, %s, %s, %s, %s, %s)
+        """insert into import_file (kind, ftp_path, name, size, modified_at, content_sha256, attempts)
+           values (%s, %s, %s, %s, %s, %s, 1)
            on conflict (kind, name, size, modified_at)
-           do update set content_sha256 = excluded.content_sha256, ftp_path = excluded.ftp_path
+           do update set content_sha256 = excluded.content_sha256, ftp_path = excluded.ftp_path,
+                         attempts = import_file.attempts + 1
            returning import_file_id, status""",
         (kind, ftp_path, name, size, modified_at, content_sha256),
     ).fetchone()

@@ -27,9 +27,10 @@ from typing import Any
 
 import psycopg
 
-from mpsync import ledger, results, staging
+from mpsync import give_up, ledger, results, staging
 from mpsync.dropfolder import DropFile
 from mpsync.ftp import FtpClient, FtpParams
+from mpsync.onec import bounded, limits, value_limits
 from mpsync.onec.model import FileRefused, PriceItem, PriceParse, Reject
 from mpsync.settings import ConfigError, MARKETPLACES, Settings
 from mpsync.stock_import import archive_path, fragment_size, work_dir
@@ -325,8 +326,11 @@ def _parse(local: Path, name: str, ps: PriceSettings) -> PriceParse:
 
     # The parser takes marketplace -> (price header, old price header), like tests.onec_files.write_price_xlsx.
     cols = {mp: (c["price"], c.get("old_price")) for mp, c in ps.overrides.items()}
-    parsed = parse_price(local, overrides=cols or None)
+    # In a bounded child process: a reader's abort or a memory blow-up refuses the file (issue 17).
+    bounds = limits.configured()
+    parsed = bounded.parse(parse_price, local, name, bounds, overrides=cols or None)
     parsed.file = name
+    value_limits.check_price(parsed, local, bounds)        # database types, a cut last line: rejected rows
     return parsed
 
 
@@ -373,37 +377,40 @@ def prepare(dsn: str, params: FtpParams, files: list[dict], cfg: Settings, *, dr
             ledger.update(conn, entry.import_file_id, status="unchanged", changed=0, message=msg)
             log.info("%s: %s", f.name, msg)
             return {**base, "fragments": [], "same_as": msg}
-        try:
-            parsed = _parse(local, f.name, ps)
-        except FileRefused as exc:
-            ledger.update(conn, entry.import_file_id, status="refused", message=exc.reason)
-            _refuse_on_ftp(params, cfg, f, exc.reason)
-            raise PriceFileRefused(f"{f.name} refused, prices untouched: {exc.reason}") from None
-        made = ledger.made_at(parsed.report_time, f.modified, cfg.onec_timezone)
-        newer = ledger.newest_applied(conn, "price", entry.import_file_id)
-        if newer and made < newer[1]:
-            # An older price table arriving late must never roll current prices back; it stays in the ledger.
-            msg = (f"older than the already applied {newer[0]} ({made.isoformat()} < {newer[1].isoformat()}):"
-                   " recorded, not applied")
-            ledger.update(conn, entry.import_file_id, status="stale", rows_read=parsed.rows_read,
-                          report_time=made, message=msg)
-            log.warning("%s: %s", f.name, msg)
-            return {**base, "fragments": [], "same_as": msg}
-        with conn.transaction():
-            pre = stage_items(conn, entry.import_file_id, f.name, parsed.items, overrides)
-            fragments = stage_and_plan(conn, entry.import_file_id, f.name, ps)
-        rejects = parsed.rejects + pre
-        ledger.record_rejects(conn, entry.import_file_id, rejects)
-        items = len(parsed.items) - len(pre)
-        ledger.update(conn, entry.import_file_id, status="parsed", rows_read=parsed.rows_read, items=items,
-                      layout=parsed.layout, report_time=made)
-        if items == 0:
-            reason = f"no usable price rows among {parsed.rows_read} rows read ({len(rejects)} rejected)"
-            conn.execute("delete from price_staging where import_file_id = %s", (entry.import_file_id,))
-            staging.forget_plan(conn, entry.import_file_id)
-            ledger.update(conn, entry.import_file_id, status="refused", message=reason)
-            _refuse_on_ftp(params, cfg, f, reason, rejects)
-            raise PriceFileRefused(f"{f.name} refused, prices untouched: {reason}")
+        # A failure of any other kind is retried, then given up on with a result for staff (issue 17).
+        with give_up.attempt(conn, params, cfg, kind="price", import_file_id=entry.import_file_id, file=f,
+                             refused=PriceFileRefused):
+            try:
+                parsed = _parse(local, f.name, ps)
+            except FileRefused as exc:
+                ledger.update(conn, entry.import_file_id, status="refused", message=exc.reason)
+                _refuse_on_ftp(params, cfg, f, exc.reason)
+                raise PriceFileRefused(f"{f.name} refused, prices untouched: {exc.reason}") from None
+            made = ledger.made_at(parsed.report_time, f.modified, cfg.onec_timezone)
+            newer = ledger.newest_applied(conn, "price", entry.import_file_id)
+            if newer and made < newer[1]:
+                # An older price table arriving late must never roll current prices back; it stays in the ledger.
+                msg = (f"older than the already applied {newer[0]} ({made.isoformat()} < {newer[1].isoformat()}):"
+                       " recorded, not applied")
+                ledger.update(conn, entry.import_file_id, status="stale", rows_read=parsed.rows_read,
+                              report_time=made, message=msg)
+                log.warning("%s: %s", f.name, msg)
+                return {**base, "fragments": [], "same_as": msg}
+            with conn.transaction():
+                pre = stage_items(conn, entry.import_file_id, f.name, parsed.items, overrides)
+                fragments = stage_and_plan(conn, entry.import_file_id, f.name, ps)
+            rejects = parsed.rejects + pre
+            ledger.record_rejects(conn, entry.import_file_id, rejects)
+            items = len(parsed.items) - len(pre)
+            ledger.update(conn, entry.import_file_id, status="parsed", rows_read=parsed.rows_read, items=items,
+                          layout=parsed.layout, report_time=made)
+            if items == 0:
+                reason = f"no usable price rows among {parsed.rows_read} rows read ({len(rejects)} rejected)"
+                conn.execute("delete from price_staging where import_file_id = %s", (entry.import_file_id,))
+                staging.forget_plan(conn, entry.import_file_id)
+                ledger.update(conn, entry.import_file_id, status="refused", message=reason)
+                _refuse_on_ftp(params, cfg, f, reason, rejects)
+                raise PriceFileRefused(f"{f.name} refused, prices untouched: {reason}")
     for r in rejects[:50]:
         log.warning("rejected: %s", r)
     log.info("%s: %d rows read, %d price rows staged, %d rejected, %d fragment(s)",

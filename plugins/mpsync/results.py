@@ -32,6 +32,7 @@ from typing import Any, Iterable, Sequence
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font, PatternFill
 
 from mpsync.ftp import FtpClient, FtpParams
@@ -54,7 +55,14 @@ def result_name(file_name: str, *, dry_run: bool = False, when: datetime | None 
     return f"{file_name}.{tag}-{when.strftime('%Y-%m-%dT%H%M%S')}.xlsx"
 
 
+_FORMULA_START = ("=", "+", "-", "@")
+
+
 def _cell_value(v: Any) -> Any:
+    if isinstance(v, str):
+        # Characters an .xlsx cannot hold (C0 controls) become U+FFFD: the writer would raise on them and the
+        # file would stay in the drop folder with no result (issue 17).
+        return ILLEGAL_CHARACTERS_RE.sub("\ufffd", v)
     if isinstance(v, Decimal):
         # Excel has no decimal type; prices have 2 places, so float is exact enough to display.
         return float(v)
@@ -76,6 +84,12 @@ def write_result_xlsx(path: Path, *, file_name: str, kind: str, summary: dict[st
 
     def styled(value: Any, *, font: Font | None = None, fill: PatternFill | None = None) -> WriteOnlyCell:
         c = WriteOnlyCell(ws, value=_cell_value(value))
+        if isinstance(c.value, str):
+            # Text from a file stays text: never a live formula (`=HYPERLINK(...)` in an article) in a workbook
+            # staff open in Excel; the quote prefix keeps it text when a cell is edited, too.
+            c.data_type = "s"
+            if c.value.startswith(_FORMULA_START):
+                c.quotePrefix = True
         if font:
             c.font = font
         if fill:

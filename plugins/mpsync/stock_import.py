@@ -31,9 +31,11 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from mpsync import ledger, staging
+from mpsync import give_up, ledger, staging
 from mpsync.dropfolder import DropFile
 from mpsync.ftp import FtpClient, FtpParams
+from mpsync.onec import bounded, value_limits
+from mpsync.onec.limits import ParseLimits
 from mpsync.onec.model import FileRefused, Reject, StockParse
 from mpsync.settings import Settings
 
@@ -368,8 +370,13 @@ def prepare(dsn: str, params: FtpParams, files: list[DropFile], cfg: Settings) -
             log.info("%s has the same content as %s, already applied: nothing to do", newest.name, same.name)
             return {**base, "fragments": [], "items": 0, "rejected": 0}
         try:
-            return parse_and_stage(conn, entry.import_file_id, local, newest, base, cfg)
+            # A failure of any other kind is retried, then given up on with a result for staff (issue 17).
+            with give_up.attempt(conn, params, cfg, kind="stock", import_file_id=entry.import_file_id,
+                                 file=newest, refused=StockFileRefused, passthrough=(FileRefused,)):
+                return parse_and_stage(conn, entry.import_file_id, local, newest, base, cfg)
         except StockFileRefused as exc:
+            if getattr(exc, "given_up", False):
+                raise                               # given up: result written, file moved already
             # Out of the drop folder, with a result file saying why, so staff in an FTP client see it.
             publish_refusal(params, cfg, newest.name, exc.reason)
             with FtpClient(params) as ftp:
@@ -384,8 +391,11 @@ def parse_and_stage(conn: psycopg.Connection, import_file_id: int, local: Path, 
     started = time.perf_counter()
     try:
         # The last .xlsx parsed on this worker is kept: the next hour's parses only the rows that changed.
-        parsed = parse_stock(local, len(cfg.stock_columns), name=file.name,
-                             last_sheet=work_dir() / "stock" / "last-sheet")
+        # In a bounded child process: a reader's abort or a memory blow-up refuses the file (issue 17).
+        limits = ParseLimits.from_settings(cfg)
+        parsed = bounded.parse(parse_stock, local, file.name, limits, len(cfg.stock_columns), name=file.name,
+                               last_sheet=work_dir() / "stock" / "last-sheet")
+        value_limits.check_stock(parsed, local, limits)      # database types, a cut last line: rejected rows
     except FileRefused as exc:
         raise refuse(conn, import_file_id, file.name, exc.reason) from None
     seconds = {"parse": time.perf_counter() - started}
@@ -905,7 +915,9 @@ def reprocess_archive(dsn: str, params: FtpParams, cfg: Settings, start: datetim
     with psycopg.connect(dsn, autocommit=True) as conn:
         for e, local in locals_:
             try:
-                parsed = parse_stock(local, len(cfg.stock_columns), name=e.name)
+                parsed = bounded.parse(parse_stock, local, e.name, ParseLimits.from_settings(cfg),
+                                       len(cfg.stock_columns), name=e.name)
+                value_limits.check_stock(parsed, local, ParseLimits.from_settings(cfg))
             except FileRefused as exc:
                 summary["files"].append({"file": e.name, "skipped": exc.reason})
                 continue

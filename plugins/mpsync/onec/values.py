@@ -111,6 +111,9 @@ def parse_quantity(value: object) -> tuple[float, str | None]:
     return qty, note
 
 
+_MONEY_BEYOND = 1e12            # numeric(14, 2) holds less; Decimal's quantize fails from 1e26 on
+
+
 def parse_price(value: object) -> Decimal:
     """A price: numeric or 1C text (`1 719,00`). Empty, negative and non-numeric raise."""
     if is_empty(value):
@@ -121,6 +124,9 @@ def parse_price(value: object) -> Decimal:
         raise BadValue(f"price is not a number: {value!r}") from exc
     if number < 0:
         raise BadValue(f"negative price {number:g}")
+    if number >= _MONEY_BEYOND:
+        raise BadValue(f"price {number:g} is too large for the database (numeric(14, 2): at most "
+                       "999999999999.99)")
     # Excel stores 1719.9 as a binary float; prices have kopecks, so two decimals is the truth.
     return Decimal(repr(number)).quantize(Decimal("0.01"))
 
@@ -271,6 +277,8 @@ def parse_decimal_optional(value: object, what: str) -> Decimal | None:
         raise BadValue(f"{what} is not a number: {value!r}") from exc
     if number < 0:
         raise BadValue(f"negative {what} {number:g}")
+    if number >= _MONEY_BEYOND:
+        raise BadValue(f"{what} {number:g} is too large for the database (numeric(14, 2))")
     try:
         return Decimal(repr(number)).quantize(Decimal("0.01"))
     except InvalidOperation as exc:  # pragma: no cover - parse_number returns finite floats

@@ -1,0 +1,195 @@
+"""Parse an untrusted file where a native abort or running out of memory refuses the file, not the process.
+
+`parse(fn, path, name, limits, ...)` runs `fn(path, ...)` in a forked child with an address-space limit
+(RLIMIT_AS: what the process had at the fork plus `memory_mb`) and a wall-time limit. The child first checks
+an .xlsx's zip and declared sheet size (onec.archive_guard). Its answer comes back as a pickle whose numpy
+buffers travel out of band in a file under /dev/shm, mapped copy-on-write by the parent: a 1M x 60 report's
+480 MB of quantities are not copied again. Whatever kills the child (SIGABRT from a Rust reader whose
+allocation failed, the kernel's OOM kill, the time limit) and whatever it raises becomes FileRefused with a
+reason naming what happened; a parse is a function of the file's bytes, so a retry could not do better.
+
+A fork, not a fresh interpreter: the child needs no imports (numpy, pyarrow and fastexcel take longer to
+import than a small file takes to parse), and the parent keeps no state the child could corrupt.
+"""
+
+from __future__ import annotations
+
+import csv
+import faulthandler
+import logging
+import mmap
+import os
+import pickle
+import resource
+import select
+import signal
+import struct
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from mpsync.onec.limits import ParseLimits
+from mpsync.onec.model import FileRefused
+
+log = logging.getLogger(__name__)
+_HEADER = struct.Struct("<QQ")           # pickle length, buffer count; then the buffers' lengths (Q each)
+
+
+def _scratch_dir() -> str:
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
+
+
+def _limit_memory(extra_mb: int) -> None:
+    with open("/proc/self/statm") as fh:
+        current = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    limit = current + extra_mb * (1 << 20)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _write(fd: int, payload: Any) -> None:
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(payload, protocol=5, buffer_callback=buffers.append)
+    views = [b.raw() for b in buffers]
+    with os.fdopen(fd, "wb", closefd=False) as fh:
+        fh.write(_HEADER.pack(len(data), len(views)))
+        fh.write(struct.pack(f"<{len(views)}Q", *(v.nbytes for v in views)))
+        fh.write(data)
+        for v in views:
+            fh.write(v)
+
+
+def _read(fd: int) -> Any:
+    size = os.fstat(fd).st_size
+    if size < _HEADER.size:
+        raise EOFError("no answer")
+    mapped = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)       # private: arrays stay writable, file untouched
+    view = memoryview(mapped)
+    length, count = _HEADER.unpack_from(view)
+    at = _HEADER.size + 8 * count
+    sizes = struct.unpack_from(f"<{count}Q", view, _HEADER.size)
+    data, at = view[at:at + length], at + length
+    buffers = []
+    for n in sizes:
+        buffers.append(view[at:at + n])
+        at += n
+    return pickle.loads(data, buffers=buffers)
+
+
+def _child(fd: int, call: Callable[[], Any], name: str, limits: ParseLimits) -> None:
+    """In the forked child: never returns to the caller's stack."""
+    code = 0
+    try:
+        faulthandler.disable()             # an abort here is an answer, not a crash to dump
+        _limit_memory(limits.memory_mb)
+        csv.field_size_limit(limits.max_csv_line_kb * 1024)        # Python's csv stops at 128 KB
+        try:
+            payload: tuple = ("ok", call())
+        except FileRefused as exc:
+            payload = ("refused", exc.reason)
+        except MemoryError:
+            payload = ("refused", f"reading it needs more than the {limits.memory_mb} MB allowed "
+                                  "(parse_limits.memory_mb)")
+        except csv.Error as exc:
+            payload = ("refused", f"broken CSV: {exc} (parse_limits.max_csv_line_kb = {limits.max_csv_line_kb})")
+        except RecursionError:
+            payload = ("refused", "its structure is nested too deeply to read")
+        except BaseException as exc:                                   # noqa: BLE001 - any parser failure
+            log.error("parse of %s failed:\n%s", name, traceback.format_exc())
+            payload = ("refused", f"the parser failed on it ({type(exc).__name__}: {str(exc)[:300]})")
+        _write(fd, payload)
+    except BaseException:                                              # noqa: BLE001 - even writing failed
+        code = 3
+    finally:
+        os._exit(code)
+
+
+def _wait(pid: int, seconds: float) -> int | None:
+    """The child's wait status, or None when it outlived `seconds` (then it is killed)."""
+    deadline = time.monotonic() + seconds
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return None
+            if pidfd is not None:
+                select.select([pidfd], [], [], min(left, 5.0))
+            else:
+                time.sleep(min(left, 0.02))
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _death(status: int | None, limits: ParseLimits) -> str:
+    if status is None:
+        return f"reading it took longer than {limits.seconds} s (parse_limits.seconds)"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        what = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        return (f"the reader died on it ({what}): the file asks for more memory than the "
+                f"{limits.memory_mb} MB allowed (parse_limits.memory_mb), or is corrupt")
+    return f"the reader died on it (exit code {os.WEXITSTATUS(status)})"
+
+
+_WARM: list[bool] = []
+
+
+def _warm() -> None:
+    """Import the readers here once, not in every child (a child's imports die with it)."""
+    if not _WARM:
+        import fastexcel  # noqa: F401
+        import pyarrow.compute  # noqa: F401
+        import pyarrow.csv  # noqa: F401
+        import python_calamine  # noqa: F401
+        import xlrd  # noqa: F401
+        from lxml import etree  # noqa: F401
+
+        _WARM.append(True)
+
+
+def parse(fn: Callable[..., Any], path: str | Path, name: str, limits: ParseLimits, /, *args, **kwargs) -> Any:
+    """`fn(path, *args, **kwargs)` in a bounded child process; raises FileRefused (for `name`) on any failure."""
+    from mpsync.onec.archive_guard import check_xlsx
+    from mpsync.onec.reader import sniff
+
+    def call():
+        if sniff(path) == "xlsx":
+            check_xlsx(Path(path), name, limits)
+        return fn(path, *args, **kwargs)
+
+    if not limits.isolate:
+        return call()
+    _warm()
+    fd, scratch = tempfile.mkstemp(prefix="mpsync-parse-", dir=_scratch_dir())
+    try:
+        os.unlink(scratch)                  # the descriptor keeps it; nothing is left behind if we die
+        pid = os.fork()
+        if pid == 0:
+            _child(fd, call, name, limits)
+        status = _wait(pid, limits.seconds)
+        if status != 0:
+            raise FileRefused(name, _death(status, limits))
+        try:
+            kind, value = _read(fd)
+        except (EOFError, pickle.UnpicklingError, struct.error, ValueError) as exc:
+            raise FileRefused(name, f"the reader gave no usable answer ({exc})") from None
+    finally:
+        os.close(fd)
+    if kind == "refused":
+        raise FileRefused(name, value)
+    return value
