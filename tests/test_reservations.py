@@ -301,3 +301,14 @@ def test_a_line_whose_goods_the_catalog_learns_later_then_reserves(exchange_dsn,
     assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 5, "B": 5}
     stock_report(exchange_dsn, T0)                                             # any later release pass
     assert sellable(exchange_dsn, cfg, "ozon_stock") == {"A": 5, "B": 3}
+
+
+def test_an_order_with_unknown_goods_is_one_freshness_finding(exchange_dsn, tmp_path, monkeypatch):
+    from mpsync.freshness import check_reservations
+
+    write_config(tmp_path, monkeypatch)
+    seed(exchange_dsn, {("A", "ozon"): 3})
+    put(exchange_dsn, "ozon", ozon_order("P-1", [("NOPE", 1), ("NADA", 2)]), ozon_order("P-2", [("A", 1)]))
+    with psycopg.connect(exchange_dsn) as conn:
+        [f] = check_reservations(conn)
+    assert f.key == "unknown:ozon:main:P-1" and "NOPE, NADA" in f.message

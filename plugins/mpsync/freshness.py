@@ -62,7 +62,7 @@ class FreshnessSettings:
     feed_max_age: timedelta
     order_max_stall: timedelta
     parked_max: int
-    enabled: frozenset[str] = frozenset(("stock", "feeds", "orders", "parked"))   # `<check>.enabled: false`
+    enabled: frozenset[str] = frozenset(("stock", "feeds", "orders", "parked", "reservations"))   # `<check>.enabled: false`
 
 
 def _minutes(d: dict, key: str, where: str, source, default: float, lo: float = 1) -> timedelta:
@@ -125,7 +125,7 @@ def parse_freshness_settings(raw: dict[str, Any] | None, source, feeds_republish
         raise ConfigError(f"{source}: '{w}parked.max_objects' must be an integer >= 0, got {parked_max!r}")
 
     enabled = set()
-    for check in ("stock", "feeds", "orders", "parked"):
+    for check in ("stock", "feeds", "orders", "parked", "reservations"):
         flag = _section(raw, check, w, source).get("enabled", True)
         if not isinstance(flag, bool):
             raise ConfigError(f"{source}: '{w}{check}.enabled' must be true or false, got {flag!r}")
@@ -249,6 +249,16 @@ def check_orders(conn: psycopg.Connection, cfg: FreshnessSettings, now: datetime
     return out
 
 
+def check_reservations(conn: psycopg.Connection) -> list[Finding]:
+    """Open orders with lines whose goods the catalog does not know: they reserve nothing (docs/reservations.md).
+    One finding per order, so each order is alerted once when it appears (and re-alerted while it stays)."""
+    rows = conn.execute("select marketplace, account, order_id, offer_ids from reservation_unknown"
+                        " order by order_modified desc limit 50").fetchall()
+    return [Finding(f"unknown:{mp}:{acc}:{oid}", f"order {mp}:{acc} {oid}",
+                    f"order {mp}:{acc} {oid}: {', '.join(offers)} not in the catalog: reserves nothing for them")
+            for mp, acc, oid, offers in rows]
+
+
 def check_parked(conn: psycopg.Connection, cfg: FreshnessSettings) -> list[Finding]:
     """More parked sync objects than allowed (all subscribers together)."""
     rows = conn.execute(
@@ -311,7 +321,8 @@ def collect_findings(conn: psycopg.Connection, cfg: FreshnessSettings, now: date
     return ((check_stock(conn, cfg, now) if "stock" in on else [])
             + (check_feeds(feeds_folder, feeds, cfg, now, in_service_since(conn)) if "feeds" in on else [])
             + (check_orders(conn, cfg, now, order_accounts) if "orders" in on else [])
-            + (check_parked(conn, cfg) if "parked" in on else []))
+            + (check_parked(conn, cfg) if "parked" in on else [])
+            + (check_reservations(conn) if "reservations" in on else []))
 
 
 def decide(conn: psycopg.Connection, findings: list[Finding], cfg: FreshnessSettings, now: datetime) -> Verdict:
