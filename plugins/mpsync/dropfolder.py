@@ -8,6 +8,7 @@ a sensor in reschedule mode, which holds no memory between pokes, still sees the
 from __future__ import annotations
 
 import fnmatch
+import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -16,6 +17,8 @@ import psycopg
 from mpsync import ledger
 from mpsync.ftp import FtpClient, FtpEntry, FtpParams
 from mpsync.settings import Drop
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,25 @@ def new_stable_files(dsn: str, params: FtpParams, drop: Drop, stable_seconds: in
     """One poke of the drop folder: files not yet in the ledger whose upload has finished, oldest first."""
     with FtpClient(params) as ftp:
         entries = list_candidates(ftp, drop)
+        skipped = ftp.skipped
     with psycopg.connect(dsn, autocommit=True) as conn:
+        report_skipped(conn, skipped)
         known = ledger.known_identities(conn, drop.kind)
         fresh = [e for e in entries if (e.name, e.size, e.modified_at) not in known]
         stable = observe_stable(conn, fresh, stable_seconds)
     stable.sort(key=lambda e: (e.modified_at or datetime.min.replace(tzinfo=timezone.utc), e.name))
     return [DropFile.from_entry(e) for e in stable]
+
+
+def report_skipped(conn: psycopg.Connection, skipped: list[str]) -> list[str]:
+    """Log each unusable name in a drop folder once (not at every poke): remembered in ftp_observation under
+    a key no real path has. Returns the ones reported now."""
+    new = []
+    for line in skipped:
+        key = "skipped name: " + line[:2000]          # real paths start with "/"
+        row = conn.execute("""insert into ftp_observation (path, size, modified_at) values (%s, 0, null)
+                              on conflict (path) do nothing returning path""", (key,)).fetchone()
+        if row is not None:
+            log.warning("skipped on the FTP, not imported: %s", line)
+            new.append(line)
+    return new

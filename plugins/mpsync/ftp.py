@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ftplib
 import posixpath
+import ssl
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from mpsync import ftp_names as names
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,9 @@ class FtpParams:
     passive: bool = True
     encoding: str = "utf-8"     # cp1251 for servers that send Cyrillic names in the Windows code page
     timeout: float = 60.0
+    tls: bool = False           # FTPS, explicit (AUTH TLS on the same port): passwords and files encrypted
+    tls_ca_file: str | None = None      # trust this CA / self-signed certificate instead of the system's
+    tls_verify: bool = True
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,14 @@ class FtpError(RuntimeError):
     pass
 
 
+def _tls_context(p: FtpParams) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=p.tls_ca_file)
+    if not p.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def _parse_mdtm(value: str) -> datetime:
     value = value.split(".")[0]
     return datetime.strptime(value, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
@@ -44,11 +58,19 @@ class FtpClient:
 
     def __enter__(self) -> "FtpClient":
         p = self.params
-        ftp = ftplib.FTP(timeout=p.timeout, encoding=p.encoding)
+        # Lenient decoding: a name in another encoding is listed (and skipped as undecodable), not a crash.
+        encoding = names.lenient_codec(p.encoding)
+        if p.tls:
+            ftp: ftplib.FTP = ftplib.FTP_TLS(timeout=p.timeout, encoding=encoding, context=_tls_context(p))
+        else:
+            ftp = ftplib.FTP(timeout=p.timeout, encoding=encoding)
         ftp.connect(p.host, p.port)
-        ftp.login(p.user, p.password)
+        ftp.login(p.user, p.password)           # FTP_TLS: AUTH TLS first, so the password is encrypted
+        if p.tls:
+            ftp.prot_p()                        # and the data connections (listings, files) too
         ftp.set_pasv(p.passive)
         self.ftp = ftp
+        self.skipped: list[str] = []            # names refused by list_files (mpsync.ftp_names.problem)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -64,8 +86,8 @@ class FtpClient:
         assert self.ftp is not None
         try:
             entries = []
-            for name, facts in self.ftp.mlsd(folder, facts=["type", "size", "modify"]):
-                if facts.get("type") != "file":
+            for name, facts in self._mlsd(folder):
+                if facts.get("type") != "file" or self._unsafe(folder, name):
                     continue
                 modified = _parse_mdtm(facts["modify"]) if "modify" in facts else None
                 entries.append(FtpEntry(posixpath.join(folder, name), name, int(facts.get("size", 0)), modified))
@@ -77,7 +99,9 @@ class FtpClient:
                 raise
         entries = []
         for path in self.ftp.nlst(folder):
-            name = posixpath.basename(path)
+            name = posixpath.basename(path) if path.startswith(folder.rstrip("/") + "/") else path
+            if self._unsafe(folder, name):
+                continue
             try:
                 size = self.ftp.size(posixpath.join(folder, name))
             except ftplib.error_perm:
@@ -86,6 +110,31 @@ class FtpClient:
             entries.append(FtpEntry(posixpath.join(folder, name), name, int(size or 0), _parse_mdtm(mdtm)))
         return sorted(entries, key=lambda e: e.name)
 
+    def _mlsd(self, folder: str) -> list[tuple[str, dict[str, str]]]:
+        """MLSD lines as (name, facts); a line that is not `facts; name` (a name with a line break splits
+        its line in two) is reported like a bad name, where ftplib.mlsd raised on it."""
+        assert self.ftp is not None
+        self.ftp.sendcmd("OPTS MLST type;size;modify;")
+        chunks: list[bytes] = []
+        self.ftp.retrbinary(f"MLSD {folder}", chunks.append)        # raw: a bare LF inside a name stays seen
+        data = b"".join(chunks).decode(self.ftp.encoding)
+        lines = [ln for ln in data.split("\r\n" if "\r\n" in data else "\n") if ln]
+        out = []
+        for line in lines:
+            facts_text, sep, name = line.partition(" ")
+            facts = dict(f.partition("=")[::2] for f in facts_text.lower().rstrip(";").split(";"))
+            if not sep or not facts_text.endswith(";") or "type" not in facts:
+                self.skipped.append(f"{folder}: a listing line that is no file entry: {names.shown(line)}")
+                continue
+            out.append((name, facts))
+        return out
+
+    def _unsafe(self, folder: str, name: str) -> bool:
+        problem = names.problem(name)
+        if problem:
+            self.skipped.append(f"{posixpath.join(folder, names.shown(name))}: {problem}")
+        return problem is not None
+
     def stat(self, path: str) -> FtpEntry | None:
         folder, name = posixpath.split(path)
         return next((e for e in self.list_files(folder) if e.name == name), None)
@@ -93,6 +142,8 @@ class FtpClient:
     def download(self, path: str, local: Path, expected_size: int | None = None) -> Path:
         """Download whole into `local`; a short read (connection dropped) raises instead of returning a part."""
         assert self.ftp is not None
+        if names.problem(local.name) or ".." in local.parts:
+            raise FtpError(f"refusing to write {names.shown(str(local))}: not a safe local name")
         local.parent.mkdir(parents=True, exist_ok=True)
         part = local.with_name(local.name + ".part")
         with part.open("wb") as fh:

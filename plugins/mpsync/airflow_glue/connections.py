@@ -32,9 +32,17 @@ def ftp_params(conn_id: str = ONEC_FTP) -> FtpParams:
         port=int(c.port or 21),
         user=c.login or "anonymous",
         password=c.password or "",
-        passive=str(extra.get("passive", True)).lower() not in ("false", "0", "no"),
+        passive=_flag(extra.get("passive", True)),
         encoding=extra.get("encoding", "utf-8"),
+        # FTPS (explicit TLS): extra {"tls": true}, optionally "tls_ca_file" (a self-signed server's certificate)
+        tls=_flag(extra.get("tls", False)) or (c.conn_type or "").lower() == "ftps",
+        tls_ca_file=extra.get("tls_ca_file") or None,
+        tls_verify=_flag(extra.get("tls_verify", True)),
     )
+
+
+def _flag(value) -> bool:
+    return str(value).lower() not in ("false", "0", "no")
 
 
 # Seller APIs and the website (sync push; the order sync uses the same connection ids).

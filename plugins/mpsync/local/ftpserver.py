@@ -19,6 +19,7 @@ class LocalFtp:
     user: str = "onec"
     password: str = "onec-local"
     fs_class: type | None = None        # a pyftpdlib AbstractedFS subclass (tests use one that misbehaves)
+    certfile: Path | None = None        # PEM with key and certificate: FTPS (explicit TLS) required
     _server: ThreadedFTPServer | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -29,7 +30,15 @@ class LocalFtp:
         self.root.mkdir(parents=True, exist_ok=True)
         auth = DummyAuthorizer()
         auth.add_user(self.user, self.password, str(self.root), perm="elradfmwMT")
-        handler = type("Handler", (FTPHandler,), {})
+        if self.certfile is not None:
+            from pyftpdlib.handlers import TLS_FTPHandler
+
+            # Explicit TLS, and nothing in clear: no login and no data connection before AUTH TLS / PROT P.
+            handler = type("Handler", (TLS_FTPHandler,), {"certfile": str(self.certfile),
+                                                           "tls_control_required": True,
+                                                           "tls_data_required": True})
+        else:
+            handler = type("Handler", (FTPHandler,), {})
         handler.authorizer = auth
         handler.passive_ports = None
         handler.use_encoding = "utf8"
