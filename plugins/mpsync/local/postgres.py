@@ -8,6 +8,7 @@ creates, which must be able to traverse to the data directory.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -59,7 +60,17 @@ class LocalPostgres:
     user: str = "postgres"
 
     def dsn(self, dbname: str = "postgres") -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{dbname}"
+        password = self.password()
+        auth = f"{self.user}:{password}" if password else self.user
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{dbname}"
+
+    def _password_file(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.password"
+
+    def password(self) -> str | None:
+        """The generated password of a cluster made here (None: an older cluster made with trust)."""
+        path = self._password_file()
+        return path.read_text().strip() if path.exists() else None
 
     def _run(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -84,8 +95,7 @@ class LocalPostgres:
     def start(self) -> "LocalPostgres":
         self._prepare()
         if not (self.data_dir / "PG_VERSION").exists():
-            self._run(_bin("initdb"), "-D", str(self.data_dir), "-U", self.user, "--auth=trust",
-                      "--encoding=UTF8", "--locale=C.UTF-8")
+            self._initdb()
         if not self.is_running():
             # Memory and WAL sized for bulk stock imports (tens of millions of rows); durability settings
             # stay at their safe defaults.
@@ -100,6 +110,26 @@ class LocalPostgres:
                 raise RuntimeError(f"embedded PostgreSQL failed to start on port {self.port}: {r.stderr}\n{tail}")
         self._wait_ready()
         return self
+
+    def _initdb(self) -> None:
+        """A cluster whose TCP logins need a generated password (issue 17: was --auth=trust, so any local
+        user or process could connect as the superuser); the Unix socket, in the 0700 data folder, stays
+        trust. The password is kept beside the data folder, readable by its owner only."""
+        password = secrets.token_urlsafe(24)
+        pwfile = self.data_dir.parent / f".{self.data_dir.name}.initdb-pw"
+        pwfile.write_text(password)
+        kw = _as_user()
+        if kw:
+            os.chown(pwfile, kw["user"], kw["group"])
+        os.chmod(pwfile, 0o600)
+        try:
+            self._run(_bin("initdb"), "-D", str(self.data_dir), "-U", self.user, "--auth-host=scram-sha-256",
+                      "--auth-local=trust", f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C.UTF-8")
+        finally:
+            pwfile.unlink(missing_ok=True)
+        target = self._password_file()
+        target.touch(mode=0o600)
+        target.write_text(password)
 
     def _wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -130,3 +160,4 @@ class LocalPostgres:
     def destroy(self) -> None:
         self.stop(mode="immediate")
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        self._password_file().unlink(missing_ok=True)
