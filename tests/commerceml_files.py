@@ -30,6 +30,7 @@ class Goods:
     brand_value_id: str | None = None       # -> Справочник value of PROP_BRAND
     kgt: str | None = None
     deleted: bool = False
+    group: str | None = None                 # Товар/Группы/Ид
 
 
 @dataclass
@@ -47,8 +48,17 @@ def _head(ns: str, version: str) -> str:
             f"ВерсияСхемы=\"{version}\" ДатаФормирования=\"2026-01-05T10:30:00\">\n")
 
 
-def _classifier(price_types: bool = False, warehouses: bool = False, properties: bool = True) -> str:
+# The group tree of _classifier(groups=True): Кухня (grp-kitchen) > Чайники (grp-kettles); Сад (grp-garden).
+GROUPS_XML = ("<Группы><Группа><Ид>grp-kitchen</Ид><Наименование>Кухня</Наименование><Группы>"
+              "<Группа><Ид>grp-kettles</Ид><Наименование>Чайники</Наименование></Группа></Группы></Группа>"
+              "<Группа><Ид>grp-garden</Ид><Наименование>Сад</Наименование></Группа></Группы>")
+
+
+def _classifier(price_types: bool = False, warehouses: bool = False, properties: bool = True,
+                groups: bool = False) -> str:
     out = ["<Классификатор><Ид>cls-1</Ид><Наименование>Классификатор</Наименование>"]
+    if groups:
+        out.append(GROUPS_XML)
     if properties:
         out.append("<Свойства><Свойство><Ид>prop-brand</Ид><Наименование>Бренд</Наименование>"
                    "<ТипЗначений>Справочник</ТипЗначений><ВариантыЗначений>")
@@ -90,6 +100,8 @@ def _goods_xml(goods: list[Goods]) -> str:
         if g.article is not None:
             out.append(f"<Артикул>{escape(g.article)}</Артикул>")
         out.append(f"<Наименование>{escape(g.name)}</Наименование>")
+        if g.group:
+            out.append(f"<Группы><Ид>{g.group}</Ид></Группы>")
         out.append('<БазоваяЕдиница Код="796 " НаименованиеПолное="Штука"/>')
         if g.code is not None:
             out.append(f"<Код>{g.code}</Код>")
@@ -137,11 +149,11 @@ def _flag(partial: bool) -> str:
 
 
 def write_cml2(folder: Path, goods: list[Goods], offers: list[Offer], *, partial: bool = False,
-               import_name: str = "import.xml", offers_name: str = "offers.xml") -> list[Path]:
+               import_name: str = "import.xml", offers_name: str = "offers.xml", groups: bool = False) -> list[Path]:
     """CommerceML 2.x: import.xml (classifier + catalog) and offers.xml (price types, warehouses, offers)."""
     folder.mkdir(parents=True, exist_ok=True)
     imp = folder / import_name
-    imp.write_text(_head(NS2, "2.07") + _classifier() +
+    imp.write_text(_head(NS2, "2.07") + _classifier(groups=groups) +
                    f'<Каталог СодержитТолькоИзменения="{_flag(partial)}"><Ид>cat-1</Ид><Наименование>Каталог</Наименование>'
                    "<Товары>\n" + _goods_xml(goods) + "</Товары></Каталог>\n</КоммерческаяИнформация>\n",
                    encoding="utf-8")

@@ -215,11 +215,33 @@ def check_feeds(folder: Path, feeds: dict[str, str], cfg: FreshnessSettings, now
             out.append(Finding(f"feed:{feed}", f"feed {feed}", f"feed {feed}: {path} is not published (missing)"))
             continue
         age = now - modified
+        last = _last_feed_run(path)
         if age > cfg.feed_max_age:
             out.append(Finding(f"feed:{feed}", f"feed {feed}",
                                f"feed {feed}: {path} last published {_local(modified, cfg.tz)}, {_age(age)} ago "
-                               f"(limit {_age(cfg.feed_max_age)})"))
+                               f"(limit {_age(cfg.feed_max_age)}){_rejected_text(last)}"))
+        elif last.get("status") == "refused":
+            out.append(Finding(f"feed:{feed}:refused", f"feed {feed}",
+                               f"feed {feed}: the last run was refused ({last.get('reason')}); the previous file "
+                               f"stays{_rejected_text(last)}"))
     return out
+
+
+def _last_feed_run(path: Path) -> dict:
+    """The feed run's record beside the file (mpsync.feeds.publish writes `.<file>.json`)."""
+    import json
+
+    try:
+        return json.loads(path.with_name(f".{path.name}.json").read_text(encoding="utf-8")).get("last_run") or {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _rejected_text(last: dict) -> str:
+    by_rule = last.get("rejected_by_rule") or {}
+    if not by_rule:
+        return ""
+    return "; left out by rule in the last run: " + ", ".join(f"{k} {v}" for k, v in sorted(by_rule.items()))
 
 
 def check_orders(conn: psycopg.Connection, cfg: FreshnessSettings, now: datetime,

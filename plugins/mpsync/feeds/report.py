@@ -77,7 +77,9 @@ def write_staff_file(path: Path, *, feed: str, marketplace: str, rejected: list[
 def staff_status(published: bool, refusal: str | None) -> str:
     if refusal:
         return ("НЕ опубликован: маркетплейс продолжает получать предыдущий фид. Причина: " + refusal)
-    return "опубликован без перечисленных товаров" if published else "без изменений, перечисленных товаров в нём нет"
+    # Published now or unchanged since: the same for staff (the marketplace has the feed without these),
+    # so an unchanged feed does not upload the same report again.
+    return "опубликован без перечисленных товаров"
 
 
 def remote_path(results_folder: str, feed: str) -> str:
