@@ -121,7 +121,8 @@ def requisite(doc: etree._Element, name: str) -> str | None:
 
 def acked(dsn: str) -> dict[str, datetime | None]:
     with psycopg.connect(dsn) as conn:
-        return {r[0]: r[1] for r in conn.execute("select order_id, acked_modified from onec_order where acked_at is not null")}
+        return {r[0]: r[1] for r in conn.execute(
+            "select order_id, acked_modified from onec_order where acked_at is not null")}
 
 
 def test_first_exchange_then_nothing_new(served, exchange_dsn):

@@ -4,7 +4,6 @@ the tests serve under uvicorn. HTTP only: every decision is in protocol.Exchange
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Callable
 
@@ -13,8 +12,6 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from mpsync.onec_exchange.protocol import COOKIE, Exchange, Request
-
-log = logging.getLogger(__name__)
 PATH = "/exchange"
 
 

@@ -8,7 +8,6 @@ nomenclature code (it knows goods that have one by that code, DOMAIN.md section 
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -90,7 +89,3 @@ def order_docs(conn: psycopg.Connection, rows: tuple[tuple[str, str, dict], ...]
             cancelled=state == CANCELLED, shipment_date=shipment_date(o["marketplace"], payload),
             lines=tuple(doc_lines)))
     return docs
-
-
-def total_quantity(docs: list[OrderDoc]) -> Decimal:
-    return sum((ln.quantity for d in docs for ln in d.lines), Decimal(0))

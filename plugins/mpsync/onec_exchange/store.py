@@ -210,6 +210,6 @@ def store_answers(conn: psycopg.Connection, answers: OnecOrdersFile) -> tuple[in
                           onec_status = excluded.onec_status, onec_shipped = excluded.onec_shipped,
                           onec_cancelled = excluded.onec_cancelled, onec_updated_at = now()""", rows)
         unknown = [a.keys[0] for n, a in enumerate(answers.orders) if n not in resolved]
-        log_event(conn, "file", "ok", len(rows),
-                  f"{answers.name}: {len(rows)} order(s) stored" + (f", unknown: {', '.join(unknown[:20])}" if unknown else ""))
+        detail = f"{answers.name}: {len(rows)} order(s) stored"
+        log_event(conn, "file", "ok", len(rows), detail + (f", unknown: {', '.join(unknown[:20])}" if unknown else ""))
     return len(rows), unknown
