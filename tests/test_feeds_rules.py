@@ -220,3 +220,16 @@ def test_config_categories_override_the_imported_tree(exchange_dsn, tmp_path):
     assert offers["A-2"] == str(leaf)                     # no override: the imported tree
     with pytest.raises(Exception, match="99999"):
         feeds_config(tmp_path, {**FEEDS_SECTION, "categories": [{"id": 100000, "name": "x"}]})
+
+
+def test_offer_id_explain_names_the_id_or_why_there_is_none(catalog):
+    dsn, cfg = catalog
+    with psycopg.connect(dsn) as conn:
+        conn.execute("update product set onec_code = '00000000123' where article = 'A-2'")
+    for feed in ("yandex", "ozon_kgt", "megamarket"):
+        publish_feed(dsn, feed, config=cfg, now=NOW)
+    with psycopg.connect(dsn) as conn:
+        rows = {r[0]: r[1:] for r in conn.execute("select * from offer_id_explain('A-2')")}
+    assert rows["yandex"][0] is None and rows["yandex"][1].startswith("offer_id_clash: offer id '00000000123'")
+    assert rows["yandex"][2] == "yandex: offer_id_clash"
+    assert rows["megamarket"] == ("A-2", None, None) and rows["ozon"] == ("A-2", None, None)

@@ -70,3 +70,19 @@ create trigger product_offer_id_pending after insert on product
     referencing new table as new_products for each statement execute function offer_id_pending_add();
 insert into offer_id_pending (marketplace, product_id)
 select m, p.product_id from product p cross join unnest(array['yandex', 'ozon', 'megamarket']) m;
+
+-- For operators (psql, the inspect command): each marketplace's offer id of an article, or why it has none,
+-- and whether the last feed run left it out and for which rule.
+create function offer_id_explain(p_article text)
+returns table (marketplace text, offer_id text, problem text, left_out text) language sql stable as $$
+    select m, o.offer_id, q.rule || ': ' || q.detail,
+           (select string_agg(r.feed || ': ' || r.rule, '; ' order by r.feed, r.rule) from feed_rejection r
+            where r.article = p.article
+              and r.feed in (select f from unnest(array['yandex', 'ozon', 'ozon_kgt', 'megamarket']) f
+                             where (f like 'ozon%') = (m = 'ozon') and (m = 'ozon' or f = m)))
+    from product p cross join unnest(array['yandex', 'ozon', 'megamarket']) m
+    left join offer_id o on o.product_id = p.product_id and o.marketplace = m
+    left join offer_id_problem q on q.product_id = p.product_id and q.marketplace = m
+    where p.article = p_article
+    order by m
+$$;
