@@ -106,3 +106,15 @@ def test_stock_and_price_articles_are_cleaned_and_counted(tmp_path):
     parsed = parse_price(price)
     assert [i.article for i in parsed.items] == ["P-1"]
     assert parsed.layout["cleaned_text_count"] == 1 and "U+000B" in parsed.layout["cleaned_text"][0]
+
+
+def test_inspect_shows_groups_cleaned_values_and_the_offer_ids(tmp_path):
+    from mpsync.inspect_cmd import parse, summary
+
+    path = _catalog_csv(tmp_path / "nomenclature.csv", [
+        "Артикул;Код;Наименование;Штрихкод", "Кухня;;;", "МП00-007875;00000015452;Чайник\x0b;"])
+    doc = summary(parse("catalog", [path], None), "catalog", "given")
+    [item] = doc["items"]
+    assert item["offer_ids"] == {"yandex": "00000015452", "ozon": "МП00-007875", "megamarket": "MP00-007875"}
+    assert item["group"] == "sheet:Кухня" and doc["groups"] == [{"key": "sheet:Кухня", "parent": None, "name": "Кухня"}]
+    assert doc["counts"]["cleaned"] == 1 and "U+000B" in doc["cleaned"][0]

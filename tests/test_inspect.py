@@ -33,7 +33,7 @@ def test_stock_xlsx_every_quirk(tmp_path, capsys):
     assert layout["container"] == "xlsx" and layout["reader"] == "python-calamine"
     assert layout["header_row"] == 7 and layout["article_column"] == "A" and layout["warehouse_count"] == 3
     assert any("'> 1000' read as 1000" in n for n in layout["notes"])
-    assert doc["counts"] == {"rows_read": 19, "items": 5, "skipped_service_rows": 9, "rejected": 5}
+    assert doc["counts"] == {"rows_read": 19, "items": 5, "skipped_service_rows": 9, "rejected": 5, "cleaned": 0}
     assert doc["items"] == [
         {"row": 8, "article": "0557722", "warehouses": {"sber": 5, "ozon": 0, "yandex": 0}},
         {"row": 10, "article": "МП00-007875", "warehouses": {"sber": 1000, "ozon": 2.5, "yandex": 1719}},
@@ -60,7 +60,7 @@ def test_stock_csv_cp1251_detected_by_header(tmp_path, capsys):
     # --warehouses differs from the configured 3 columns: warehouses are named by position
     assert doc["items"] == [{"row": 2, "article": "0557722", "warehouses": {"column_1": 1, "column_2": 1719}},
                             {"row": 3, "article": "A2", "warehouses": {"column_1": 5000, "column_2": 0}}]
-    assert doc["counts"] == {"rows_read": 3, "items": 2, "skipped_service_rows": 1, "rejected": 0}
+    assert doc["counts"] == {"rows_read": 3, "items": 2, "skipped_service_rows": 1, "rejected": 0, "cleaned": 0}
 
 
 def test_price(tmp_path, capsys):
@@ -69,7 +69,7 @@ def test_price(tmp_path, capsys):
     assert code == 0 and doc["kind"] == "price" and doc["kind_detected_by"] == "header in row 3 has a price column"
     assert doc["layout"]["columns"] == {"article": "A (Артикул)", "price": "C (Текущая цена)",
                                         "old_price": "D (Цена без акции)"}
-    assert doc["counts"] == {"rows_read": 5, "items": 1, "skipped_service_rows": 3, "rejected": 1}
+    assert doc["counts"] == {"rows_read": 5, "items": 1, "skipped_service_rows": 3, "rejected": 1, "cleaned": 0}
     assert doc["items"] == [{"row": 4, "article": "0557722", "price": 1719.9, "old_price": 2000}]
     assert doc["rejects"] == [{"row": 5, "column": "C (Текущая цена)", "article": "X",
                                "reason": "price is not a number: 'abc'"}]
@@ -81,7 +81,9 @@ def test_catalog(tmp_path, capsys):
     code, doc, _ = inspect(capsys, write_catalog_xlsx(tmp_path / "nom.xlsx", items, code_as_number=True))
     assert code == 0 and doc["kind"] == "catalog"
     assert doc["items"] == [{"row": 4, "article": "A1", "onec_code": "00000015452", "name": "Грунт", "brand": "Dufa",
-                             "model": "M", "ean": "4260375481774", "size_class": "kgt", "rrp": 1999.9}]
+                             "model": "M", "ean": "4260375481774", "size_class": "kgt", "rrp": 1999.9,
+                             "group": None,
+                             "offer_ids": {"yandex": "00000015452", "ozon": "A1", "megamarket": "A1"}}]
     assert doc["counts"]["items"] == 1 and doc["rejects"] == []
 
 

@@ -136,10 +136,12 @@ def _items(result: Any, kind: str, limit: int | None) -> list[dict[str, Any]]:
                 d["overrides"] = {mp: {"price": _num(p), "old_price": _num(o)} for mp, (p, o) in it.overrides.items()}
             out.append(d)
         return out
+    from mpsync.feeds.offer_ids import proposed_ids
+
     for it in result.items[:limit]:
         out.append({"row": it.row, "article": it.article, "onec_code": it.onec_code, "name": it.name,
                     "brand": it.brand, "model": it.model, "ean": it.ean, "size_class": it.size_class,
-                    "rrp": _num(it.rrp)})
+                    "rrp": _num(it.rrp), "group": it.group, "offer_ids": proposed_ids(it.article, it.onec_code)})
     return out
 
 
@@ -153,7 +155,9 @@ def summary(result: Any, kind: str, detected_by: str, limit: int | None = None) 
         "layout": result.layout,
         "report_time": result.report_time.isoformat() if isinstance(result.report_time, datetime) else None,
         "counts": {"rows_read": result.rows_read, "items": total,
-                   "skipped_service_rows": result.skipped_service_rows, "rejected": len(result.rejects)},
+                   "skipped_service_rows": result.skipped_service_rows, "rejected": len(result.rejects),
+                   "cleaned": len(result.cleaned)},
+        "cleaned": [str(r) for r in result.cleaned[:limit]],
         "rejects": [{"row": r.row, "column": r.column, "article": r.article, "reason": r.reason}
                     | ({"file": r.file} if r.file != result.file else {}) for r in result.rejects],
         "items": items,
@@ -162,6 +166,7 @@ def summary(result: Any, kind: str, detected_by: str, limit: int | None = None) 
         doc["items_truncated"] = True
     if isinstance(result, CatalogParse) and not isinstance(result, (StockParse, PriceParse)):
         doc["partial"] = result.partial
+        doc["groups"] = [{"key": g.key, "parent": g.parent, "name": g.name} for g in result.groups]
         if result.prices:
             doc["prices"] = [{"row": p.row, "article": p.article, "price": _num(p.price),
                               "old_price": _num(p.old_price)} for p in result.prices[:limit]]

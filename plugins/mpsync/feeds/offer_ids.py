@@ -63,6 +63,16 @@ def wanted_id(marketplace: str, article: str, onec_code: str | None) -> str:
     return article
 
 
+def proposed_ids(article: str, onec_code: str | None) -> dict[str, str | None]:
+    """The id each marketplace would get for a new product (inspect shows it; a stored id wins later);
+    None where the rules cannot be met."""
+    out = {}
+    for mp in ("yandex", "ozon", "megamarket"):
+        want = wanted_id(mp, article, onec_code)
+        out[mp] = None if offer_id_problem(mp, want) else want
+    return out
+
+
 @dataclass(frozen=True)
 class Problem:
     product_id: int
