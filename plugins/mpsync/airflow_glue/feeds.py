@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from airflow.exceptions import AirflowNotFoundException
+
 from mpsync.airflow_glue.connections import exchange_dsn, ftp_params
 from mpsync.airflow_glue.failures import refusal_fails_without_retry
 from mpsync.feeds.config import feeds_config
@@ -24,8 +26,14 @@ def publish_feed_task(feed: str) -> dict:
     cfg = feeds_config()
     st = settings()
     ftp = ftp_params(cfg.ftp_upload.conn_id) if cfg.ftp_upload else None
+    try:
+        results_ftp = ftp_params(st.ftp_conn_id)
+    except AirflowNotFoundException:
+        # The feed matters more than its staff report: publish, and say where the report did not go.
+        log.warning("connection %r not defined: the feed report is not uploaded to the 1C FTP", st.ftp_conn_id)
+        results_ftp = None
     with refusal_fails_without_retry(FeedRejected, FeedRenderError):
-        report = publish_feed(exchange_dsn(), feed, config=cfg, ftp=ftp, results_ftp=ftp_params(st.ftp_conn_id),
+        report = publish_feed(exchange_dsn(), feed, config=cfg, ftp=ftp, results_ftp=results_ftp,
                               results_folder=st.results_folder)
     log.info("%s", report.line())
     return report.as_dict()

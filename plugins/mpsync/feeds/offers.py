@@ -109,7 +109,8 @@ def offers_query(cfg: FeedsConfig, fs: FeedSettings) -> tuple[sql.Composed, dict
     count = sql.SQL(" + ").join(sql.SQL("qs.q{}").format(sql.Literal(i)) for i in range(n))
     offer_id = sql.SQL("case when q.product_id is null then o.offer_id end")
     # Yandex and Megamarket ignore an old price outside a 5..99% discount (validate.DISCOUNT_*).
-    discount = (sql.SQL(" and pr.price between pr.old_price * (1 - %(max_discount)s) and pr.old_price * (1 - %(min_discount)s)")
+    discount = (sql.SQL(" and pr.price between pr.old_price * (1 - %(max_discount)s)"
+                        " and pr.old_price * (1 - %(min_discount)s)")
                 if fs.marketplace in ("yandex", "megamarket") else sql.SQL(""))
     # Megamarket takes whole roubles [V16]; rounded half up, 0 = no price.
     price = (sql.SQL("nullif(round({}), 0)") if fs.marketplace == "megamarket" else sql.SQL("{}"))

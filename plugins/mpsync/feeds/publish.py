@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import ftplib
 import json
 import logging
 import os
@@ -173,8 +174,13 @@ def _report(dsn: str, cfg: FeedsConfig, fs: FeedSettings, rejected: list[tuple],
     local = cfg.folder / "reports" / f"{fs.feed}.xlsx"
     feed_report.write_staff_file(local, feed=fs.feed, marketplace=fs.marketplace, rejected=rows, status=status,
                                  when=when)
-    with FtpClient(results_ftp) as client:
-        client.upload(local, feed_report.remote_path(results_folder, fs.feed))
+    try:
+        with FtpClient(results_ftp) as client:
+            client.upload(local, feed_report.remote_path(results_folder, fs.feed))
+    except (OSError, EOFError, ftplib.Error) as exc:
+        # The feed is published already; the report is uploaded by the next run (its digest is not saved).
+        log.warning("feed %s: report not uploaded to the FTP (%s); the next run retries", fs.feed, exc)
+        return
     side = _read_sidecar(final)
     side["report_uploaded_sha256"] = digest
     _write_sidecar(final, side)
