@@ -26,7 +26,8 @@ def checkpoint(dsn, key):
 def test_backward_paging_of_a_desc_list_loses_nothing_forward_paging_does(exchange_dsn):
     kw = dict(rounds=6, creates=600, modifies=50, hostility={"churn_per_call": 1.5})
     good = run_rounds("taobao", exchange_dsn, seed=11, account="backward", **kw)
-    naive = run_rounds("taobao", exchange_dsn, seed=11, account="forward", strategy=Strategy(backward_paging=False), **kw)
+    naive = run_rounds("taobao", exchange_dsn, seed=11, account="forward",
+                       strategy=Strategy(backward_paging=False, trust_paging=True), **kw)
     assert good.lost == 0 and good.stale == 0, good
     assert naive.lost > 0, naive
 
@@ -71,8 +72,11 @@ def test_checkpoint_is_server_clock_minus_margin_never_past_the_run_start(exchan
     sim, adapter = _one_run("yandex", exchange_dsn, sim_kw={"skew": 3600})
     try:
         first = sync_account(exchange_dsn, adapter, FAST_SETTINGS)
-        sim.store.activity(600, 100, 50)
+        sim.store.activity(600, 20, 10)
+        calls = sim.calls
         report = sync_account(exchange_dsn, adapter, FAST_SETTINGS)
+        # no clock probe: one call per window (and per window found too full), the first one's Date is "now"
+        assert sim.calls - calls == report.windows + report.splits, (sim.calls - calls, report)
         assert report.checkpoint_after == report.server_start - FAST_SETTINGS.margin
         assert report.server_start > first.server_start
         assert abs((report.server_start - datetime.fromtimestamp(sim.clock.now(), UTC)).total_seconds()) < 60
@@ -136,8 +140,10 @@ def test_ids_first_then_details_in_batches(exchange_dsn):
         adapter.client.calls = 0
         report = sync_account(exchange_dsn, adapter, FAST_SETTINGS)
         assert report.orders == 450
-        # probe + count + 5 pages of ids + recount + 12 detail batches of <= 40
-        assert adapter.client.calls == 1 + 1 + 5 + 1 + 12, adapter.client.calls
+        # no clock probe: page 1 of a window reaching past "now" (its Date is "now"; 450 > one page, so it is
+        # planned again behind "now"), page 1 of that window (its total), pages 5..2, page 1 again (the count),
+        # 12 detail batches of <= 40
+        assert adapter.client.calls == 1 + 1 + 4 + 1 + 12, adapter.client.calls
         assert sim.calls_by_path["/router/rest"] - calls["/router/rest"] == adapter.client.calls
     finally:
         sim.stop()
@@ -299,3 +305,71 @@ def test_orders_config_errors_name_the_key():
         orders_config({"accounts": [{"marketplace": "ozon", "account": "a"}] * 2})
     cfg = orders_config()       # the shipped config is valid
     assert cfg.by_marketplace(["ozon"])["ozon"] == ["ozon:main"]
+
+
+# -- issue 15: no list's paging is trusted --------------------------------------------------------------------
+
+UNSTABLE = dict(rounds=6, creates=500, modifies=300, gap=900, outage_rounds=2,
+                hostility={"churn_per_call": 1.0, "create_per_call": 0.5})
+
+
+@pytest.mark.parametrize("kind, naive", [
+    ("yandex", Strategy(trust_paging=True)),
+    ("ozon", Strategy(trust_paging=True)),
+    ("taobao", Strategy(backward_paging=False, trust_paging=True)),   # its old naive way: page 1, 2, ...
+])
+def test_trusting_the_page_cursor_loses_orders_proven_windows_do_not(exchange_dsn, kind, naive):
+    # offset-encoding tokens (page numbers), orders in the paged window changing between any two page
+    # requests, new orders arriving, and a scheduler outage of 30 minutes in 15-minute rounds
+    good = run_rounds(kind, exchange_dsn, seed=32, account="proven", **UNSTABLE)
+    old = run_rounds(kind, exchange_dsn, seed=32, account="trusted", strategy=naive, **UNSTABLE)
+    assert good.lost == 0 and good.stale == 0 and good.failed_runs == 0, good
+    assert old.lost > 0, old
+
+
+def test_the_offset_token_is_what_loses_orders_a_stable_cursor_does_not(exchange_dsn):
+    stable = dict(UNSTABLE, hostility=dict(UNSTABLE["hostility"], stable_cursor=True))
+    trusted = run_rounds("yandex", exchange_dsn, seed=32, account="stable", strategy=Strategy(trust_paging=True),
+                         **stable)
+    assert trusted.lost == 0 and trusted.stale == 0, trusted
+
+
+def test_a_window_that_cannot_be_proven_holds_the_checkpoint_until_it_can(exchange_dsn):
+    # 120 orders in ONE second: more than a page, and the API cannot split below a second; while orders in
+    # it keep changing on every call, two reads never agree: the run fails and the checkpoint stays before it
+    sim, adapter = _one_run("yandex", exchange_dsn, creates=20)
+    try:
+        sync_account(exchange_dsn, adapter, FAST_SETTINGS)
+        before = checkpoint(exchange_dsn, "yandex:main")
+        sim.store.burst(120, 0.9)
+        sim.clock.advance(600)
+        sim.set_hostility(churn_per_call=2)
+        with pytest.raises(OrderSyncError, match="kept changing while paged"):
+            sync_account(exchange_dsn, adapter, FAST_SETTINGS)
+        stuck = checkpoint(exchange_dsn, "yandex:main")
+        burst_at = min(o.created for o in sim.store.orders.values() if o.order_id > 0 and o.created > before.timestamp())
+        assert before <= stuck <= datetime.fromtimestamp(burst_at, UTC)
+        sim.set_hostility(churn_per_call=0)             # calm: two whole reads of that second agree
+        sim.clock.advance(300)
+        sync_account(exchange_dsn, adapter, FAST_SETTINGS)
+        out = compare(sim, exchange_dsn, "yandex", "main")
+        assert out.lost == 0 and out.stale == 0, out
+    finally:
+        sim.stop()
+
+
+def test_yandex_first_sync_reads_each_moscow_date_once(exchange_dsn):
+    sim = start_sim("yandex", 6)
+    try:
+        sim.clock.advance(-10 * 86400)
+        sim.store.activity(10 * 86400, creates=300, modifies=0)
+        adapter = make_adapter("yandex", sim)
+        report = sync_account(exchange_dsn, adapter, SyncSettings(initial_days=7))
+        with psycopg.connect(exchange_dsn) as conn:
+            ends = [r[0] for r in conn.execute("select window_end from order_sync_window where mode = 'initial'"
+                                               " order by window_start")]
+        # 7 days from a time of day: 8 windows, each inside one Moscow date (ends at 21:00 UTC but the last)
+        assert len(ends) == 8 and all(e.hour == 21 and e.minute == 0 for e in ends[:-1]), ends
+        assert report.api_calls <= 1 + 8 + 2      # the probe once per account, a date per call, retries spare
+    finally:
+        sim.stop()

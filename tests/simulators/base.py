@@ -13,6 +13,7 @@ one at a time under a lock, so a seeded run is reproducible. Hostility, all seed
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import bisect
@@ -42,6 +43,7 @@ class Hostility:
     slow_seconds: float = 0.0        # a slow answer takes this long (set above the client's timeout)
     p_bad_body: float = 0.0          # HTTP 200 with a logical error or a truncated body
     result_limit: int = 1000         # most results one window may hold (APIs that have such a limit)
+    stable_cursor: bool = False      # True: keyset page tokens (order id); default: tokens encode an OFFSET
 
 
 @dataclass
@@ -301,6 +303,33 @@ class SimServer(ThreadingHTTPServer):
 
     def handle_api(self, method, path, query, body, headers) -> tuple[int, Any]:
         raise NotImplementedError
+
+    def page_of(self, match: list, token: str | None, limit: int) -> tuple[list, str | None] | None:
+        """One page of `match` and the next token (None: last page); None for a token we never issued.
+
+        Default (hostile): the token encodes an OFFSET into the list as it is at the next request, so an
+        order that leaves the list meanwhile shifts the rest and one is never listed. `stable_cursor`: a
+        keyset token (the last order id), which does not shift.
+        """
+        match.sort(key=lambda v: v.order_id)
+        try:
+            pos = json.loads(base64.urlsafe_b64decode(token.encode())) if token else {}
+        except ValueError:
+            return None
+        if not isinstance(pos, dict):
+            return None
+        if self.h.stable_cursor:
+            after = pos.get("after", 0)
+            rest = [v for v in match if v.order_id > after]
+            page = rest[:limit]
+            more = len(rest) > limit
+            nxt = {"after": page[-1].order_id} if more else None
+        else:
+            offset = pos.get("offset", 0)
+            page = match[offset: offset + limit]
+            more = offset + limit < len(match)
+            nxt = {"offset": offset + limit} if more else None
+        return page, (base64.urlsafe_b64encode(json.dumps(nxt).encode()).decode() if nxt else None)
 
     # -- truth for the harness --
     def truth(self) -> dict[str, SimOrder]:

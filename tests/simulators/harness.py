@@ -8,6 +8,7 @@ simulator holds must be in the database at its latest version.
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ DETAIL = {"taobao": 40, "megamarket": 50}
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC).timestamp()
 
 FAST_SETTINGS = SyncSettings(initial_days=90, initial_window=timedelta(days=1), window=timedelta(hours=6),
-                             lookback=timedelta(minutes=10), margin=timedelta(minutes=2))
+                             lookback=timedelta(0), margin=timedelta(minutes=2))
 
 
 def fast_client(sim, headers=None, **kw) -> ApiClient:
@@ -71,8 +72,17 @@ class Outcome:
     failed_runs: int = 0
     runs: int = 0
     api_calls: int = 0
+    retries: int = 0                 # of api_calls: retries of injected failures
     min_calls: int = 0
+    steady_runs: int = 0             # live runs with no kill, outage or burst in this round or the one before
+    steady_calls: int = 0            # their calls, retries excluded
+    steady_min: int = 0
     lost_ids: list = field(default_factory=list)
+
+    def add(self, other: "Outcome") -> None:
+        for f in ("truth", "stored", "lost", "stale", "failed_runs", "runs", "api_calls", "retries", "min_calls",
+                  "steady_runs", "steady_calls", "steady_min"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
 
 
 def compare(sim, dsn: str, marketplace: str, account: str) -> Outcome:
@@ -97,10 +107,23 @@ def history(sim, days: int = 100, per_day: int = 20) -> None:
     sim.store.activity(days * 86400, creates=days * per_day, modifies=days * per_day // 2)
 
 
+def min_calls(kind: str, changed: int) -> int:
+    """The least a run can spend: each order changed since the last run listed once in full pages at the API's
+    largest page size, plus details where the API separates them (retries of injected failures not counted)."""
+    return math.ceil(changed / PAGE[kind]) + (math.ceil(changed / DETAIL[kind]) if kind in DETAIL else 0)
+
+
+def changed_since(sim, t: float) -> int:
+    index = sim.store.by_modified
+    return len(index) - bisect.bisect_left(index, (t, 0))
+
+
 def run_rounds(kind: str, dsn: str, seed: int, strategy: Strategy = Strategy(), *, rounds: int = 10,
                account: str = "main", settings: SyncSettings = FAST_SETTINGS, skew: float = 0.0,
                creates: int = 200, modifies: int = 200, burst: int = 0, p_kill: float = 0.0,
-               history_days: int = 0, hostility: dict | None = None, gap: float = 600) -> Outcome:
+               history_days: int = 0, hostility: dict | None = None, gap: float = 600,
+               outage_rounds: int = 0) -> Outcome:
+    """`outage_rounds`: from round rounds // 3 on, that many rounds pass with no sync run (the scheduler is down)."""
     rng = random.Random(seed)
     sim = start_sim(kind, seed, skew=skew, **(hostility or {}))
     try:
@@ -108,27 +131,51 @@ def run_rounds(kind: str, dsn: str, seed: int, strategy: Strategy = Strategy(), 
             history(sim, history_days)
         adapter = make_adapter(kind, sim, account, strategy, max_attempts=4)
         out = Outcome()
-        for r in range(rounds):
-            sim.store.activity(gap, creates=rng.randint(0, creates), modifies=rng.randint(0, modifies))
-            if burst and r == rounds // 2:
-                sim.store.burst(burst, 3600)
-            if p_kill and rng.random() < p_kill:
-                sim.drop_after(rng.randint(2, 12))
-            out.runs += 1
+        last_run, disturbed = None, True          # the first run is the initial sync: not steady
+        outage = range(rounds // 3, rounds // 3 + outage_rounds)
+
+        def one_run(steady: bool) -> bool:
+            nonlocal last_run
+            changed = changed_since(sim, last_run) if last_run is not None else len(sim.store.by_modified)
+            last_run = sim.clock.now()
+            calls, retries = adapter.calls(), adapter.client.retries
+            ok = True
             try:
                 sync_account(dsn, adapter, settings, strategy=strategy, local_now=sim.clock.local_now)
             except OrderSyncError:
-                out.failed_runs += 1
+                ok = False
+            out.runs += 1
+            out.min_calls += min_calls(kind, changed)
+            if steady and ok:
+                out.steady_runs += 1
+                out.steady_calls += (adapter.calls() - calls) - (adapter.client.retries - retries)
+                out.steady_min += min_calls(kind, changed)
+            return ok
+
+        for r in range(rounds):
+            sim.store.activity(gap, creates=rng.randint(0, creates), modifies=rng.randint(0, modifies))
+            if r in outage:
+                disturbed = True
+                continue
+            hurt = bool(burst and r == rounds // 2)
+            if hurt:
+                sim.store.burst(burst, 3600)
+            killed = bool(p_kill and rng.random() < p_kill)
+            if killed:
+                sim.drop_after(rng.randint(2, 12))
+            ok = one_run(steady=not (disturbed or hurt or killed))
+            out.failed_runs += not ok
+            disturbed = hurt or killed or not ok
             sim.drop_after(None)
         # settle: the world stops changing, the clock passes margin + lag, one last ordinary run
         sim.set_hostility(churn_per_call=0, create_per_call=0, p_rate_limit=0, p_5xx=0, p_slow=0, p_bad_body=0)
         sim.clock.advance(settings.margin.total_seconds() + 60)
-        sync_account(dsn, adapter, settings, strategy=strategy, local_now=sim.clock.local_now)
+        if not one_run(steady=False):
+            raise OrderSyncError("the settle run failed")
         res = compare(sim, dsn, adapter.marketplace, account)
-        res.runs, res.failed_runs = out.runs + 1, out.failed_runs
-        res.api_calls = adapter.calls()
-        changes = sim.store.changes
-        res.min_calls = math.ceil(changes / PAGE[kind]) + (math.ceil(changes / DETAIL[kind]) if kind in DETAIL else 0)
+        for f in ("runs", "failed_runs", "min_calls", "steady_runs", "steady_calls", "steady_min"):
+            setattr(res, f, getattr(out, f))
+        res.api_calls, res.retries = adapter.calls(), adapter.client.retries
         return res
     finally:
         sim.stop()

@@ -4,6 +4,14 @@ Every call is POST {"meta": {}, "data": {"token": ..., ...}}; success is "succes
 even for a logical error ("success": 0, "error": [...]); the API also answers 500. `order/search` filters by
 CREATION date (dateFrom, dateTo) and silently truncates to the result limit; `order/get` takes <= 50 ids.
 `webhook_body(order)` is what the marketplace would POST to our order/new receiver.
+
+What the merchant API documents, and what it does not (an adversary, not a mirror):
+- guaranteed: `order/search` by creation date; `order/get` by <= 50 ids; "success": 1 on success.
+- NOT guaranteed, so played against the client: a modification filter or a change time (none: a change is
+  only seen by reading the order again); that a search answer is complete (it is silently truncated at the
+  result limit); that an order is unchanged between `search` and `get` (orders in the searched window change
+  on every search, `churn_per_call`); that a change is visible at once (`visibility_lag_ms`). `order/search`
+  has no paging, so there is no page cursor to shift: one answer is one snapshot.
 """
 
 from __future__ import annotations

@@ -2,14 +2,20 @@
 
 Headers Client-Id + Api-Key. fbs/list: `filter.since`/`filter.to` (creation time, required, <= 1 year),
 `filter.last_changed_status_date{from,to}` (the only change-time filter; both inclusive here),
-`limit` 1..100, `cursor` -> {"result": {"postings": [...], "cursor": "...", "has_next": bool}}. The cursor
-is a stable keyset. unfulfilled/list returns the open postings the same way. Errors {code, message, details}.
+`limit` 1..100, `cursor` -> {"result": {"postings": [...], "cursor": "...", "has_next": bool}}.
+unfulfilled/list returns the open postings the same way. Errors {code, message, details}.
+
+What Ozon's documentation guarantees, and what it does not (an adversary, not a mirror):
+- guaranteed: `limit` <= 100; `has_next` tells whether there is more; `cursor` is what to send for it;
+  `since`/`to` by creation (<= 1 year); `last_changed_status_date` filters by the last STATUS change.
+- NOT guaranteed, so played against the client: the cursor's stability -- by default it encodes an OFFSET
+  (`Hostility.stable_cursor=True`: a keyset cursor); a snapshot across pages: postings in the window change
+  between any two page requests and leave it; late visibility of a change (`visibility_lag_ms`); a sort
+  order (posting id here); a count (none). The filter's ends are inclusive here.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime, timezone
 
 from tests.simulators.base import SimServer, parse_epoch as _dt
@@ -57,18 +63,11 @@ class OzonSimulator(SimServer):
             match = [v for v in self.store.views(now) if STATUS[v.status] in OPEN]
         else:
             return 404, _error(5, "not found")
-        after = 0
-        if body.get("cursor"):
-            try:
-                after = json.loads(base64.urlsafe_b64decode(body["cursor"].encode()))["after"]
-            except (ValueError, KeyError):
-                return 400, _error(3, "bad cursor")
-        match.sort(key=lambda v: v.order_id)
-        rest = [v for v in match if v.order_id > after]
-        page = rest[:limit]
-        cursor = base64.urlsafe_b64encode(json.dumps({"after": page[-1].order_id}).encode()).decode() if page else ""
-        out = {"result": {"postings": [self.posting(v) for v in page], "cursor": cursor,
-                          "has_next": len(rest) > limit}}
+        paged = self.page_of(match, body.get("cursor") or None, limit)
+        if paged is None:
+            return 400, _error(3, "bad cursor")
+        page, nxt = paged
+        out = {"result": {"postings": [self.posting(v) for v in page], "cursor": nxt or "", "has_next": nxt is not None}}
         self.store.churn([self.store.orders[v.order_id] for v in match])
         return 200, out
 

@@ -8,6 +8,15 @@
 - `taobao.trades.sold.get`: the same by start_created / end_created (creation time DESC).
 - `taobao.trades.fullinfo.batch.get`: tids (comma separated, <= 40) -> full trades.
 Errors come inside HTTP 200 as {"error_response": {"code", "msg", "sub_code"}}; code 7 is a call-limit ban.
+
+What the API's documentation guarantees, and what it does not (an adversary, not a mirror):
+- guaranteed: `total_results` (a count) unless use_has_next; the sort (modified / created DESC); page_size
+  <= 100; both time ends inclusive at whole seconds; the result limit (page_no * page_size).
+- NOT guaranteed, so played against the client: a snapshot across pages -- a page number is an OFFSET into
+  the list as it is at that request, and orders in the window being paged change between any two page
+  requests (`churn_per_call`), jump to the top (out of the window) and shift every later order forward;
+  late visibility of a change (`visibility_lag_ms`), which moves an order INTO a window already behind us;
+  that `fullinfo` answers the version the list showed (it answers the current one).
 """
 
 from __future__ import annotations

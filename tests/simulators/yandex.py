@@ -3,15 +3,25 @@
 Body `GetBusinessOrdersRequest` (dates.updateDateFrom/updateDateTo date-time, range <= 30 days; or
 dates.creationDateFrom/creationDateTo as dates, the end exclusive), query `page_token` / `pageToken` and
 `limit` <= 50; answer `GetBusinessOrdersResponse` {orders: [BusinessOrderDTO], paging: {nextPageToken}}.
-updateDateTo is treated as EXCLUSIVE (as `updatedAtTo` of the older GET method is documented). The page
-token is a stable keyset cursor (order id ascending), so it does not shift while orders change. Errors:
+updateDateTo is treated as EXCLUSIVE (as `updatedAtTo` of the older GET method is documented). Errors:
 `Api-Key` missing -> 401, 420 with ApiLimitErrorResponse when rate limited, 400 ApiErrorResponse.
+
+What the spec guarantees, and what it does not (this simulator is an adversary, not a mirror):
+- guaranteed: <= 50 orders a page (`limit` 1..50); `nextPageToken` present while there is a next page;
+  update-date and creation-date filters (creation by whole dates, the end exclusive, <= 30 days);
+  `updateDate` "date and time of the last update" with a UTC offset; the HTTP `Date` header.
+- NOT guaranteed, so played against the client: the page token is only "the identifier of the next page"
+  -- by default it encodes an OFFSET into the list as it is when the next page is asked (`Hostility.
+  stable_cursor=True`: a keyset cursor that does not shift); no sort order (order id here); no count of
+  results; no snapshot across pages: orders in the window being paged change between any two page requests
+  (`churn_per_call`), their new update time moves them out of the window; a change may become visible
+  later than its update time (`visibility_lag_ms`), moving an order INTO a window already behind us;
+  whether `updateDateTo` is inclusive (exclusive here); sub-second precision of the filter (the client
+  asks whole seconds).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from datetime import date, datetime, timedelta, timezone
 
@@ -71,21 +81,11 @@ class YandexSimulator(SimServer):
             lo = datetime.combine(lo_d, datetime.min.time(), MSK).timestamp()
             hi = datetime.combine(hi_d, datetime.min.time(), MSK).timestamp()
             match = self.store.views_in("created", lo, hi, hi_inclusive=False, now=now)
-        after = 0
-        if token:
-            try:
-                after = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
-            except (ValueError, KeyError):
-                return 400, _error("BAD_REQUEST", "bad page_token")
-        match.sort(key=lambda v: v.order_id)
-        rest = [v for v in match if v.order_id > after]
-        page = rest[:limit]
-        out = {"orders": [self.order(v) for v in page]}
-        if len(rest) > limit:
-            out["paging"] = {"nextPageToken": base64.urlsafe_b64encode(
-                json.dumps({"after": page[-1].order_id}).encode()).decode()}
-        else:
-            out["paging"] = {}
+        paged = self.page_of(match, token, limit)
+        if paged is None:
+            return 400, _error("BAD_REQUEST", "bad page_token")
+        page, nxt = paged
+        out = {"orders": [self.order(v) for v in page], "paging": {"nextPageToken": nxt} if nxt else {}}
         self.store.churn([self.store.orders[v.order_id] for v in match])
         return 200, out
 

@@ -46,8 +46,13 @@ class ApiClient:
         self.calls = 0                 # HTTP requests sent (including retries)
         self.retries = 0
         self.server_time: datetime | None = None
+        self.first_date: datetime | None = None   # Date of the first answer since start_run(): the run's "now"
         self._next_call_at = 0.0
         self._rng = random.Random(0)
+
+    def start_run(self) -> None:
+        """Forget the last run's clock: the next good answer's Date is this run's "now" (no probe call)."""
+        self.first_date = None
 
     def close(self) -> None:
         self.session.close()
@@ -95,6 +100,8 @@ class ApiClient:
                 elif resp.status_code >= 400:
                     raise ApiError(f"{self.name} {method} {path}: HTTP {resp.status_code}: {resp.text[:300]}")
                 else:
+                    # the server's clock even when the body turns out bad: the Date is the server's either way
+                    self._note_date(resp.headers.get("Date"))
                     try:
                         body = resp.json()
                         if check is not None:
@@ -106,7 +113,6 @@ class ApiClient:
                         # an explicit ban from the API (Taobao code 7) carries its own pause
                         wait = max(wait, getattr(exc, "retry_after", 0) or 0)
                     else:
-                        self._note_date(resp.headers.get("Date"))
                         return body
             if attempt < self.settings.max_attempts:
                 self.retries += 1
@@ -119,6 +125,8 @@ class ApiClient:
             return
         try:
             self.server_time = email.utils.parsedate_to_datetime(value).astimezone(UTC)
+            if self.first_date is None:
+                self.first_date = self.server_time
         except (TypeError, ValueError):
             log.warning("%s: unparsable Date header %r", self.name, value)
 

@@ -62,7 +62,7 @@ def orders_config(raw: dict | None = None, source: str = "config") -> OrdersConf
         initial_days=int(_num(raw, "initial_days", 90, source, 1)),
         initial_window=timedelta(hours=_num(raw, "initial_window_hours", 24, source, 0.01)),
         window=timedelta(hours=_num(raw, "window_hours", 6, source, 0.01)),
-        lookback=timedelta(minutes=_num(raw, "lookback_minutes", 10, source)),
+        lookback=timedelta(minutes=_num(raw, "lookback_minutes", 0, source)),
         margin=timedelta(minutes=_num(raw, "margin_minutes", 2, source)),
     )
     client = ClientSettings(timeout_seconds=_num(raw, "timeout_seconds", 30, source, 0.1),
@@ -107,7 +107,8 @@ def build_adapter(acc: AccountConfig, client_settings: ClientSettings, base_url:
             raise ConfigError(f"orders: account {name} needs business_id (account option or connection extra)")
         return YandexAdapter(ApiClient(base_url, {"Api-Key": password}, cs, name=name), acc.account, int(business_id))
     if acc.marketplace == "ozon":
-        return OzonAdapter(ApiClient(base_url, {"Client-Id": login, "Api-Key": password}, cs, name=name), acc.account)
+        return OzonAdapter(ApiClient(base_url, {"Client-Id": login, "Api-Key": password}, cs, name=name), acc.account,
+                           sweep_every=timedelta(minutes=float(opts.get("open_sweep_minutes", 180))))
     if acc.marketplace == "megamarket":
         return MegamarketAdapter(ApiClient(base_url, {}, cs, name=name), acc.account, password,
                                  search_limit=int(opts.get("search_limit", 1000)),

@@ -1,12 +1,14 @@
-"""The one sync algorithm. Adapters only know how to ask their API for a window; the rules live here.
+"""The one sync algorithm. Adapters only know how to read a window of their API; the rules live here.
 
 Rules (DOMAIN.md section 4), each with a test in tests/test_orders_engine.py:
 - no checkpoint yet: the last `initial_days` by CREATION time, in small windows, progress committed per window;
 - then by MODIFICATION time, from the checkpoint minus a lookback (overlap; the upsert keeps the newest version);
 - the upper bound is the marketplace's clock (HTTP Date of this run's first answer) minus a safety margin,
   so the checkpoint never passes the start of the run;
+- no list's paging is trusted: a window is final only when its completeness is proven (windows.py), and the
+  checkpoint never passes a window that is not;
 - each window's orders and the checkpoint commit in ONE transaction; a failure advances nothing;
-- windows split adaptively under the API's range and result limits;
+- windows are sized so one answer holds them, and split under the API's range and result limits;
 - explicit [from, to) re-sync windows write orders only, never the live checkpoint.
 """
 
@@ -15,30 +17,36 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Protocol
 
 import psycopg
 
 from mpsync.orders import store
-from mpsync.orders.model import CREATED, MODIFIED, Order, OrderSyncError, TooManyResults, Window, merge
+from mpsync.orders.client import ApiClient
+from mpsync.orders.model import CREATED, MODIFIED, UTC, Order, OrderSyncError, Read, Window, merge
+from mpsync.orders.windows import walk
 
 log = logging.getLogger(__name__)
 SECOND = timedelta(seconds=1)
+SWEPT = "order_sweep"          # sync mark: server time of the last sweep of open orders (Ozon)
+RATE_SPAN = timedelta(hours=1)
 
 
 class Adapter(Protocol):
     marketplace: str
     account: str
+    client: ApiClient             # its first answer's Date is the run's "now" (no probe call)
     max_range: timedelta          # widest window one query may cover
     result_limit: int | None      # most results one window may hold (None: no limit)
-    precision: timedelta          # the API's timestamp precision (a window is never split below it)
+    fill: int | None              # orders a window is sized for, so one answer holds it (None: no sizing)
     dimensions: tuple[str, ...]   # which of CREATED / MODIFIED the API can filter by
     reconcile: timedelta          # without MODIFIED: how far back each live run re-reads by creation time
 
     def calls(self) -> int: ...
-    def server_now(self) -> datetime: ...            # the marketplace's clock, one cheap call if needed
-    def count(self, window: Window, dimension: str) -> int | None: ...   # None: no count query
-    def fetch(self, window: Window, dimension: str, expected: int | None) -> list[Order]: ...
+    def server_now(self) -> datetime: ...            # one cheap call: only the initial sync needs it first
+    def precision_of(self, dimension: str) -> timedelta: ...   # a window is never split below it
+    def align(self, start: datetime, end: datetime, dimension: str) -> datetime: ...   # an end it asks exactly
+    def read(self, window: Window, dimension: str, whole: bool) -> Read: ...   # see windows.py
     def sweep(self, now: datetime) -> list[Order]: ...   # extra sources: open postings, webhooks, reconciliation
 
 
@@ -47,7 +55,10 @@ class SyncSettings:
     initial_days: int = 90
     initial_window: timedelta = timedelta(days=1)
     window: timedelta = timedelta(hours=6)
-    lookback: timedelta = timedelta(minutes=10)
+    # Windows abut exactly (half-open), and a proven window needs no second look: no re-read by default.
+    # A lookback > 0 re-reads that much before the checkpoint every run (an API whose changes may become
+    # visible later than the margin; it cannot replace a larger margin).
+    lookback: timedelta = timedelta(0)
     margin: timedelta = timedelta(minutes=2)
 
 
@@ -59,6 +70,7 @@ class Strategy:
     overlap: bool = True                  # start at checkpoint - lookback; False: checkpoint + 1 s (":01" windows)
     server_clock: bool = True             # upper bound from the server's Date; False: the local clock
     checkpoint_with_orders: bool = True   # False: save the checkpoint first, then fetch and commit the orders
+    trust_paging: bool = False            # True: one paged read of a window is final (the old way; loses orders)
 
 
 @dataclass
@@ -83,31 +95,30 @@ class SyncReport:
         return d
 
 
-def leaf_windows(adapter: Adapter, window: Window, dimension: str, report: SyncReport) -> Iterator[tuple[Window, list[Order]]]:
-    """Yield (window, orders) in time order, splitting any window the API cannot answer whole."""
-    stack = [window]
-    while stack:
-        w = stack.pop()
-        expected = adapter.count(w, dimension)
-        try:
-            if expected is not None and adapter.result_limit is not None and expected > adapter.result_limit:
-                raise TooManyResults(f"{expected} orders > limit {adapter.result_limit}")
-            orders = adapter.fetch(w, dimension, expected)
-        except TooManyResults as exc:
-            first, second = w.split(adapter.precision)   # raises when it cannot split any further
-            report.splits += 1
-            log.info("%s:%s window %s too large (%s): split", adapter.marketplace, adapter.account, w, exc)
-            stack.extend((second, first))
-            continue
-        yield w, orders
+@dataclass(frozen=True)
+class _Run:
+    """What every step of one run needs (one account, one connection)."""
+
+    conn: psycopg.Connection
+    adapter: Adapter
+    settings: SyncSettings
+    strategy: Strategy
+    key: str
+    report: SyncReport
+    local_start: datetime | None      # the naive strategy's "now": our clock at the start of the run
+
+    def bound(self) -> datetime | None:
+        """Nothing past this is final: the server's clock (first answer of the run) minus the margin."""
+        if not self.strategy.server_clock:
+            return self.local_start - self.settings.margin
+        first = self.adapter.client.first_date
+        if first is not None and self.report.server_start is None:
+            self.report.server_start = first
+        return first - self.settings.margin if first is not None else None
 
 
-def plan(window: Window, step: timedelta, overlap: bool) -> list[Window]:
-    chunks = window.chunks(step)
-    if overlap:
-        return chunks
-    # The naive plan the field report warns about: 00:00:00-00:10:00, then 00:10:01-00:20:00.
-    return [chunks[0]] + [Window(c.start + SECOND, c.end) for c in chunks[1:] if c.end > c.start + SECOND]
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def sync_account(dsn: str, adapter: Adapter, settings: SyncSettings = SyncSettings(), *,
@@ -118,11 +129,14 @@ def sync_account(dsn: str, adapter: Adapter, settings: SyncSettings = SyncSettin
     key = store.account_key(mp, acc)
     report = SyncReport(mp, acc, "resync" if resync else "live")
     calls0 = adapter.calls()
+    adapter.client.start_run()
     # autocommit: every `conn.transaction()` below is a real BEGIN ... COMMIT (not a savepoint inside one
     # long implicit transaction), so each window commits on its own and a failure keeps what was committed
     with psycopg.connect(dsn, connect_timeout=10, autocommit=True) as conn:
+        run = _Run(conn, adapter, settings, strategy, key, report,
+                   None if strategy.server_clock else (local_now or _utcnow)())
         try:
-            _run(conn, adapter, settings, strategy, local_now, key, report, resync, resync_dimension)
+            _run(run, resync, resync_dimension)
         except Exception as exc:
             if resync is None:
                 try:   # count the failure for operators; never let this hide the real error
@@ -136,74 +150,89 @@ def sync_account(dsn: str, adapter: Adapter, settings: SyncSettings = SyncSettin
     return report
 
 
-def _commit_window(conn, adapter, key, report, mode, dimension, w, orders, mark: str | None, calls_before: int) -> None:
-    with conn.transaction():
-        n = store.upsert_orders(conn, adapter.marketplace, adapter.account, orders)
+def _commit_window(run: _Run, mode: str, dimension: str, w: Window, orders: list[Order], mark: str | None,
+                   calls_before: int) -> None:
+    merged: dict[str, Order] = {}
+    merge(merged, orders)
+    a = run.adapter
+    with run.conn.transaction():
+        n = store.upsert_orders(run.conn, a.marketplace, a.account, merged.values())
         if mark is not None:
-            written = store.write_mark(conn, mark, key, w.end)
+            written = store.write_mark(run.conn, mark, run.key, w.end)
             if mark == store.CHECKPOINT:
-                report.checkpoint_after = written
-        store.log_window(conn, adapter.marketplace, adapter.account, mode, dimension, w, n,
-                         adapter.calls() - calls_before)
-    report.windows += 1
-    report.orders += n
+                run.report.checkpoint_after = written
+        store.log_window(run.conn, a.marketplace, a.account, mode, dimension, w, n, a.calls() - calls_before)
+    run.report.windows += 1
+    run.report.orders += n
 
 
-def _fetch_and_commit(conn, adapter, key, report, mode, dimension, window, mark):
-    calls = adapter.calls()
-    for w, orders in leaf_windows(adapter, window, dimension, report):
-        merged: dict[str, Order] = {}
-        merge(merged, orders)
-        _commit_window(conn, adapter, key, report, mode, dimension, w, list(merged.values()), mark, calls)
-        calls = adapter.calls()
+def _walk_and_commit(run: _Run, mode: str, dimension: str, start: datetime, cap: timedelta, mark: str | None, *,
+                     first_length: timedelta | None = None, limit: datetime | None = None,
+                     gap: timedelta = timedelta(0), before_read=None) -> None:
+    calls = run.adapter.calls()
+    for w, orders in walk(run.adapter, start, dimension, cap=cap, first_length=first_length or cap,
+                          bound=run.bound, limit=limit, trust=run.strategy.trust_paging, gap=gap,
+                          before_read=before_read, report=run.report):
+        _commit_window(run, mode, dimension, w, orders, mark, calls)
+        calls = run.adapter.calls()
 
 
-def _run(conn, adapter, settings, strategy, local_now, key, report, resync, resync_dimension) -> None:
-    # "Now" is the marketplace's clock at the start of this run; nothing is read past it minus the margin.
-    server_start = adapter.server_now()
-    report.server_start = server_start
-    now = server_start if strategy.server_clock else local_now()
-    upper = now - settings.margin
+def _first_length(run: _Run, start: datetime, cap: timedelta) -> timedelta:
+    """A first window one answer should hold, from what the last live windows held (no API call)."""
+    fill = getattr(run.adapter, "fill", None)
+    if fill is None:
+        return cap
+    a = run.adapter
+    n, seconds = run.conn.execute(
+        "select coalesce(sum(orders), 0), coalesce(sum(extract(epoch from window_end - window_start)), 0)"
+        " from (select orders, window_start, window_end from order_sync_window where marketplace = %s"
+        " and account = %s and mode = 'live' and window_end <= %s order by window_id desc limit 10) w",
+        (a.marketplace, a.account, start + run.settings.lookback)).fetchone()
+    if not n or not seconds:    # no live window yet: the orders stored for the hour before
+        seconds = RATE_SPAN.total_seconds()
+        n = run.conn.execute(
+            "select count(*) from marketplace_order where marketplace = %s and account = %s"
+            " and modified_at >= %s and modified_at < %s", (a.marketplace, a.account, start - RATE_SPAN, start)
+        ).fetchone()[0]
+    return cap if n == 0 else min(cap, timedelta(seconds=float(seconds) * fill / n))
+
+
+def _run(run: _Run, resync: Window | None, resync_dimension: str) -> None:
+    adapter, settings, strategy, report = run.adapter, run.settings, run.strategy, run.report
     step = min(settings.window, adapter.max_range)
-
     if resync is not None:
         if resync_dimension not in adapter.dimensions:
             raise OrderSyncError(f"{adapter.marketplace} cannot filter by {resync_dimension}; use {adapter.dimensions}")
-        end = min(resync.end, upper)
-        if end <= resync.start:
-            report.notes.append(f"re-sync window {resync} is not yet behind the server clock minus the margin")
-            return
-        for w in Window(resync.start, end).chunks(step):
-            _fetch_and_commit(conn, adapter, key, report, "resync", resync_dimension, w, None)
+        _walk_and_commit(run, "resync", resync_dimension, resync.start, step, None, limit=resync.end)
+        if run.bound() is not None and run.bound() < resync.end:
+            report.notes.append(f"re-sync read up to {run.bound().isoformat()}: the rest is not yet behind "
+                                "the server clock minus the margin")
         return
 
-    checkpoint = store.read_mark(conn, store.CHECKPOINT, key)
+    if strategy.trust_paging:
+        adapter.server_now()    # the old way, kept whole for the bench: a clock probe, then trusted pages
+    checkpoint = store.read_mark(run.conn, store.CHECKPOINT, run.key)
     report.checkpoint_before = report.checkpoint_after = checkpoint
     if checkpoint is None:
-        checkpoint = _initial(conn, adapter, settings, key, report, server_start)
-        if checkpoint is None:
-            return
+        checkpoint = _initial(run)
     if MODIFIED not in adapter.dimensions:
         # No modification filter (Megamarket searches by creation date): re-read a sliding window of recent
         # orders every run, reaching back to the checkpoint if runs were missed, so changes are reconciled.
-        start = min(checkpoint - settings.lookback, upper - adapter.reconcile)
-        if upper > start:
-            for w in Window(start, upper).chunks(step):
-                _fetch_and_commit(conn, adapter, key, report, "live", CREATED, w, store.CHECKPOINT)
-        _sweep(conn, adapter, report, server_start)
+        # (The bound is not known before the first answer: reaching back from the checkpoint covers it.)
+        start = checkpoint - max(settings.lookback, adapter.reconcile)
+        _walk_and_commit(run, "live", CREATED, start, step, store.CHECKPOINT)
+        _sweep(run)
         return
     start = checkpoint - settings.lookback if strategy.overlap else checkpoint + SECOND
-    if upper > start:
-        for w in plan(Window(start, upper), step, strategy.overlap):
-            if not strategy.checkpoint_with_orders:
-                # naive: the checkpoint is saved first, in its own transaction
-                with conn.transaction():
-                    store.write_mark(conn, store.CHECKPOINT, key, w.end)
-                _fetch_and_commit(conn, adapter, key, report, "live", MODIFIED, w, None)
-                report.checkpoint_after = w.end
-            else:
-                _fetch_and_commit(conn, adapter, key, report, "live", MODIFIED, w, store.CHECKPOINT)
-    _sweep(conn, adapter, report, server_start)
+    before = None
+    if not strategy.checkpoint_with_orders:
+        def before(w):   # naive: the checkpoint is saved first, in its own transaction
+            with run.conn.transaction():
+                report.checkpoint_after = store.write_mark(run.conn, store.CHECKPOINT, run.key, w.end)
+    _walk_and_commit(run, "live", MODIFIED, start, step, None if before else store.CHECKPOINT,
+                     first_length=_first_length(run, start, step),
+                     gap=timedelta(0) if strategy.overlap else SECOND, before_read=before)
+    _sweep(run)
 
 
 def _webhooks(conn, adapter, report) -> None:
@@ -227,35 +256,51 @@ def _webhooks(conn, adapter, report) -> None:
     report.swept += n
 
 
-def _sweep(conn, adapter, report, server_start) -> None:
+def _sweep(run: _Run) -> None:
+    """Extra sources after the windows: stored webhooks, and the adapter's sweep (Ozon's open postings).
+
+    A sweep is a second source, never a proof: the windows above already hold every change the API's filter
+    sees. An adapter with `sweep_every` sweeps at most that often (the last sweep's server time is a mark).
+    """
+    conn, adapter, report = run.conn, run.adapter, run.report
     _webhooks(conn, adapter, report)
-    swept = adapter.sweep(server_start)
-    if swept:
-        merged: dict[str, Order] = {}
-        merge(merged, swept)
-        with conn.transaction():
-            n = store.upsert_orders(conn, adapter.marketplace, adapter.account, merged.values())
-            store.log_window(conn, adapter.marketplace, adapter.account, "sweep", "open", None, n, 0)
-        report.swept += n
-
-
-def _initial(conn, adapter, settings, key, report, server_start) -> datetime | None:
-    """Initial sync by creation time; returns the first modification checkpoint once complete."""
+    now = run.report.server_start or adapter.client.first_date
+    every = getattr(adapter, "sweep_every", None)
+    if every and now is not None:
+        last = store.read_mark(conn, SWEPT, run.key)
+        if last is not None and now - last < every:
+            return
+    swept = adapter.sweep(now)
+    merged: dict[str, Order] = {}
+    merge(merged, swept)
     with conn.transaction():
-        began = store.read_mark(conn, store.INITIAL_START, key, lock=True)
+        n = store.upsert_orders(conn, adapter.marketplace, adapter.account, merged.values()) if merged else 0
+        if every and (now or adapter.client.first_date):
+            store.write_mark(conn, SWEPT, run.key, now or adapter.client.first_date)
+        if n:
+            store.log_window(conn, adapter.marketplace, adapter.account, "sweep", "open", None, n, 0)
+    report.swept += n
+
+
+def _initial(run: _Run) -> datetime:
+    """Initial sync by creation time; returns the first modification checkpoint once complete."""
+    adapter, settings, report = run.adapter, run.settings, run.report
+    with run.conn.transaction():
+        began = store.read_mark(run.conn, store.INITIAL_START, run.key, lock=True)
         if began is None:
-            began = store.write_mark(conn, store.INITIAL_START, key, server_start)
+            # once per account: the start of the initial sync must be known before its first window
+            began = store.write_mark(run.conn, store.INITIAL_START, run.key, adapter.server_now())
     report.mode = "initial"
     end = began - settings.margin
-    done = store.read_mark(conn, store.INITIAL_PROGRESS, key) or (began - timedelta(days=settings.initial_days))
-    # Creation time never changes, so these windows are stable however orders move meanwhile. An API
-    # without a creation filter (Ozon lists by status-change time) reads the same windows by what it has.
+    done = store.read_mark(run.conn, store.INITIAL_PROGRESS, run.key) or (began - timedelta(days=settings.initial_days))
+    # Creation time never changes, so these windows only ever gain orders at the present (past their end).
+    # An API without a creation filter (Ozon lists by status-change time) reads the same windows by what it has.
     dimension = CREATED if CREATED in adapter.dimensions else MODIFIED
     if done < end:
-        for w in Window(done, end).chunks(min(settings.initial_window, adapter.max_range)):
-            _fetch_and_commit(conn, adapter, key, report, "initial", dimension, w, store.INITIAL_PROGRESS)
+        _walk_and_commit(run, "initial", dimension, done, min(settings.initial_window, adapter.max_range),
+                         store.INITIAL_PROGRESS, limit=end)
     # Orders modified since the initial sync began are read by modification time from here on.
-    with conn.transaction():
-        checkpoint = store.write_mark(conn, store.CHECKPOINT, key, end)
+    with run.conn.transaction():
+        checkpoint = store.write_mark(run.conn, store.CHECKPOINT, run.key, end)
     report.checkpoint_after = checkpoint
     return checkpoint

@@ -5,6 +5,9 @@ sliding window of recent orders (and back to the checkpoint if runs were missed)
 order is the server time we read it at (a later read is never older). `order/search` truncates silently:
 a full answer means "maybe more" and the window is split. Webhook bodies (`order/new`) stored in the inbox
 name shipment ids; those are fetched by id on the next run.
+
+`order/search` has no paging: one answer per window, one snapshot, so a window it answers below the
+limit is proven as it is. An order changed between `search` and `get` comes back newer (harmless).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from mpsync.orders.client import ApiClient, require
-from mpsync.orders.model import CREATED, ApiError, ApiRefused, Order, TooManyResults, Window, parse_time
+from mpsync.orders.model import CREATED, ApiError, ApiRefused, Order, Read, TooManyResults, Window, parse_time
 
 BASE = "/api/market/v1/orderService/order/"
 BATCH = 50
@@ -34,6 +37,7 @@ class MegamarketAdapter:
     max_range = timedelta(days=7)
     precision = timedelta(seconds=1)
     dimensions = (CREATED,)
+    fill = None                   # one answer per window (no pages); only the result limit splits it
 
     def __init__(self, client: ApiClient, account: str, token: str, search_limit: int = 1000,
                  reconcile: timedelta = timedelta(days=14)):
@@ -54,14 +58,17 @@ class MegamarketAdapter:
             raise ApiError("megamarket: no Date header; cannot tell the server's time")
         return self.client.server_time
 
-    def count(self, w: Window, dimension: str) -> None:
-        return None
+    def precision_of(self, dimension: str) -> timedelta:
+        return timedelta(seconds=1)
 
-    def fetch(self, w: Window, dimension: str, expected: int | None) -> list[Order]:
+    def align(self, start: datetime, end: datetime, dimension: str) -> datetime:
+        return end
+
+    def read(self, w: Window, dimension: str, whole: bool = True) -> Read:
         ids = self._call("search", dateFrom=w.start.isoformat(), dateTo=w.end.isoformat())["shipments"]
         if len(ids) >= self.result_limit:
             raise TooManyResults(f"order/search answered {len(ids)} ids, its limit: maybe more")
-        return self.orders_by_ids([str(i) for i in ids])
+        return Read(tuple(self.orders_by_ids([str(i) for i in ids])), complete=True)
 
     def orders_by_ids(self, ids: list[str]) -> list[Order]:
         out = []

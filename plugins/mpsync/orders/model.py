@@ -77,6 +77,24 @@ class Order:
         return other is None or self.modified_at >= other.modified_at
 
 
+@dataclass(frozen=True)
+class Read:
+    """What one read of a window returned, and whether the adapter can prove it holds the whole window.
+
+    `complete` is a proof, never a hope: one answer that says there is no next page (a single answer is one
+    snapshot), or a count the API gives (Taobao). Anything paged without such a proof is `complete=False`
+    and the engine proves it (windows.py) before the checkpoint may pass it.
+    """
+
+    orders: tuple[Order, ...]
+    complete: bool
+    more: bool = False       # only the first page was read and the API says there are more
+
+    @property
+    def versions(self) -> dict[str, datetime]:
+        return {o.order_id: o.modified_at for o in self.orders}
+
+
 def merge(into: dict[str, Order], orders) -> None:
     """Keep the newest version per order id (a later read of the same version wins: it is no older)."""
     for o in orders:

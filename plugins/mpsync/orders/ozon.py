@@ -2,8 +2,12 @@
 
 `filter.since/to` (creation time, required, <= 1 year) and `filter.last_changed_status_date{from,to}` -- the
 only change-time filter, and it sees STATUS changes only. So each live run also reads the unfulfilled list
-whole (open postings, where non-status changes matter and new-order pushes can be late). A posting created
-more than a year before its last status change is outside what the API can list.
+whole, at most every `sweep_every` (open postings, where non-status changes matter and new-order pushes can be
+late). A posting created more than a year before its last status change is outside what the API can list.
+
+The `cursor` is opaque and its stability is not promised: a window is proven by one answer that holds it
+all (`has_next` false), and windows are sized for that (`fill`); see windows.py. The unfulfilled sweep is
+a second source, not a proof, so its paging needs no proof.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from mpsync.orders.client import ApiClient, require
-from mpsync.orders.model import CREATED, MODIFIED, ApiError, ApiRefused, Order, Window, parse_time
+from mpsync.orders.model import CREATED, MODIFIED, ApiError, ApiRefused, Order, Read, Window, parse_time
 
 LIMIT = 100
 YEAR = timedelta(days=365)
@@ -36,16 +40,20 @@ class OzonAdapter:
     dimensions = (CREATED, MODIFIED)
     reconcile = timedelta(0)
     result_limit = None
+    fill = 84                     # a window is sized for 84 postings: one answer of 100 holds it
 
-    def __init__(self, client: ApiClient, account: str, max_pages: int = 10_000):
+    def __init__(self, client: ApiClient, account: str, max_pages: int = 10_000,
+                 sweep_every: timedelta = timedelta(minutes=180)):
         self.client, self.account, self.max_pages = client, account, max_pages
+        self.sweep_every = sweep_every
 
     def calls(self) -> int:
         return self.client.calls
 
-    def _pages(self, path: str, flt: dict) -> list[dict]:
+    def _pages(self, path: str, flt: dict, whole: bool = True) -> tuple[list[dict], int, bool]:
+        """Postings, pages read, and whether more were left unread (`whole=False` stops after page 1)."""
         out, cursor = [], ""
-        for _ in range(self.max_pages):
+        for page in range(1, self.max_pages + 1):
             try:
                 body = self.client.request("POST", path, json_body={"filter": flt, "limit": LIMIT, "cursor": cursor},
                                            check=_check)
@@ -55,7 +63,9 @@ class OzonAdapter:
                 raise
             out.extend(body["result"]["postings"])
             if not body["result"]["has_next"]:
-                return out
+                return out, page, False
+            if not whole:
+                return out, page, True
             cursor = body["result"]["cursor"]
         raise ApiError(f"ozon {path}: more than {self.max_pages} pages")
 
@@ -66,23 +76,27 @@ class OzonAdapter:
             raise ApiError("ozon: no Date header; cannot tell the server's time")
         return self.client.server_time
 
-    def count(self, w: Window, dimension: str) -> None:
-        return None
+    def precision_of(self, dimension: str) -> timedelta:
+        return timedelta(seconds=1)
 
-    def fetch(self, w: Window, dimension: str, expected: int | None) -> list[Order]:
+    def align(self, start: datetime, end: datetime, dimension: str) -> datetime:
+        return end
+
+    def read(self, w: Window, dimension: str, whole: bool) -> Read:
         if dimension == CREATED:
             flt = {"since": _iso(w.start), "to": _iso(w.end)}
         else:
             flt = {"since": _iso(w.end - YEAR), "to": _iso(w.end),
                    "last_changed_status_date": {"from": _iso(w.start), "to": _iso(w.end)}}
         out = []
-        for p in self._pages("/v4/posting/fbs/list", flt):
+        postings, pages, more = self._pages("/v4/posting/fbs/list", flt, whole)
+        for p in postings:
             o = self._order(p)
             t = o.created_at if dimension == CREATED else o.modified_at
             require(t >= w.start, f"posting {o.order_id} at {t} before {w}")
             if dimension == MODIFIED or t < w.end:
                 out.append(o)
-        return out
+        return Read(tuple(out), complete=pages == 1 and not more, more=more)
 
     @staticmethod
     def _order(p: dict) -> Order:
@@ -92,4 +106,4 @@ class OzonAdapter:
         return Order(str(p["posting_number"]), modified, p["status"], created, p)
 
     def sweep(self, now: datetime) -> list[Order]:
-        return [self._order(p) for p in self._pages("/v4/posting/fbs/unfulfilled/list", {})]
+        return [self._order(p) for p in self._pages("/v4/posting/fbs/unfulfilled/list", {})[0]]

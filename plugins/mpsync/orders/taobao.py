@@ -4,6 +4,13 @@ The list is sorted by modification time DESCENDING and paged by number: an order
 jumps to the top (out of the window) and every later order shifts one place forward. Paging forward then
 skips the first order of the next page. Paging from the LAST page backward only ever shifts orders onto
 pages still to be read (read twice, harmless), so we page backward.
+
+Backward paging is not trusted either: the API gives a count, and the count proves the window. Page 1 is
+read first (its `total_results` sizes the read; a window of <= 100 is one answer, proven as it is), then
+pages last..2, then page 1 again, whose total `c` is a count taken after every page was read. Every order
+in the window at that moment was in it all along (the window only loses orders, windows.py), so if at least
+`c` of the orders read were certainly inside at the count (their details show them inside still, or changed
+only after the count's Date), none was missed.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from mpsync.orders.client import ApiClient, require
-from mpsync.orders.model import (CREATED, MODIFIED, UTC, ApiError, ApiRefused, Order, TooManyResults, Window)
+from mpsync.orders.model import (CREATED, MODIFIED, UTC, ApiError, ApiRefused, Order, Read, TooManyResults, Window)
 
 CST = timezone(timedelta(hours=8))
 FMT = "%Y-%m-%d %H:%M:%S"
@@ -73,13 +80,14 @@ class TaobaoAdapter:
     precision = SECOND
     dimensions = (CREATED, MODIFIED)
     reconcile = timedelta(0)
+    fill = None                   # a count proves a window of many pages: no need to size it for one
 
     def __init__(self, client: ApiClient, account: str, session: str, result_limit: int = 20_000,
-                 backward_paging: bool = True, recount_attempts: int = 3):
+                 backward_paging: bool = True):
         self.client, self.account, self.session = client, account, session
         self.result_limit = result_limit
         self.backward_paging = backward_paging
-        self.recount_attempts = recount_attempts
+        self.checks = 2           # count + details checks of one read before it counts as unproven
 
     def calls(self) -> int:
         return self.client.calls
@@ -106,6 +114,12 @@ class TaobaoAdapter:
             raise ApiError("taobao: no Date header; cannot tell the server's time")
         return self.client.server_time
 
+    def precision_of(self, dimension: str) -> timedelta:
+        return SECOND
+
+    def align(self, start: datetime, end: datetime, dimension: str) -> datetime:
+        return end
+
     def count(self, w: Window, dimension: str) -> int:
         n = self._list(w, dimension, 1, 1, False)["total_results"]
         require(isinstance(n, int) and n >= 0, f"total_results {n!r}")
@@ -123,34 +137,54 @@ class TaobaoAdapter:
             out.append((str(t["tid"]), ts))
         return out
 
-    def fetch(self, w: Window, dimension: str, expected: int | None) -> list[Order]:
-        for _ in range(self.recount_attempts):
-            if expected is None:
-                expected = self.count(w, dimension)
-            if expected > self.result_limit:
-                raise TooManyResults(f"{expected} > {self.result_limit}")
-            if expected == 0:
-                return []
-            ids: dict[str, datetime] = {}
-            if self.backward_paging:
-                for page in range(math.ceil(expected / PAGE_SIZE), 0, -1):
-                    ids.update(self._check_page(self._list(w, dimension, page, PAGE_SIZE, False), w, dimension))
-            else:  # the naive way, kept for the bench and the test that shows it loses orders
-                page = 1
-                while True:
-                    r = self._list(w, dimension, page, PAGE_SIZE, True)
-                    ids.update(self._check_page(r, w, dimension))
-                    if not r.get("has_next"):
-                        break
-                    page += 1
+    def _counted_page(self, w: Window, dimension: str, page: int) -> tuple[int, dict[str, datetime]]:
+        r = self._list(w, dimension, page, PAGE_SIZE, False)
+        n = r.get("total_results")
+        require(isinstance(n, int) and n >= 0, f"total_results {n!r}")
+        return n, dict(self._check_page(r, w, dimension))
+
+    def read(self, w: Window, dimension: str, whole: bool = True) -> Read:
+        """The window's orders; complete when the count proves it (module docstring)."""
+        if not self.backward_paging:
+            return Read(tuple(self._forward(w, dimension)), complete=False)
+        n, ids = self._counted_page(w, dimension, 1)
+        if n > self.result_limit:
+            raise TooManyResults(f"{n} > {self.result_limit}")
+        if n <= PAGE_SIZE and len(ids) == n:      # one answer holds the whole window
+            return Read(tuple(self.details(ids)), complete=True)
+        if not whole:       # the caller only wanted one answer (it did not know the server's clock yet)
+            return Read((), complete=False, more=True)
+        for page in range(math.ceil(n / PAGE_SIZE), 1, -1):
+            ids.update(self._check_page(self._list(w, dimension, page, PAGE_SIZE, False), w, dimension))
+        c, first = self._counted_page(w, dimension, 1)
+        ids.update(first)
+        for _ in range(self.checks):
+            counted_at = self.client.server_time     # the Date of the count's answer, whole seconds
+            orders = self.details(ids)
+            if self._sure(orders, w, dimension, counted_at) >= c:
+                return Read(tuple(orders), complete=True)
+            # a change visible later than its time leaves it open whether an order left before the count
+            # or after: count again, and look again
+            c = self.count(w, dimension)
+        return Read(tuple(orders), complete=False)
+
+    @staticmethod
+    def _sure(orders: list[Order], w: Window, dimension: str, counted_at: datetime | None) -> int:
+        """Orders read that were certainly in the window at the count: inside it still, or changed only later."""
+        lo, hi = _floor(w.start), _ceil(w.end)
+        return sum(1 for o in orders if lo <= (o.modified_at if dimension == MODIFIED else o.created_at) <= hi
+                   or (counted_at is not None and o.modified_at >= counted_at + SECOND))
+
+    def _forward(self, w: Window, dimension: str) -> list[Order]:
+        """The naive way, kept for the bench and the test that shows it loses orders: page 1, 2, ... trusted."""
+        ids: dict[str, datetime] = {}
+        page = 1
+        while True:
+            r = self._list(w, dimension, page, PAGE_SIZE, True)
+            ids.update(self._check_page(r, w, dimension))
+            if not r.get("has_next"):
                 return self.details(ids)
-            # Orders can leave the window while we page (harmless backward), never enter it (the window ends
-            # a margin behind the server clock). If the count grew anyway, an order arrived late: read again.
-            after = self.count(w, dimension)
-            if after <= expected:
-                return self.details(ids)
-            expected = after
-        raise ApiError(f"taobao: window {w} kept growing while paged ({expected} orders)")
+            page += 1
 
     def details(self, ids: dict[str, datetime]) -> list[Order]:
         tids = sorted(ids)

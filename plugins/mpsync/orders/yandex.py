@@ -1,8 +1,12 @@
 """Adapter for Yandex Market: `POST /v1/businesses/{businessId}/orders` with `dates.updateDateFrom/To`.
 
-The list pages with an opaque `page_token` (a stable cursor), <= 50 orders a page, whole orders in the list
-(no separate details call). The update-date range of one query is at most 30 days. Creation-time windows
-(initial sync) can only be asked by whole dates: we ask the covering dates and keep what falls inside.
+The list pages with an opaque `page_token`, <= 50 orders a page, whole orders in the list (no separate
+details call). The update-date range of one query is at most 30 days. The spec calls the token only "the
+identifier of the next page": no stability, no sort order, no count. So nothing paged is trusted here: a
+window is proven by one answer that holds it all (no `nextPageToken`), and windows are sized for that
+(`fill`); a window that cannot be split (one second; one creation date) is proven by two whole reads that
+agree (engine, windows.py). Creation-time windows (initial sync) can only be asked by whole Moscow dates:
+they are aligned to Moscow midnights, so each reads one date.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from mpsync.orders.client import ApiClient, require
-from mpsync.orders.model import CREATED, MODIFIED, UTC, ApiError, ApiRefused, Order, Window, parse_time
+from mpsync.orders.model import CREATED, MODIFIED, ApiError, ApiRefused, Order, Read, Window, parse_time
 
 MSK = timezone(timedelta(hours=3))
 LIMIT = 50
@@ -33,6 +37,7 @@ class YandexAdapter:
     dimensions = (CREATED, MODIFIED)
     reconcile = timedelta(0)
     result_limit = None
+    fill = 42                     # a window is sized for 42 orders: one answer of 50 holds it
 
     def __init__(self, client: ApiClient, account: str, business_id: int, max_pages: int = 10_000):
         self.client, self.account, self.business_id = client, account, int(business_id)
@@ -60,10 +65,19 @@ class YandexAdapter:
             raise ApiError("yandex: no Date header; cannot tell the server's time")
         return self.client.server_time
 
-    def count(self, w: Window, dimension: str) -> None:
-        return None
+    def precision_of(self, dimension: str) -> timedelta:
+        return timedelta(days=1) if dimension == CREATED else timedelta(seconds=1)
 
-    def fetch(self, w: Window, dimension: str, expected: int | None) -> list[Order]:
+    def align(self, start: datetime, end: datetime, dimension: str) -> datetime:
+        """Creation windows end at the first Moscow midnight after their start (the filter takes whole dates,
+        the end exclusive), so each asks one date."""
+        if dimension != CREATED:
+            return end
+        midnight = start.astimezone(MSK).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        return min(end, midnight) if end > start + timedelta(seconds=1) else end
+
+    def read(self, w: Window, dimension: str, whole: bool) -> Read:
+        """The window's orders; complete only when one answer held them all. `whole=False`: stop after page 1."""
         if dimension == MODIFIED:
             dates = {"updateDateFrom": w.start.astimezone(MSK).isoformat(),
                      "updateDateTo": w.end.astimezone(MSK).isoformat()}
@@ -72,7 +86,7 @@ class YandexAdapter:
             last = (w.end - timedelta(microseconds=1)).astimezone(MSK).date() + timedelta(days=1)
             dates = {"creationDateFrom": first.isoformat(), "creationDateTo": last.isoformat()}
         out, token = [], None
-        for _ in range(self.max_pages):
+        for page in range(1, self.max_pages + 1):
             body = self._page(dates, token)
             for o in body["orders"]:
                 order = self._order(o)
@@ -84,7 +98,9 @@ class YandexAdapter:
                     out.append(order)
             token = (body.get("paging") or {}).get("nextPageToken")
             if not token:
-                return out
+                return Read(tuple(out), complete=page == 1)
+            if not whole:
+                return Read(tuple(out), complete=False, more=True)
         raise ApiError(f"yandex: more than {self.max_pages} pages in {w}")
 
     @staticmethod

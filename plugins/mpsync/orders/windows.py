@@ -1,0 +1,181 @@
+"""A range of time read as windows whose completeness is PROVEN: no list's paging is trusted.
+
+Why: a page token (or page number) is only "the next page". The Yandex spec promises no stability and no
+sort order; a token that encodes an offset skips an order whenever an order already read leaves the window
+(it changed, so its update time moved on) before the read ends. So a window is final only when proven:
+
+- one answer holds the whole window (the API says there is no next page): one answer is one snapshot;
+- the adapter's own proof where the API offers one (Taobao-style: a count, taobao.py);
+- two whole reads list the same orders. A skip in the first read needs an order it had already read to
+  leave the window before that read ended; that order is then missing from the second read. Equal reads
+  therefore mean the first had no skip. (Versions may differ: the newest is kept.)
+
+A window that is not proven is split (paged APIs: windows are sized so one answer holds them) until each
+part is; a window the API's time precision cannot split is read whole until two reads agree, a bounded
+number of times, else the run fails and the checkpoint stays before it.
+
+The one assumption, the margin's: a window ending `margin` behind the server's clock can only LOSE orders
+while we read it (a change moves an order later); no order enters it. Changes visible later than the margin
+break this and every other rule alike (docs/orders.md: raise margin_minutes).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Callable, Iterator
+
+from mpsync.orders.model import MODIFIED, Order, OrderSyncError, Read, TooManyResults, Window, merge
+
+log = logging.getLogger(__name__)
+REREADS = 4            # whole re-reads of an unsplittable window before the run gives up on it
+
+
+def order_time(o: Order, dimension: str) -> datetime | None:
+    return o.modified_at if dimension == MODIFIED else o.created_at
+
+
+def agree(adapter, w: Window, dimension: str, first: Read) -> Read:
+    """Whole reads of `w` until two consecutive ones list the same orders (or one answer holds it all)."""
+    prev = first if not first.more else adapter.read(w, dimension, whole=True)
+    for _ in range(REREADS):
+        if prev.complete:
+            return prev
+        nxt = adapter.read(w, dimension, whole=True)
+        if nxt.complete or set(nxt.versions) == set(prev.versions):
+            newest: dict[str, Order] = {}
+            merge(newest, prev.orders + nxt.orders)
+            return Read(tuple(newest.values()), True)
+        log.info("%s:%s %s: two reads disagree on %d order(s): read again", adapter.marketplace, adapter.account,
+                 w, len(set(nxt.versions) ^ set(prev.versions)))
+        prev = nxt
+    raise OrderSyncError(f"window {w} kept changing while paged ({REREADS + 1} reads disagreed); it stays unread "
+                         "(the checkpoint is before it): raise margin_minutes if this repeats")
+
+
+def prove(adapter, w: Window, dimension: str, trust: bool) -> Read | None:
+    """The window's orders, proven complete; None when it must be split first. `trust`: the naive old way."""
+    splittable = w.length >= 2 * adapter.precision_of(dimension)
+    sized = getattr(adapter, "fill", None) is not None
+    try:
+        r = adapter.read(w, dimension, whole=trust or not splittable or not sized)
+    except TooManyResults:
+        if not splittable:
+            raise
+        return None
+    if r.complete or trust:
+        return r
+    if splittable:
+        return None
+    return agree(adapter, w, dimension, r)
+
+
+class _Sizer:
+    """The next window's length: as wide as allowed, or (paged APIs) sized for `fill` orders by the rate seen.
+
+    The rate is a decaying average over this walk's windows, starting from the caller's estimate: one noisy
+    window does not swing the next one past a page. A window found too full counts as `OVER` orders.
+    """
+
+    DECAY, OVER = 0.4, 90
+
+    def __init__(self, adapter, first_length: timedelta, cap: timedelta):
+        self.fill, self.cap = getattr(adapter, "fill", None), cap
+        self.length = min(cap, first_length)
+        self.n, self.seconds = (self.fill, self.length.total_seconds()) if self.fill else (0, 0.0)
+
+    def _observe(self, n: float, length: timedelta) -> None:
+        self.n = self.n * self.DECAY + n
+        self.seconds = self.seconds * self.DECAY + length.total_seconds()
+        grown = min(self.cap, self.length * 4)
+        seconds = self.fill * self.seconds / self.n if self.n > 0 else grown.total_seconds()
+        self.length = timedelta(seconds=min(seconds, grown.total_seconds()))
+
+    def next(self, remaining: timedelta | None, max_range: timedelta) -> timedelta:
+        """Windows of equal length over what remains (no sliver of a last window costs a call of its own)."""
+        length = min(self.length, max_range)
+        if remaining is None or self.fill is None or remaining <= length:
+            return length
+        parts = -(-remaining // length)      # ceil
+        return remaining / parts
+
+    def done(self, w: Window, n: int, clipped: bool) -> None:
+        if self.fill is None:
+            self.length = min(self.cap, self.length * 2)
+        elif not clipped:      # a window cut short by the bound says little about the rate
+            self._observe(n, w.length)
+
+    def too_full(self, w: Window, precision: timedelta) -> None:
+        if self.fill is None:
+            self.length = w.length / 2
+        else:
+            self._observe(self.OVER, w.length)
+            self.length = min(self.length, w.length * 0.75)
+        self.length = max(precision, (self.length // precision) * precision)
+
+
+def _min(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else (a if b is None else min(a, b))
+
+
+def _one_answer(adapter, w: Window, dimension: str) -> Read | None:
+    """One answer of `w`: the read if it holds the whole window, else None."""
+    try:
+        r = adapter.read(w, dimension, whole=False)
+    except TooManyResults:
+        return None
+    return r if r.complete else None
+
+
+def walk(adapter, start: datetime, dimension: str, *, cap: timedelta, first_length: timedelta,
+         bound: Callable[[], datetime | None], limit: datetime | None = None, trust: bool = False,
+         gap: timedelta = timedelta(0), before_read: Callable[[Window], None] | None = None,
+         report=None) -> Iterator[tuple[Window, list[Order]]]:
+    """Proven windows from `start` up to the bound, in time order.
+
+    `bound()` is the server clock minus the margin, None until the run's first answer (whose Date it is):
+    the first window is sent without it, and a proven read of a window reaching past the bound proves the
+    part before the bound too (it only loses orders). `limit` caps the walk (a re-sync's end).
+    """
+    precision = adapter.precision_of(dimension)
+    a, size = start, _Sizer(adapter, max(first_length, precision), cap)
+    while True:
+        hi = _min(bound(), limit)
+        if hi is not None and a >= hi:
+            return
+        length = max(precision, size.next(hi - a if hi is not None else None, adapter.max_range))
+        end = adapter.align(a, a + length, dimension)
+        w = Window(a, min(end, hi) if hi is not None else end)
+        if before_read:
+            before_read(w)
+        if hi is None and not trust:
+            # the run's first answer: one answer only, its Date is the bound a longer read must stay behind
+            r = _one_answer(adapter, w, dimension)
+            known = _min(bound(), limit)
+            # None from a window sized for one answer that can be split: too full (below). Otherwise it
+            # needs a longer read, which must stay behind the bound: plan again inside it, then prove.
+            longer = getattr(adapter, "fill", None) is None or w.length < 2 * precision
+            if r is None and longer and known is not None and w.end > known:
+                continue
+            if r is None and longer:
+                r = prove(adapter, w, dimension, trust)
+        else:
+            r = prove(adapter, w, dimension, trust)
+        known = _min(bound(), limit)
+        if r is None:
+            if w.length < 2 * precision:
+                raise TooManyResults(f"window {w} cannot be split below {precision}")
+            size.too_full(w, precision)
+            if report is not None:
+                report.splits += 1
+            continue
+        orders, read = list(r.orders), w
+        if known is not None and w.end > known:
+            if known <= a:
+                return
+            # read before the bound was known: keep the part before it (never store what is past it)
+            w = Window(a, known)
+            orders = [o for o in orders if (order_time(o, dimension) or a) < known]
+        yield w, orders
+        a = w.end + gap
+        size.done(read, len(r.orders), clipped=read.end != end)
