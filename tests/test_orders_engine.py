@@ -335,13 +335,13 @@ def test_the_offset_token_is_what_loses_orders_a_stable_cursor_does_not(exchange
 
 
 def test_a_window_that_cannot_be_proven_holds_the_checkpoint_until_it_can(exchange_dsn):
-    # 120 orders in ONE second: more than a page, and the API cannot split below a second; while orders in
+    # 400 orders in ONE second: pages of them, and the API cannot split below a second; while orders in
     # it keep changing on every call, two reads never agree: the run fails and the checkpoint stays before it
     sim, adapter = _one_run("yandex", exchange_dsn, creates=20)
     try:
         sync_account(exchange_dsn, adapter, FAST_SETTINGS)
         before = checkpoint(exchange_dsn, "yandex:main")
-        sim.store.burst(120, 0.9)
+        sim.store.burst(400, 0.9)
         sim.clock.advance(600)
         sim.set_hostility(churn_per_call=2)
         with pytest.raises(OrderSyncError, match="kept changing while paged"):

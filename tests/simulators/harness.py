@@ -142,8 +142,8 @@ def run_rounds(kind: str, dsn: str, seed: int, strategy: Strategy = Strategy(), 
             ok = True
             try:
                 sync_account(dsn, adapter, settings, strategy=strategy, local_now=sim.clock.local_now)
-            except OrderSyncError:
-                ok = False
+            except OrderSyncError as exc:
+                ok, out.lost_ids = False, out.lost_ids + [f"{type(exc).__name__}: {exc}"]
             out.runs += 1
             out.min_calls += min_calls(kind, changed)
             if steady and ok:
@@ -171,7 +171,7 @@ def run_rounds(kind: str, dsn: str, seed: int, strategy: Strategy = Strategy(), 
         sim.set_hostility(churn_per_call=0, create_per_call=0, p_rate_limit=0, p_5xx=0, p_slow=0, p_bad_body=0)
         sim.clock.advance(settings.margin.total_seconds() + 60)
         if not one_run(steady=False):
-            raise OrderSyncError("the settle run failed")
+            raise OrderSyncError(f"the settle run failed: {out.lost_ids[-1]}")
         res = compare(sim, dsn, adapter.marketplace, account)
         for f in ("runs", "failed_runs", "min_calls", "steady_runs", "steady_calls", "steady_min"):
             setattr(res, f, getattr(out, f))

@@ -144,7 +144,8 @@ def walk(adapter, start: datetime, dimension: str, *, cap: timedelta, first_leng
         if hi is not None and a >= hi:
             return
         length = max(precision, size.next(hi - a if hi is not None else None, adapter.max_range))
-        end = adapter.align(a, a + length, dimension)
+        end = (a + length).replace(microsecond=0)     # whole seconds: what every API's filter can express
+        end = adapter.align(a, end if end > a else a + precision, dimension)
         w = Window(a, min(end, hi) if hi is not None else end)
         if before_read:
             before_read(w)
