@@ -1,8 +1,8 @@
 """Order sync under hostile simulators: what the correct strategy loses (must be 0) vs the naive ones.
 
-For each simulator (Taobao-style, Yandex, Ozon, Megamarket) and each seed, the same randomized rounds run
-with the correct strategy and with each naive strategy the field report warns about, each against its own
-simulator with the same seed (identical world, identical hostility):
+For each simulator (Taobao-style, Yandex, Ozon, Megamarket, the website's WooCommerce) and each seed, the same
+randomized rounds run with the correct strategy and with each naive strategy the field report warns about, each
+against its own simulator with the same seed (identical world, identical hostility):
   trust      - the old way: a clock probe, then one paged read of each window taken as final
   forward    - page a modification-time DESC list forward, trusted (Taobao-style only)
   gaps_01    - non-overlapping windows with ':01' boundaries, no lookback
@@ -50,7 +50,8 @@ STRATEGIES = {
     "ckpt_first": Strategy(checkpoint_with_orders=False),
 }
 APPLIES = {"taobao": list(STRATEGIES), "yandex": ["correct", "trust", "gaps_01", "local", "ckpt_first"],
-           "ozon": ["correct", "trust", "gaps_01", "local", "ckpt_first"], "megamarket": ["correct"]}
+           "ozon": ["correct", "trust", "gaps_01", "local", "ckpt_first"], "megamarket": ["correct"],
+           "site": ["correct", "trust", "gaps_01", "local", "ckpt_first"]}
 HOSTILE = {"churn_per_call": 1.0, "create_per_call": 0.5, "p_rate_limit": 0.03, "p_5xx": 0.03, "p_bad_body": 0.02,
            "visibility_lag_ms": 30_000, "result_limit": 1000}
 
@@ -67,7 +68,7 @@ def main() -> None:
     ap.add_argument("--burst", type=int, default=100_000, help="orders in the one-hour burst, Taobao-style (0: skip)")
     ap.add_argument("--other-burst", type=int, default=20_000,
                     help="burst for the cursor-paged simulators (their simulators scan the window per page)")
-    ap.add_argument("--simulators", default="taobao,yandex,ozon,megamarket")
+    ap.add_argument("--simulators", default="taobao,yandex,ozon,megamarket,site")
     ap.add_argument("--strategies", default=",".join(STRATEGIES), help="subset of the strategies to run")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
@@ -98,7 +99,7 @@ def main() -> None:
         bursts = {}
         if args.burst:
             runs = [(k, "correct") for k in sims] + ([("taobao", "forward")] if "taobao" in sims else []) + \
-                [(k, "trust") for k in ("yandex", "ozon") if k in sims]
+                [(k, "trust") for k in ("yandex", "ozon", "site") if k in sims]
             for kind, name in runs:
                 started = time.perf_counter()
                 n = args.burst if kind == "taobao" else min(args.burst, args.other_burst)
@@ -125,9 +126,9 @@ def main() -> None:
              "behind ours; a 45-minute scheduler outage (3 rounds without a run); then a settle run. Same seed = same "
              "world for every strategy.", "",
              "Minimum, per run: the orders changed since the previous run listed once in full pages at the API's "
-             "largest page size (Taobao 100, Yandex 50, Ozon 100, Megamarket 1,000), plus detail calls where the API "
-             "separates them (Taobao 40, Megamarket 50 ids a call); retries of injected failures are counted in "
-             "neither the minimum nor `ours`. Steady = live runs with no kill, outage or burst in their round or the "
+             "largest page size (Taobao 100, Yandex 50, Ozon 100, Megamarket 1,000, website 100), plus detail "
+             "calls where the API separates them (Taobao 40, Megamarket 50 ids a call); retries of injected "
+             "failures are counted in neither the minimum nor `ours`. Steady = live runs with no kill, outage or burst in their round or the "
              "round before; the totals add the first sync, killed runs, the catch-up after the outage and retries.", "",
              "| simulator | strategy | orders (truth) | lost | stale | killed runs | API calls (all) | retries | "
              "minimum (all runs) | steady: ours | steady: minimum | steady: ours / min |",

@@ -280,7 +280,10 @@ class SimServer(ThreadingHTTPServer):
                 if payload is None:
                     status, body = 400, {"error": "body is not JSON"}
                 else:
-                    status, body = self.handle_api(method, url.path, parse_qs(url.query), payload, handler.headers)
+                    # (status, body) or (status, body, headers): WooCommerce pages by headers (X-WP-Total...)
+                    answer = self.handle_api(method, url.path, parse_qs(url.query), payload, handler.headers)
+                    status, body = answer[0], answer[1]
+                    headers.update(answer[2] if len(answer) > 2 else {})
                 if slow:
                     time.sleep(self.h.slow_seconds)   # past the client's timeout: it gives up, then retries
             date = email.utils.formatdate(self.clock.now(), usegmt=True)

@@ -22,13 +22,14 @@ from mpsync.orders.megamarket import MegamarketAdapter
 from mpsync.orders.model import UTC, OrderSyncError
 from mpsync.orders.ozon import OzonAdapter
 from mpsync.orders.taobao import TaobaoAdapter
+from mpsync.orders.woocommerce import WooCommerceAdapter, basic_auth
 from mpsync.orders.yandex import YandexAdapter
 from tests.simulators import (Hostility, SimClock, start_megamarket_simulator, start_ozon_simulator,
-                              start_taobao_simulator, start_yandex_simulator)
+                              start_taobao_simulator, start_woocommerce_simulator, start_yandex_simulator)
 
 START = {"taobao": start_taobao_simulator, "yandex": start_yandex_simulator, "ozon": start_ozon_simulator,
-         "megamarket": start_megamarket_simulator}
-PAGE = {"taobao": 100, "yandex": 50, "ozon": 100, "megamarket": 1000}
+         "megamarket": start_megamarket_simulator, "site": start_woocommerce_simulator}
+PAGE = {"taobao": 100, "yandex": 50, "ozon": 100, "megamarket": 1000, "site": 100}
 DETAIL = {"taobao": 40, "megamarket": 50}
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC).timestamp()
 
@@ -53,6 +54,9 @@ def make_adapter(kind: str, sim, account: str = "main", strategy: Strategy = Str
     if kind == "ozon":
         return OzonAdapter(fast_client(sim, {"Client-Id": sim.client_id, "Api-Key": sim.api_key}, name="ozon",
                                        **client_kw), account)
+    if kind == "site":
+        return WooCommerceAdapter(fast_client(sim, basic_auth(sim.client_id, sim.api_key), name="site", **client_kw),
+                                  account)
     if kind == "megamarket":
         return MegamarketAdapter(fast_client(sim, name="megamarket", **client_kw), account, sim.token,
                                  search_limit=sim.h.result_limit, reconcile=timedelta(days=14))
@@ -88,8 +92,12 @@ class Outcome:
 def compare(sim, dsn: str, marketplace: str, account: str) -> Outcome:
     truth = sim.truth()
     with psycopg.connect(dsn) as conn:
-        rows = dict(conn.execute("select order_id, coalesce(payload->>'version', substring(payload->>'notes' from 'version (\\d+)'))::int from marketplace_order"
-                                 " where marketplace = %s and account = %s", (marketplace, account)).fetchall())
+        # the simulators carry their version in `version` (Ozon, Taobao...) or in a note (Yandex `notes`, the
+        # website's `customer_note`: its `version` is WooCommerce's own)
+        rows = dict(conn.execute(
+            "select order_id, coalesce(substring(coalesce(payload->>'notes', payload->>'customer_note')"
+            " from 'version (\\d+)'), payload->>'version')::int from marketplace_order"
+            " where marketplace = %s and account = %s", (marketplace, account)).fetchall())
     out = Outcome(truth=len(truth), stored=len(rows))
     for oid, o in truth.items():
         if oid not in rows:

@@ -22,6 +22,7 @@ POOLS.update({
     "orders_ozon": (2, "order_sync: Ozon accounts in parallel"),
     "orders_megamarket": (2, "order_sync: Megamarket accounts in parallel"),
     "orders_taobao": (2, "order_sync: Taobao-style API accounts in parallel"),
+    "orders_site": (2, "order_sync: the website's (WooCommerce) orders"),
 })
 
 

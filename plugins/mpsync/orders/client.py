@@ -70,11 +70,12 @@ class ApiClient:
         return base * (0.5 + self._rng.random() / 2)
 
     def request(self, method: str, path: str, *, json_body: Any = None, params: dict | None = None,
-                check: Callable[[Any], None] | None = None) -> Any:
+                check: Callable[[Any], None] | None = None, headers_out: dict | None = None) -> Any:
         """Send, retry what is retryable, return the decoded JSON body once `check` accepts it.
 
         `check(body)` raises ApiError for a logical failure (HTTP 200 with an error inside, a malformed or
-        truncated answer); such answers are retried like 5xx, and never reach the engine.
+        truncated answer); such answers are retried like 5xx, and never reach the engine. `headers_out` gets
+        the accepted answer's headers, names in lower case (WooCommerce counts in X-WP-Total).
         """
         url = self.base_url + path
         last_error = "no attempt"
@@ -113,6 +114,8 @@ class ApiClient:
                         # an explicit ban from the API (Taobao code 7) carries its own pause
                         wait = max(wait, getattr(exc, "retry_after", 0) or 0)
                     else:
+                        if headers_out is not None:
+                            headers_out.update({k.lower(): v for k, v in resp.headers.items()})
                         return body
             if attempt < self.settings.max_attempts:
                 self.retries += 1

@@ -10,9 +10,10 @@ from mpsync.orders.client import ApiClient, ClientSettings
 from mpsync.orders.engine import SyncSettings
 from mpsync.settings import ConfigError, settings
 
-MARKETPLACES = ("yandex", "ozon", "megamarket", "taobao")
+# "site" is the website (WooCommerce): its orders reserve and go to 1C like a marketplace's.
+MARKETPLACES = ("yandex", "ozon", "megamarket", "taobao", "site")
 DEFAULT_CONN = {"yandex": "yandex_market_api", "ozon": "ozon_api", "megamarket": "megamarket_api",
-                "taobao": "taobao_api"}
+                "taobao": "taobao_api", "site": "site_api"}
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ def build_adapter(acc: AccountConfig, client_settings: ClientSettings, base_url:
     from mpsync.orders.megamarket import MegamarketAdapter
     from mpsync.orders.ozon import OzonAdapter
     from mpsync.orders.taobao import TaobaoAdapter
+    from mpsync.orders.woocommerce import WooCommerceAdapter, basic_auth
     from mpsync.orders.yandex import YandexAdapter
 
     extra = extra or {}
@@ -113,5 +115,7 @@ def build_adapter(acc: AccountConfig, client_settings: ClientSettings, base_url:
         return MegamarketAdapter(ApiClient(base_url, {}, cs, name=name), acc.account, password,
                                  search_limit=int(opts.get("search_limit", 1000)),
                                  reconcile=timedelta(days=float(opts.get("reconcile_days", 14))))
+    if acc.marketplace == "site":       # the website's REST key: consumer key = login, consumer secret = password
+        return WooCommerceAdapter(ApiClient(base_url, basic_auth(login, password), cs, name=name), acc.account)
     return TaobaoAdapter(ApiClient(base_url, {}, cs, name=name), acc.account, password,
                          result_limit=int(opts.get("result_limit", 20_000)))
