@@ -58,7 +58,7 @@ def exchange_from_airflow() -> Exchange:
         write_document(_ftp(base.ftp_conn_id), cfg.ftp.folder, body)
 
     return Exchange(_dsn(EXCHANGE_DB), cfg, credentials, base.onec_timezone,
-                    ftp_copy if cfg.ftp.enabled else None)
+                    ftp_copy if cfg.ftp.copies_queries else None)
 
 
 def fastapi_app():

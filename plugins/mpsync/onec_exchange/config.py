@@ -17,10 +17,28 @@ BUYER_NAMES = {"ozon": "Ozon", "yandex": "Яндекс Маркет", "megamarke
                "site": "Интернет-магазин"}
 
 
+FTP_MODES = ("copy", "files")
+
+
 @dataclass(frozen=True)
 class FtpCopy:
+    """The documents as files on the FTP (`onec_ftp`), one file per exchange.
+
+    mode `copy`: every HTTP `query` document is also written (1C's HTTP exchange drives it);
+    mode `files`: 1C only loads files: the `onec_orders_files` DAG writes the pending orders itself.
+    """
+
     enabled: bool = False
     folder: str = "/1c/orders"
+    mode: str = "copy"
+
+    @property
+    def copies_queries(self) -> bool:
+        return self.enabled and self.mode == "copy"
+
+    @property
+    def writes_files(self) -> bool:
+        return self.enabled and self.mode == "files"
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,9 @@ def exchange_settings(base: Settings | None = None) -> ExchangeSettings:
     buyers = sec.get("buyers") or {}
     if not isinstance(ftp, dict) or not isinstance(buyers, dict):
         raise ConfigError(f"{where}.ftp' and '{SECTION}.buyers' must be mappings")
+    mode = str(ftp.get("mode", "copy"))
+    if mode not in FTP_MODES:
+        raise ConfigError(f"{where}.ftp.mode' must be one of {FTP_MODES}, got {mode!r}")
     age = sec.get("max_order_age_days", d.max_order_age_days)
     return ExchangeSettings(
         conn_id=str(sec.get("conn_id", d.conn_id)),
@@ -97,5 +118,5 @@ def exchange_settings(base: Settings | None = None) -> ExchangeSettings:
         full_scan_hours=_positive(sec, "full_scan_hours", d.full_scan_hours, where, float),
         currency=str(sec.get("currency", d.currency)),
         buyers={str(k): str(v) for k, v in buyers.items()},
-        ftp=FtpCopy(enabled=bool(ftp.get("enabled", False)), folder=str(ftp.get("folder", "/1c/orders"))),
+        ftp=FtpCopy(enabled=bool(ftp.get("enabled", False)), folder=str(ftp.get("folder", "/1c/orders")), mode=mode),
     )

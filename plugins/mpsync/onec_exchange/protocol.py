@@ -159,7 +159,7 @@ class Exchange:
         store.log_event(conn, "query", "ok", len(docs), f"{len(body)} bytes"
                         + (f"; {given_back} unconfirmed order(s) offered again" if given_back else ""))
         log.info("1C exchange: query sent %d order(s), %d bytes", len(docs), len(body))
-        if self.ftp_copy is not None and self.cfg.ftp.enabled:
+        if self.ftp_copy is not None and self.cfg.ftp.copies_queries:
             try:
                 self.ftp_copy(body)
             except Exception as exc:     # the file copy is a convenience: never fail 1C's HTTP exchange for it
