@@ -312,3 +312,41 @@ def test_an_order_with_unknown_goods_is_one_freshness_finding(exchange_dsn, tmp_
     with psycopg.connect(exchange_dsn) as conn:
         [f] = check_reservations(conn)
     assert f.key == "unknown:ozon:main:P-1" and "NOPE, NADA" in f.message
+
+
+def test_a_report_and_the_release_it_brings_are_one_step_for_every_reader(exchange_dsn, ftp_params, work_dir,
+                                                                          tmp_path, monkeypatch):
+    # Between a stock report's fragments (new stock committed) and its finish, a push reading the stock
+    # must not see the report's figure (the sale counted by 1C) AND the sale's reservation: both or neither.
+    from mpsync import dropfolder, stock_import
+    from mpsync.settings import _cached
+    from tests.stock_helpers import add_products, drop, stock_csv, write_test_config
+
+    monkeypatch.setenv("MPSYNC_CONFIG", str(write_test_config(tmp_path / "mpsync.yaml")))
+    _cached.cache_clear()
+    cfg = load_settings()
+    add_products(exchange_dsn, ["A", "B", "C", "D"])
+
+    def report(name: str, made: str, ozon_a: int) -> None:
+        drop(ftp_params, tmp_path, name, stock_csv([("A", 0, ozon_a, 0), ("B", 1, 1, 1), ("C", 1, 1, 1),
+                                                    ("D", 1, 1, 1)], made=made))
+        files = dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], cfg.stable_seconds)
+        prepared = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)
+        for fragment in prepared["fragments"]:
+            stock_import.apply_fragment(exchange_dsn, fragment, cfg.stock_columns)
+            seen.append(sellable(exchange_dsn, cfg, "ozon_stock")["A"])      # what a push would read now
+        stock_import.finish(exchange_dsn, ftp_params, prepared, cfg)
+        seen.append(sellable(exchange_dsn, cfg, "ozon_stock")["A"])
+
+    seen: list[int] = []
+    report("Ostatki_MP_1.csv", "01.12.2026 11:00", 10)
+    put(exchange_dsn, "ozon", ozon_order("P-1", [("A", 2)]))              # created 12:00 Moscow (T0)
+    assert sellable(exchange_dsn, cfg, "ozon_stock")["A"] == 8
+    with psycopg.connect(exchange_dsn) as conn:                           # 1C took it at 12:30 Moscow
+        conn.execute("insert into onec_order (marketplace, account, order_id, acked_at) values "
+                     "('ozon', 'main', 'P-1', %s)", (T0 + timedelta(minutes=30),))
+    seen.clear()
+    report("Ostatki_MP_2.csv", "01.12.2026 13:00", 8)                     # 1C's figure counts the sale
+    assert seen and set(seen) == {8}, seen                                # never 6: never subtracted twice
+    with psycopg.connect(exchange_dsn) as conn:
+        assert conn.execute("select count(*) from reservation where released_at is null").fetchone()[0] == 0

@@ -722,6 +722,11 @@ def apply_fragment(dsn: str, fragment: dict, warehouse_codes: tuple[str, ...]) -
             params.update(compared)
             changed += conn.execute(APPLY_SQL, params).fetchone()[0]
         staging.check_digest(plan, digest)
+        # The report counts the orders 1C took before it was made: their reservations of these goods end in
+        # this transaction, with the new stock, so no push ever reads both (the sale subtracted twice).
+        from mpsync.reservations import store as reservations
+
+        reservations.release_for_report(conn, params["id"], params["first"], params["last"])
         conn.execute(
             """insert into import_fragment (import_file_id, first_seq, last_seq, changed) values (%s, %s, %s, %s)
                on conflict (import_file_id, first_seq) do update

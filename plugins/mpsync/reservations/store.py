@@ -135,6 +135,44 @@ where r.product_id is null and r.released_at is null and r.order_state <> 'cance
 """
 
 
+_RELEASE_FOR_REPORT_SQL = """
+-- The lines of orders 1C took before this report was made, for the goods of one applied fragment of it:
+-- released in the fragment's transaction, together with the new stock.
+with report as (
+    select report_time as made from import_file where import_file_id = %(id)s and report_time is not null
+)
+update reservation r set released_at = now(), release_reason = 'in 1C stock report of ' || report.made
+from report, onec_order o
+where o.marketplace = r.marketplace and o.account = r.account and o.order_id = r.order_id
+  and o.acked_at < report.made and r.released_at is null
+  and r.product_id in (select product_id from stock_staging
+                       where import_file_id = %(id)s and seq between %(first)s and %(last)s)
+"""
+
+
+def release_for_report(conn: psycopg.Connection, import_file_id: int, first_seq: int, last_seq: int) -> int:
+    """In a stock fragment's transaction: end the reservations the report counts, for that fragment's goods,
+    so no reader ever sees the report's stock (sale included) and the sale's reservation together."""
+    params = {"id": import_file_id, "first": first_seq, "last": last_seq}
+    released = conn.execute(_RELEASE_FOR_REPORT_SQL, params).rowcount
+    released += conn.execute(_SHIPPED_FOR_REPORT_SQL, params).rowcount
+    return released
+
+
+_SHIPPED_FOR_REPORT_SQL = """
+-- the same for orders 1C never took that shipped before the report was made, where the channel allows it
+with report as (
+    select report_time as made from import_file where import_file_id = %(id)s and report_time is not null
+)
+update reservation r set released_at = now(), release_reason = 'shipped, in stock report of ' || report.made
+from report
+where r.released_at is null and r.shipped_seen_at < report.made
+  and r.product_id in (select product_id from stock_staging
+                       where import_file_id = %(id)s and seq between %(first)s and %(last)s)
+  and coalesce((select c.release_after_shipment from sales_channel c where c.channel = r.marketplace), true)
+"""
+
+
 def release_ready(conn: psycopg.Connection) -> int:
     """Release every reservation 1C's figures now include (and give lines of goods the catalog has learnt
     since their order came their product); returns the lines released."""
