@@ -154,9 +154,10 @@ def test_disk_full_while_writing_a_feed_keeps_the_previous_feed(exchange_dsn, ti
     assert first.published
     final = tiny_disk / cfg.feed("yandex").file
     good = final.read_bytes()
-    with psycopg.connect(exchange_dsn) as conn:            # enough new offers to overflow the disk
+    # enough new offers to overflow the disk, each passing Yandex's rules (a name within its 256 characters)
+    with psycopg.connect(exchange_dsn) as conn:
         conn.execute("""insert into product (article, name, category, active)
-                        select 'BIG-' || g, repeat('Очень длинное название ', 20), 'Кухня', true
+                        select 'BIG-' || g, repeat('Длинное название ', 8) || g, 'Кухня', true
                         from generate_series(1, 3000) g""")
         conn.execute("""insert into price (product_id, price_list, price)
                         select product_id, 'default', 100 from product where article like 'BIG-%'""")
