@@ -143,6 +143,26 @@ def test_feed_level_fault_keeps_the_last_good_feed_and_redates_it_when_due(catal
         publish_feed(dsn, "yandex", config=loose, now=NOW + timedelta(days=2))
 
 
+def test_a_first_feed_with_nothing_to_publish_waits_instead_of_failing(catalog):
+    """A first start: the catalog came before the prices. No feed was ever published, so there is nothing to
+    protect and nothing to refuse; the run says it waits. Once a feed exists, empty is a fault again."""
+    dsn, cfg = catalog
+    with psycopg.connect(dsn) as conn:
+        conn.execute("create temporary table kept as select * from price")
+        conn.execute("delete from price")
+        conn.commit()
+        first = publish_feed(dsn, "yandex", config=cfg, now=NOW)
+        assert first.skipped and "nothing to publish yet" in first.skipped and not first.published
+        assert not (cfg.folder / "yandex.xml").exists()
+        conn.execute("insert into price select * from kept")
+        conn.commit()
+        assert publish_feed(dsn, "yandex", config=cfg, now=NOW).published
+        conn.execute("delete from price")
+        conn.commit()
+    with pytest.raises(FeedRefused, match="no offer left"):
+        publish_feed(dsn, "yandex", config=cfg, now=NOW + timedelta(hours=1))
+
+
 def test_the_report_reaches_staff_in_russian_and_the_freshness_alert(catalog, ftp_params, ftp_server):
     dsn, cfg = catalog
     with psycopg.connect(dsn) as conn:

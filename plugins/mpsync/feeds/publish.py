@@ -232,6 +232,17 @@ def publish_feed(dsn: str, feed: str, *, config: FeedsConfig | None = None, ftp:
             redate_last_good(final, cfg, fs, now)
             raise FeedRejected(feed, kept, check.summary())
         fault = feed_level_fault(result.counts.total, counts["offers_rejected"], previous, cfg.max_rejected_share)
+        if fault is not None and result.counts.total == 0 and not final.exists():
+            # Nothing was ever published and nothing can be yet (a first start: the catalog arrived before
+            # the prices): no good feed to protect, so no failure; the freshness watcher counts the feed missing.
+            log.warning("feed %s: nothing to publish yet (%s, %d left out); no feed was published before",
+                        feed, fault[0], result.counts.left_out)
+            _last_run(final, "nothing yet", counts, fault[0])
+            return FeedReport(feed, fs.file, str(final), 0, 0, 0, result.counts.left_out, result.counts.rows_read,
+                              0, "", "", False, False, False, round(time.monotonic() - started, 2),
+                              skipped=f"nothing to publish yet: {fault[0]}; no feed was published before",
+                              offers_rejected=counts["offers_rejected"],
+                              rejected_by_rule=counts["rejected_by_rule"])
         if fault is not None:
             _last_run(final, "refused", counts, fault[0])
             _report(dsn, cfg, fs, result.counts.rejected, feed_report.staff_status(False, fault[1]),
