@@ -37,7 +37,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_conte
 from airflow.sdk.exceptions import AirflowSkipException
 
 from mpsync import db, price_import
-from mpsync.airflow_glue.assets import CATALOG_CHANGED, CATALOG_CHANGED_ALIAS
+from mpsync.airflow_glue.assets import CATALOG_CHANGED, CATALOG_CHANGED_ALIAS, PRICES_HELD, PRICES_HELD_ALIAS
 from mpsync.airflow_glue.checkpoints import mirror_checkpoint
 from mpsync.airflow_glue.connections import exchange_dsn, ftp_params
 from mpsync.airflow_glue.dag_defaults import Tag, default_args, failure_alert, tags
@@ -100,7 +100,7 @@ def apply_price_fragment(fragment: dict) -> dict:
         return price_import.apply_fragment(exchange_dsn(), fragment, settings())
 
 
-@task(outlets=[CATALOG_CHANGED_ALIAS], trigger_rule="none_failed_min_one_success")
+@task(outlets=[CATALOG_CHANGED_ALIAS, PRICES_HELD_ALIAS], trigger_rule="none_failed_min_one_success")
 def finish_price_import(prepared: dict, *, outlet_events=None) -> dict:
     cfg = settings()
     with refusal_fails_without_retry():
@@ -109,6 +109,10 @@ def finish_price_import(prepared: dict, *, outlet_events=None) -> dict:
         mirror_checkpoint(price_import.CHECKPOINT_NAME, summary["checkpoint"])
     if summary["changed"]:
         outlet_events[CATALOG_CHANGED_ALIAS].add(CATALOG_CHANGED, extra={"source": "price", **summary})
+    if summary.get("held_for_approval"):
+        # price_approvals asks an operator: apply the held prices or keep the current ones
+        outlet_events[PRICES_HELD_ALIAS].add(PRICES_HELD, extra={
+            "import_file_id": summary["import_file_id"], "file": summary["file"], "held": summary["held_for_approval"]})
     return summary
 
 

@@ -209,8 +209,13 @@ def test_refused_file_gets_a_result_explaining_why(exchange_dsn, ftp_params, cfg
 def test_dag_manual_pick_applies_and_emits_catalog_changed(airflow_db, exchange_dsn, ftp_server, ftp_params, cfg,
                                                             work_dir, tmp_path):
     from airflow.dag_processing.dagbag import DagBag
-    from airflow.models.asset import AssetEvent
+    from airflow.models.asset import AssetEvent, AssetModel
     from airflow.settings import Session
+
+    def events(name: str) -> int:
+        with Session() as s:
+            return s.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).filter(
+                AssetModel.name == name).count()
 
     seed(exchange_dsn)
     drop_price(ftp_params, tmp_path, "MP_PRICE_0107.xlsx")
@@ -219,8 +224,7 @@ def test_dag_manual_pick_applies_and_emits_catalog_changed(airflow_db, exchange_
     dag = bag.dags["onec_price_import"]
     for t in dag.tasks:
         t.retry_delay = timedelta(seconds=0)
-    with Session() as s:
-        events_before = s.query(AssetEvent).count()
+    changed_before, held_before = events("catalog_changed"), events("prices_held")
     run = dag.test(run_conf={"file": "MP_PRICE_0107.xlsx", "dry_run": False})
     assert str(run.state) == "success"
     from airflow.models import TaskInstance
@@ -228,11 +232,12 @@ def test_dag_manual_pick_applies_and_emits_catalog_changed(airflow_db, exchange_
     with Session() as s:
         states = {ti.task_id: str(ti.state) for ti in
                   s.query(TaskInstance).filter_by(run_id=run.run_id, dag_id=dag.dag_id)}
-        events_after = s.query(AssetEvent).count()
     assert states["wait_for_price_file"] == "skipped"          # the operator's pick skips the sensor
     assert states["finish_price_import"] == "success"
     assert prices(exchange_dsn)[("P-1", "default")] == (Decimal("110.00"), Decimal("150.00"))
-    assert events_after == events_before + 1                    # a price really changed
+    assert events("catalog_changed") == changed_before + 1      # a price really changed
+    # the file's held prices (P-4 below the floor, P-5 at -90%) are announced for an operator's decision
+    assert events("prices_held") == held_before + 1
     assert len(result_files(ftp_params)) == 1
 
 

@@ -22,7 +22,8 @@ from mpsync.settings import DEFAULT_CONFIG, ConfigError, load_settings
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
 SUBSCRIBERS = {"yandex_stock": {"client": "yandex_stocks"}, "ozon_stock": {"client": "ozon_stocks",
-               "warehouse_ids": {"normal": 1, "kgt": 2}}, "site": {"client": "woocommerce", "warehouses": "all"}}
+               "warehouse_ids": {"normal": 1, "kgt": 2}}, "site": {"client": "woocommerce", "warehouses": "all"},
+               "megamarket_stock": {"client": "megamarket_stocks"}}
 
 
 def write_config(tmp_path, monkeypatch, scheme: str = "per_marketplace", availability: dict | None = None):
@@ -71,7 +72,8 @@ def sellable(dsn: str, cfg, subscriber: str) -> dict[str, int]:
     """What the push sends to a subscriber now: the subscriber's own source query."""
     push = parse_push_settings({"subscribers": SUBSCRIBERS}, cfg)
     src = source_for(push.subscriber(subscriber), cfg)
-    with psycopg.connect(dsn) as conn:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        src.prepare(conn)                       # as each push run does: new products get their offer ids
         rows = conn.execute(src.sql("all"), {**src.params, "since": None}).fetchall()
     return {oid: payload["quantity"] for oid, _, payload in rows}
 
@@ -170,6 +172,24 @@ def test_an_unknown_article_reserves_nothing_and_is_listed(exchange_dsn, tmp_pat
     with psycopg.connect(exchange_dsn) as conn:
         assert conn.execute("select order_id, offer_ids from reservation_unknown").fetchall() == [("P-1", ["NOPE"])]
     assert any("NOPE" in r.getMessage() and "P-1" in r.getMessage() for r in caplog.records)
+    caplog.clear()                              # the same order read again: reported once, not every run
+    with caplog.at_level("WARNING"):
+        put(exchange_dsn, "ozon", ozon_order("P-1", [("A", 1), ("NOPE", 2)]))
+    assert not [r for r in caplog.records if "NOPE" in r.getMessage()]
+
+
+def test_a_line_names_its_goods_by_the_offer_id_the_marketplace_was_given(exchange_dsn, tmp_path, monkeypatch):
+    """Megamarket knows a Cyrillic article by its transliterated offer id (feeds/offer_ids.py): its orders
+    name that id, and it must reserve the product, not be an unknown article."""
+    from mpsync.feeds.offer_ids import megamarket_id
+
+    cfg = write_config(tmp_path, monkeypatch)
+    seed(exchange_dsn, {("Кружка синяя", "sber"): 4})
+    assert sellable(exchange_dsn, cfg, "megamarket_stock") == {"Кружка синяя": 4}     # gives it its id
+    offer = megamarket_id("Кружка синяя")
+    payload = {"shipmentId": "M-1", "status": "NEW", "items": [{"offerId": offer, "quantity": 3}]}
+    put(exchange_dsn, "megamarket", Order("M-1", T0, "NEW", T0, payload))
+    assert sellable(exchange_dsn, cfg, "megamarket_stock") == {"Кружка синяя": 1}
 
 
 def test_yandex_names_goods_by_their_1c_code(exchange_dsn, tmp_path, monkeypatch):
@@ -216,6 +236,7 @@ def test_a_reservation_makes_the_push_send_the_product_again(exchange_dsn, tmp_p
     push = parse_push_settings({"subscribers": SUBSCRIBERS}, cfg)
     src = source_for(push.subscriber("ozon_stock"), cfg)
     with psycopg.connect(exchange_dsn, autocommit=True) as conn:
+        src.prepare(conn)                # the push gives new goods their offer ids first
         first = outbox.scan(conn, "ozon_stock", src, lookback=timedelta(0), full_every=timedelta(days=1))
         conn.execute("update sync set sync_updated = object_marker where subscriber = 'ozon_stock'")
         put(exchange_dsn, "ozon", ozon_order("P-1", [("B", 1)]))

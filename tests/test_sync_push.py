@@ -300,3 +300,37 @@ def test_config_errors_name_the_key():
         make_cfg(subscribers={"y": {"client": "yandex_stocks", "batch_size": 2001}})
     with pytest.raises(ConfigError, match=r"sync_push.subscribers.s.client"):
         make_cfg(subscribers={"s": {"client": "ftp"}})
+
+
+def test_pushes_send_the_offer_ids_the_feeds_use_and_leave_out_clashes(exchange_dsn):
+    """Megamarket ids are transliterated articles and Yandex knows goods by their 1C code: the push must name a
+    product exactly as the feed does (table offer_id), or the marketplace gets stock for an offer it does not
+    have. Two products wanting one id are in neither."""
+    from mpsync.feeds.offer_ids import megamarket_id
+
+    seed(exchange_dsn, 2)
+    with psycopg.connect(exchange_dsn) as conn:
+        conn.execute("insert into product (article, name, onec_code) values ('Кружка синяя 0,5 л', 'Кружка', null),"
+                     " ('B-1', 'Clash one', 'SAME'), ('B-2', 'Clash two', 'SAME')")
+        conn.execute("insert into stock (product_id, warehouse, quantity) select product_id, w, 5 from product"
+                     " cross join unnest(array['sber','yandex']) w where article in ('Кружка синяя 0,5 л', 'B-1', 'B-2')")
+    cfg = make_cfg()
+    mug = megamarket_id("Кружка синяя 0,5 л")
+    assert mug != "Кружка синяя 0,5 л"
+    with start_megamarket_simulator() as mm:
+        assert run(exchange_dsn, cfg, "megamarket_stock", mm).acknowledged == 5
+        assert mm.state[mug] == {"offerId": mug, "quantity": 5}
+        assert "Кружка синяя 0,5 л" not in mm.state
+    with start_yandex_simulator() as yandex:
+        run(exchange_dsn, cfg, "yandex_stock", yandex)
+        sent = set(yandex.requested_keys())
+        assert "00000000001" in sent and "A0002" in sent          # A0001 by its 1C code, as in the feed
+        assert "SAME" not in sent and "B-1" not in sent and "B-2" not in sent
+        # the clash fixed in 1C: B-2 gets its own code; the next push sends both, under their ids
+        with psycopg.connect(exchange_dsn) as conn:
+            conn.execute("update product set onec_code = 'OTHER' where article = 'B-2'")
+            conn.execute("insert into offer_id_pending (marketplace, product_id) select 'yandex', product_id"
+                         " from product where article = 'B-2'")
+        yandex.reset_log()
+        run(exchange_dsn, cfg, "yandex_stock", yandex)
+        assert set(yandex.requested_keys()) == {"SAME", "OTHER"}

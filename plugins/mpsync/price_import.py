@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from mpsync import give_up, ledger, results, staging
+from mpsync import give_up, ledger, price_approval, results, staging
 from mpsync.dropfolder import DropFile
 from mpsync.ftp import FtpClient, FtpParams
 from mpsync.onec import bounded, limits, value_limits
@@ -523,8 +523,12 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
             row_counts[st.split(" ", 1)[0].split(":", 1)[0]] += 1
         changed = counts["applied"]
         if status == "parsed":
+            # Held prices wait for an operator's decision (DAG price_approvals), named here one by one.
+            price_approval.record_holds(conn, fid)
             held_or_rejected = [Reject(prepared["name"], v[0], "Текущая цена", v[1], st)
                                 for v, st in staged if st.startswith(("held", "rejected"))]
+            for r in [r for r in held_or_rejected if r.reason.startswith("held")][:50]:
+                log.warning("%s row %s: %s %s", r.file, r.row, r.article, r.reason)
             ledger.record_rejects(conn, fid, parse_rejects + held_or_rejected)
             status = "applied" if changed else "unchanged"
             ledger.update(conn, fid, status=status, changed=changed,
@@ -548,7 +552,10 @@ def finish(dsn: str, params: FtpParams, prepared: dict, cfg: Settings) -> dict:
     with psycopg.connect(dsn) as conn:
         checkpoint = ledger.set_checkpoint(conn, CHECKPOINT_NAME, now)
         conn.execute("delete from price_staging where import_file_id = %s", (fid,))
+    with psycopg.connect(dsn) as conn:
+        held = len(price_approval.pending(conn, fid))
     out = {"file": prepared["name"], "import_file_id": fid, "status": status, "changed": int(changed),
+           "held_for_approval": held,
            "rows": row_counts, "rejected_in_parse": len(parse_rejects), "result": remote,
            "checkpoint": checkpoint, "waiting": prepared.get("waiting", [])}
     log.info("price import finished: %s", out)

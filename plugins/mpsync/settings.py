@@ -17,6 +17,8 @@ from mpsync import INCLUDE_DIR
 
 DEFAULT_CONFIG = INCLUDE_DIR / "config" / "mpsync.yaml"
 MARKETPLACES = ("yandex", "ozon", "megamarket")
+# Channels a seller may add: a warehouse may serve them, but no scheme requires one (issue 20).
+OPTIONAL_MARKETPLACES = ("wildberries",)
 SCHEMES = ("per_marketplace", "common")
 
 
@@ -114,9 +116,10 @@ def parse_settings(raw: dict[str, Any], source: Path) -> Settings:
     for i, w in enumerate(_req(wh, "list", "warehouses.", source, list)):
         code = str(_req(w, "code", f"warehouses.list[{i}].", source))
         mps = tuple(_req(w, "marketplaces", f"warehouses.list[{i}].", source, list))
-        bad = [m for m in mps if m not in MARKETPLACES]
+        bad = [m for m in mps if m not in MARKETPLACES + OPTIONAL_MARKETPLACES]
         if bad:
-            raise ConfigError(f"{source}: 'warehouses.list[{i}].marketplaces' has unknown {bad}; known: {MARKETPLACES}")
+            raise ConfigError(f"{source}: 'warehouses.list[{i}].marketplaces' has unknown {bad}; "
+                              f"known: {MARKETPLACES + OPTIONAL_MARKETPLACES}")
         warehouses.append(Warehouse(code, str(w.get("name", code)), mps))
     codes = [w.code for w in warehouses]
     if len(set(codes)) != len(codes):
@@ -126,7 +129,7 @@ def parse_settings(raw: dict[str, Any], source: Path) -> Settings:
     if unknown or not columns:
         raise ConfigError(f"{source}: 'warehouses.stock_columns' must name listed warehouses; unknown {unknown}")
     if scheme == "common":
-        if len(warehouses) != 1 or set(warehouses[0].marketplaces) != set(MARKETPLACES):
+        if len(warehouses) != 1 or not set(MARKETPLACES) <= set(warehouses[0].marketplaces):
             raise ConfigError(f"{source}: scheme 'common' needs exactly one warehouse serving {MARKETPLACES}")
     else:
         for m in MARKETPLACES:

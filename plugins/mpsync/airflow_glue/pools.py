@@ -13,6 +13,7 @@ POOLS.update({
     "push_ozon": (2, "sync_push: Ozon stock and price API pushes"),
     "push_yandex": (2, "sync_push: Yandex.Market stock and price API pushes"),
     "push_megamarket": (2, "sync_push: Megamarket stock and price API pushes"),
+    "push_wildberries": (2, "sync_push: Wildberries stock and price API pushes"),
 })
 
 
@@ -20,6 +21,7 @@ POOLS.update({
 POOLS.update({
     "orders_yandex": (2, "order_sync: Yandex.Market accounts in parallel"),
     "orders_ozon": (2, "order_sync: Ozon accounts in parallel"),
+    "orders_wildberries": (2, "order_sync: Wildberries accounts in parallel"),
     "orders_megamarket": (2, "order_sync: Megamarket accounts in parallel"),
     "orders_taobao": (2, "order_sync: Taobao-style API accounts in parallel"),
     "orders_site": (2, "order_sync: the website's (WooCommerce) orders"),

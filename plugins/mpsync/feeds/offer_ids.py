@@ -115,8 +115,10 @@ def _decide(marketplace: str, rows, holders_of) -> tuple[list[tuple[int, str]], 
 
 
 def assign_offer_ids(conn: psycopg.Connection, marketplace: str) -> AssignResult:
-    """Give every product without one an id on `marketplace`, record the problems; in one transaction."""
+    """Give every product without one an id on `marketplace`, record the problems; in one transaction.
+    The feeds and the pushes both call it: a lock per marketplace makes them take turns."""
     with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('offer_id:' || %s))", (marketplace,))
         rows = conn.execute(_sql("offer_id_candidates"), {"marketplace": marketplace}).fetchall()
 
         def holders_of(ids: list[str]) -> dict[str, int]:

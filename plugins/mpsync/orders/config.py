@@ -16,6 +16,12 @@ DEFAULT_CONN = {"yandex": "yandex_market_api", "ozon": "ozon_api", "megamarket":
                 "taobao": "taobao_api", "site": "site_api"}
 
 
+# Wildberries (issue 20): FBS assembly orders, orders/wildberries.py; its token only in `wildberries_api`.
+WILDBERRIES = "wildberries"
+MARKETPLACES = (*MARKETPLACES, WILDBERRIES)
+DEFAULT_CONN = {**DEFAULT_CONN, WILDBERRIES: "wildberries_api"}
+
+
 @dataclass(frozen=True)
 class AccountConfig:
     marketplace: str
@@ -101,6 +107,11 @@ def build_adapter(acc: AccountConfig, client_settings: ClientSettings, base_url:
 
     extra = extra or {}
     opts = acc.options
+    if acc.marketplace == WILDBERRIES:      # paced by WB's token bucket, not calls_per_second
+        from mpsync.orders.wildberries import WildberriesAdapter, wildberries_client
+
+        return WildberriesAdapter(wildberries_client(base_url, password, client_settings, acc.key), acc.account,
+                                  reconcile=timedelta(hours=float(opts.get("reconcile_hours", 1))))
     cs = ClientSettings(**{**client_settings.__dict__, "calls_per_second": float(opts.get("calls_per_second", 2))})
     name = acc.key
     if acc.marketplace == "yandex":

@@ -270,6 +270,8 @@ def _sweep(run: _Run) -> None:
         last = store.read_mark(conn, SWEPT, run.key)
         if last is not None and now - last < every:
             return
+    if hasattr(adapter, "bind_store"):   # an API without a change filter asks about the orders stored (Wildberries)
+        adapter.bind_store(conn)
     swept = adapter.sweep(now)
     merged: dict[str, Order] = {}
     merge(merged, swept)

@@ -9,6 +9,8 @@ See docs/sync-push.md.
 
 from __future__ import annotations
 
+import logging
+
 import psycopg
 
 from mpsync.outbox import store
@@ -31,6 +33,24 @@ def push(dsn: str, subscriber: str, api: ApiParams, cfg: PushSettings | None = N
         return push_subscriber(dsn, sub, source_for(sub, base), client, cfg, **kwargs)
     finally:
         client.close()
+
+
+def _wildberries_cards(dsn: str, sub: Subscriber, api: ApiParams, *, force: bool) -> None:
+    """WB's ids for our articles (nmID, chrtId) come from the seller's cards: refreshed when due. A failed
+    refresh with cards already stored pushes with those; with none, nothing can be addressed: the run fails."""
+    from mpsync.outbox.clients import RequestFailed, RequestRejected
+    from mpsync.outbox.wildberries_cards import refresh_if_due
+
+    try:
+        refresh_if_due(dsn, api, sub.account, sub.cards_refresh_hours, force=force, timeout=sub.timeout_seconds)
+    except (RequestFailed, RequestRejected) as exc:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+            known = conn.execute("select count(*) from wildberries_card where account = %s", (sub.account,)).fetchone()[0]
+        if not known:
+            raise SubscriberUnavailable(f"{sub.name}: Wildberries cards could not be read ({exc}) and none are "
+                                        "stored: no article can be addressed", PushCounts(sub.name)) from exc
+        logging.getLogger(__name__).warning("%s: cards refresh failed (%s); pushing with the %d size(s) stored",
+                                            sub.name, exc, known)
 
 
 def unpark_objects(dsn: str, subscribers: list[str] | None = None,

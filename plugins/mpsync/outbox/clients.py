@@ -306,4 +306,8 @@ CLIENTS: dict[str, type[PushClient]] = {
 
 
 def client_for(kind: str, api: ApiParams, *, timeout: float = 30, calls_per_minute: float = 0) -> PushClient:
+    if kind.startswith("wildberries_"):
+        from mpsync.outbox.wildberries import WB_CLIENTS   # imports this module: resolved at call time
+
+        return WB_CLIENTS[kind](api, timeout=timeout, calls_per_minute=calls_per_minute)
     return CLIENTS[kind](api, timeout=timeout, calls_per_minute=calls_per_minute)

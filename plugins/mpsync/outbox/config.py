@@ -22,10 +22,13 @@ CLIENT_KINDS: dict[str, tuple[str, str, int]] = {
     "yandex_prices": ("offer_price", "yandex", 500),
     "megamarket_stocks": ("stock_offer", "megamarket", 300),
     "megamarket_prices": ("offer_price", "megamarket", 300),
+    "wildberries_stocks": ("stock_offer", "wildberries", 1000),
+    "wildberries_prices": ("offer_price", "wildberries", 1000),
 }
 DEFAULT_CONNECTIONS = {"site": "site_api", "ozon": "ozon_api", "yandex": "yandex_market_api",
-                       "megamarket": "megamarket_api"}
-PUSH_GROUPS = ("site", "ozon", "yandex", "megamarket")
+                       "megamarket": "megamarket_api", "wildberries": "wildberries_api"}
+PUSH_GROUPS = ("site", "ozon", "yandex", "megamarket", "wildberries")
+SIZE_CLASS_WAREHOUSES = ("ozon_stocks", "wildberries_stocks")   # a warehouse id per size class (KGT apart)
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,10 @@ class Subscriber:
     timeout_seconds: float = 30
     warehouses: tuple[str, ...] | None = None      # stock: None = the warehouses bound to the marketplace
     price_list: str | None = None                  # price: override list, falling back to 'default'
-    ozon_warehouse_ids: dict[str, int] = field(default_factory=dict)  # size_class -> Ozon warehouse_id
+    # size_class -> the marketplace's warehouse id (Ozon warehouse_id, Wildberries seller warehouseId)
+    ozon_warehouse_ids: dict[str, int] = field(default_factory=dict)
+    account: str = "main"                          # Wildberries: whose cards map articles to chrtId / nmID
+    cards_refresh_hours: float = 6                 # Wildberries: re-read the cards at most this often
 
     @property
     def marketplace(self) -> str:
@@ -129,16 +135,19 @@ def parse_push_settings(section: dict[str, Any], base: Settings) -> PushSettings
                 if unknown:
                     raise ConfigError(f"{src}: '{ws}warehouses' names unknown warehouses {unknown}; known: {sorted(known_wh)}")
                 warehouses = tuple(str(x) for x in warehouses)
-        elif object_type != "offer_price" and group != "site" and not base.warehouses_for(group):
-            raise ConfigError(f"{src}: no warehouse is bound to '{group}' (warehouses.list) for '{w}subscribers.{name}'")
         enabled = d.get("enabled", True)
         if not isinstance(enabled, bool):
             raise ConfigError(f"{src}: '{ws}enabled' must be true or false, got {enabled!r}")
+        # a disabled subscriber is never pushed: a channel not set up yet (Wildberries) needs no warehouse
+        if warehouses is None and enabled and object_type != "offer_price" and group != "site" \
+                and not base.warehouses_for(group):
+            raise ConfigError(f"{src}: no warehouse is bound to '{group}' (warehouses.list) for '{w}subscribers.{name}'")
         ozon_ids = {}
-        if client == "ozon_stocks":
+        if client in SIZE_CLASS_WAREHOUSES:
             raw_ids = d.get("warehouse_ids") or {}
             if not isinstance(raw_ids, dict) or (enabled and not raw_ids.get("normal")):
-                raise ConfigError(f"{src}: '{ws}warehouse_ids' must map size classes (normal, kgt) to Ozon warehouse ids")
+                raise ConfigError(f"{src}: '{ws}warehouse_ids' must map size classes (normal, kgt) to {group} "
+                                  "warehouse ids")
             for k, v in raw_ids.items():
                 if k not in ("normal", "kgt"):
                     raise ConfigError(f"{src}: '{ws}warehouse_ids.{k}': size class must be normal or kgt")
@@ -158,6 +167,8 @@ def parse_push_settings(section: dict[str, Any], base: Settings) -> PushSettings
             warehouses=warehouses,
             price_list=str(d["price_list"]) if d.get("price_list") else None,
             ozon_warehouse_ids=ozon_ids,
+            account=str(d.get("account", "main")),
+            cards_refresh_hours=_num(d, "cards_refresh_hours", ws, src, 6),
         )
     return PushSettings(subscribers=subs, **top)
 

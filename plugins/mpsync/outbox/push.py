@@ -95,6 +95,7 @@ def push_subscriber(dsn: str, sub: Subscriber, source: ObjectSource, client: Pus
     started = time.monotonic()
     counts = PushCounts(subscriber=sub.name)
     with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        source.prepare(conn)
         t = time.perf_counter()
         result = store.scan(conn, sub.name, source, lookback=timedelta(seconds=cfg.scan_lookback_seconds),
                             full_every=timedelta(hours=cfg.full_scan_hours), force_full=force_full_scan)

@@ -18,6 +18,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+
+from mpsync.feeds.offer_ids import assign_offer_ids
+from mpsync.feeds.validate import OFFER_ID_FORMAT
 from mpsync.outbox.config import Subscriber
 from mpsync.settings import Settings
 
@@ -43,6 +47,9 @@ class ObjectSource:
 
     def sql(self, scope: str) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def prepare(self, conn: psycopg.Connection) -> None:
+        """Called once per push run before the scan (e.g. give new products their offer ids)."""
 
 
 # Stock summed over the warehouses bound to the receiver (shared by the stock and website sources), and
@@ -72,6 +79,7 @@ with {keys_cte}
            jsonb_build_object('offer_id', {offer_id}, 'quantity', """ + _SELLABLE + """
                               {extra}) as payload
     from product p
+    {offer_join}
     left join q on q.product_id = p.product_id
     left join rv on rv.product_id = p.product_id
     where {keys_where} {where}
@@ -85,13 +93,14 @@ with {keys_cte}
 o as (
     select p.article as object_id,
            jsonb_build_object('offer_id', {offer_id},
-                              'price', coalesce(ov.price, d.price),
-                              'old_price', case when ov.product_id is not null then ov.old_price else d.old_price end
-                              ) as payload
+                              'price', {price_expr},
+                              'old_price', {old_price_expr}
+                              {extra}) as payload
     from product p
+    {offer_join}
     left join price d on d.product_id = p.product_id and d.price_list = 'default'
     left join price ov on ov.product_id = p.product_id and ov.price_list = %(price_list)s
-    where {keys_where} and coalesce(ov.price, d.price) is not null
+    where {keys_where} and coalesce(ov.price, d.price) is not null {where}
 )
 select object_id, md5(payload::text) as marker, payload from o
 """
@@ -120,10 +129,22 @@ _PRICE_CHANGED = ("select product_id from price where updated_at >= %(since)s"
                   " union select product_id from product where updated_at >= %(since)s")
 
 
-def _build(object_type: str, template: str, changed: str | None, params: dict, **parts: str) -> ObjectSource:
+# Wildberries addresses goods by its ids from the seller's cards (migration 0022): the size whose barcodes hold
+# the product's EAN first, else the card's first size. A card that appears or changes re-sends its product.
+_WB_CARD = ("(select c.{col} from wildberries_card c where c.vendor_code = p.article and c.account = %(wb_account)s"
+            " order by (p.ean is not null and p.ean = any(c.barcodes)) desc, c.chrt_id limit 1)")
+# Goods the seller does not list on WB have no card: they are not WB's objects (not failures to park).
+_WB_LISTED = ("exists (select 1 from wildberries_card c where c.vendor_code = p.article"
+              " and c.account = %(wb_account)s)")
+_WB_CHANGED = (" union select p.product_id from product p join wildberries_card c on c.vendor_code = p.article"
+               " and c.account = %(wb_account)s where c.changed_at >= %(since)s")
+
+
+def _build(object_type: str, template: str, changed: str | None, params: dict, offer_ids_of: str | None = None,
+           **parts: str) -> ObjectSource:
     # Pre-render the fixed parts; keep {keys_cte}/{keys_where} and the stock key filter for the scope.
     return ScopedSource(object_type=object_type, template=template, changed_keys_sql=changed, params=params,
-                        parts=tuple(sorted(parts.items())))
+                        parts=tuple(sorted(parts.items())), offer_ids_of=offer_ids_of)
 
 
 @dataclass(frozen=True)
@@ -133,6 +154,12 @@ class ScopedSource(ObjectSource):
     template: str = ""
     changed_keys_sql: str | None = None   # product_ids modified since %(since)s; None = always full
     parts: tuple[tuple[str, str], ...] = ()
+    offer_ids_of: str | None = None       # the marketplace whose stored offer ids the payload carries
+
+    def prepare(self, conn: psycopg.Connection) -> None:
+        if self.offer_ids_of:
+            # a product new since the last feed run gets its id now, the same one the feed will use
+            assign_offer_ids(conn, self.offer_ids_of)
 
     @property
     def has_cursor(self) -> bool:
@@ -155,11 +182,22 @@ class ScopedSource(ObjectSource):
         return self.template.format(keys_cte=keys_cte, keys_where=keys_where, stock_keys=stock_keys, **parts)
 
 
-def _offer_id_sql(marketplace: str) -> str:
-    # Yandex knows goods that have a 1C nomenclature code by that code (DOMAIN.md section 2).
-    if marketplace == "yandex":
-        return "coalesce(nullif(p.onec_code, ''), p.article)"
-    return "p.article"
+def _offer_id_parts(marketplace: str) -> dict[str, str]:
+    """The offer id the push sends: the one stored for the feeds (table offer_id, feeds/offer_ids.py), so a
+    marketplace always hears of a product by the same id from both. A product without an id (a clash or an
+    id the marketplace would refuse) is left out, as the feeds leave it out. Other channels: the article."""
+    if marketplace not in OFFER_ID_FORMAT:
+        return {"offer_id": "p.article", "offer_join": ""}
+    return {"offer_id": "oi.offer_id", "offer_ids_of": marketplace,
+            "offer_join": "join offer_id oi on oi.product_id = p.product_id and oi.marketplace = %(marketplace)s"}
+
+
+def _with_assigned(changed: str, marketplace: str) -> str:
+    # an id given after the product's last change (a clash fixed) makes it a changed object
+    if marketplace not in OFFER_ID_FORMAT:
+        return changed
+    return changed + " union select product_id from offer_id where marketplace = %(marketplace)s" \
+                     " and assigned_at >= %(since)s"
 
 
 def _rules(channel: str, base: Settings) -> dict[str, Any]:
@@ -171,23 +209,51 @@ def _rules(channel: str, base: Settings) -> dict[str, Any]:
             "stop_sales": list(r.stop_sales) if r else []}
 
 
+def _priced(sub: Subscriber, base: Settings) -> dict[str, str]:
+    """The channel's price and crossed-out price as SQL (price_rules.py): an override price list entry is taken
+    as it is; the default list's prices go through the marketplace's (or account's) rule."""
+    from mpsync.outbox.price_rules import neutral, price_rules, rule_for, sql
+
+    rule = rule_for(price_rules(base), sub.group, sub.account)
+    if neutral(rule):
+        return {"price_expr": "coalesce(ov.price, d.price)",
+                "old_price_expr": "case when ov.product_id is not null then ov.old_price else d.old_price end"}
+    price, old = sql(rule, "d.price", "d.old_price", "p.rrp")
+    return {"price_expr": f"case when ov.price is not null then ov.price else {price} end",
+            "old_price_expr": f"case when ov.product_id is not null then ov.old_price else {old} end"}
+
+
 def source_for(sub: Subscriber, base: Settings) -> ObjectSource:
     """The object source a subscriber publishes, with the warehouse binding from settings."""
     if sub.object_type == "stock_offer":
         warehouses = list(sub.warehouses or base.warehouses_for(sub.group))
-        params: dict[str, Any] = {"warehouses": warehouses, **_rules(sub.group, base)}
+        params: dict[str, Any] = {"warehouses": warehouses, "marketplace": sub.group, **_rules(sub.group, base)}
         extra, where = "", ""
-        if sub.client == "ozon_stocks":
+        if sub.client in ("ozon_stocks", "wildberries_stocks"):
             # Ozon keeps bulky goods on separate (KGT) warehouses: the pair's warehouse follows the size class.
             params["wh_normal"] = sub.ozon_warehouse_ids.get("normal")
             params["wh_kgt"] = sub.ozon_warehouse_ids.get("kgt")
             extra = ", 'warehouse_id', case p.size_class when 'kgt' then %(wh_kgt)s::bigint else %(wh_normal)s::bigint end"
             where = "and (case p.size_class when 'kgt' then %(wh_kgt)s::bigint else %(wh_normal)s::bigint end) is not null"
-        return _build("stock_offer", _STOCK_TEMPLATE, _STOCK_CHANGED, params,
-                      offer_id=_offer_id_sql(sub.group), extra=extra, where=where)
+        changed = _STOCK_CHANGED
+        if sub.client == "wildberries_stocks":
+            # the same size-class split (WB's cargo-type warehouses), and the size id WB stocks are keyed by
+            params["wb_account"] = sub.account
+            extra = (extra + ", 'chrt_id', " + _WB_CARD.format(col="chrt_id"))
+            where += " and " + _WB_LISTED
+            changed += _WB_CHANGED
+        return _build("stock_offer", _STOCK_TEMPLATE, _with_assigned(changed, sub.group), params,
+                      **_offer_id_parts(sub.group), extra=extra, where=where)
     if sub.object_type == "offer_price":
-        params = {"price_list": sub.price_list or sub.group}
-        return _build("offer_price", _PRICE_TEMPLATE, _PRICE_CHANGED, params, offer_id=_offer_id_sql(sub.group))
+        params = {"price_list": sub.price_list or sub.group, "marketplace": sub.group}
+        extra, changed, where = "", _PRICE_CHANGED, ""
+        prices = _priced(sub, base)
+        if sub.client == "wildberries_prices":
+            params["wb_account"] = sub.account
+            extra, changed = ", 'nm_id', " + _WB_CARD.format(col="nm_id"), changed + _WB_CHANGED
+            where = "and " + _WB_LISTED
+        return _build("offer_price", _PRICE_TEMPLATE, _with_assigned(changed, sub.group), params,
+                      **_offer_id_parts(sub.group), extra=extra, where=where, **prices)
     if sub.object_type == "site_product":
         warehouses = list(sub.warehouses or [w.code for w in base.warehouses])
         changed = (_STOCK_CHANGED + " union select product_id from price where updated_at >= %(since)s"

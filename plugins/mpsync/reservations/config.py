@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from mpsync.settings import MARKETPLACES, ConfigError, Settings
+from mpsync.settings import MARKETPLACES, OPTIONAL_MARKETPLACES, ConfigError, Settings
 
 SITE = "site"
 # Taobao sells from no 1C warehouse of its own unless `ships_from` names one: its orders still reserve there.
-CHANNELS = (*MARKETPLACES, "taobao", SITE)
+CHANNELS = (*MARKETPLACES, *OPTIONAL_MARKETPLACES, "taobao", SITE)
 _RULES = ("safety_stock", "min_show", "release_after_shipment", "max_age_hours", "ships_from")
 
 

@@ -4,6 +4,8 @@ the payload as read). The shapes are the published ones the adapters read (docs/
 - Ozon FBS `/v3/posting/fbs/list`: products[].offer_id, .quantity; status awaiting_packaging/delivering/...;
 - Megamarket `order/get`: items[].offerId, .quantity (one item per unit); status NEW/CONFIRMED/.../*CANCEL*;
 - Taobao `taobao.trades.sold.get`: orders.order[].outer_iid, .num; status WAIT_*/TRADE_*.
+- Wildberries FBS `GET /api/v3/orders`: ONE unit per assembly order: article (the seller's vendorCode), price
+  x100; its state from `POST /api/v3/orders/status` (supplierStatus, wbStatus; orders/wildberries.py).
 """
 
 from __future__ import annotations
@@ -77,6 +79,18 @@ def _taobao(p: dict) -> tuple[list[OrderLine], str]:
     return _lines(orders, "outer_iid", "num"), state
 
 
+def _wildberries(p: dict) -> tuple[list[OrderLine], str]:
+    supplier, wb = str(p.get("supplierStatus") or ""), str(p.get("wbStatus") or "")
+    state = CANCELLED if supplier in ("cancel", "cancel_carrier") or wb in (
+        "canceled", "canceled_by_client", "declined_by_client", "defect", "canceled_by_carrier") else \
+        SHIPPED if supplier == "complete" or wb in ("sorted", "sold", "ready_for_pickup", "postponed_delivery",
+                                                     "accepted_by_carrier", "sent_to_carrier") else OPEN
+    if p.get("article") in (None, ""):
+        return [], state          # no article: nothing of ours to reserve
+    price = _price(p.get("price"))
+    return [OrderLine(1, str(p["article"]), Decimal(1), price / 100 if price is not None else None)], state
+
+
 def _site(p: dict) -> tuple[list[OrderLine], str]:
     # WooCommerce REST v3 order: line_items[].sku, .quantity; status pending/processing/on-hold/completed/...
     status = str(p.get("status") or "")
@@ -86,7 +100,8 @@ def _site(p: dict) -> tuple[list[OrderLine], str]:
 
 
 READERS: dict[str, Callable[[dict], tuple[list[OrderLine], str]]] = {
-    "yandex": _yandex, "ozon": _ozon, "megamarket": _megamarket, "taobao": _taobao, "site": _site}
+    "yandex": _yandex, "ozon": _ozon, "megamarket": _megamarket, "taobao": _taobao, "site": _site,
+    "wildberries": _wildberries}
 
 
 def order_lines(marketplace: str, payload: dict) -> tuple[list[OrderLine], str]:

@@ -45,12 +45,20 @@ select order_id, min(released_at), min(release_reason), min(shipped_seen_at) fro
 where marketplace = %s and account = %s and order_id = any(%s) group by order_id
 """
 
+def _product_of(marketplace: str, offer: str) -> str:
+    """SQL: the product an order line's offer id names. First the id the feeds and pushes gave the product on
+    that marketplace (table offer_id: a transliterated Megamarket id, a Yandex 1C code), then the article,
+    then (Yandex) the 1C code, for orders of goods offered before ids were stored."""
+    return (f"coalesce((select product_id from offer_id where marketplace = {marketplace} and offer_id = {offer}),"
+            f" (select product_id from product where article = {offer}),"
+            f" (select min(product_id) from product where {marketplace} = 'yandex' and onec_code = {offer}))")
+
+
 _INSERT_SQL = """
 insert into reservation (marketplace, account, order_id, line_no, offer_id, product_id, warehouse, quantity,
                          order_state, order_created, order_modified, shipped_seen_at, released_at, release_reason)
 select %(mp)s, %(acc)s, i.order_id, i.line_no, i.offer_id,
-       coalesce((select product_id from product where article = i.offer_id),
-                (select min(product_id) from product where %(by_code)s and onec_code = i.offer_id)),
+       """ + _product_of("%(mp)s", "i.offer_id") + """,
        %(warehouse)s, i.quantity, i.order_state, i.order_created, i.order_modified,
        case when i.order_state = 'shipped' then coalesce(i.shipped_seen_at, now()) else i.shipped_seen_at end,
        case when i.order_state = 'cancelled' and i.released_at is null then now() else i.released_at end,
@@ -84,18 +92,21 @@ def reserve_orders(conn: psycopg.Connection, marketplace: str, account: str, ord
                 cols[k].append(v)
     sync_channels(conn, rules)
     channel = rules.get(marketplace)
+    already = {r[0] for r in conn.execute(      # orders reported before: one warning per order, not per run
+        "select distinct order_id from reservation where marketplace = %s and account = %s and order_id = any(%s)"
+        " and product_id is null", (marketplace, account, ids))}
     conn.execute("delete from reservation where marketplace = %s and account = %s and order_id = any(%s)",
                  (marketplace, account, ids))
     conn.execute(_INSERT_SQL, {**cols, "mp": marketplace, "acc": account,
-                               "warehouse": channel.ships_from if channel else None,
-                               "by_code": marketplace == "yandex"})     # Yandex knows goods by their 1C code
+                               "warehouse": channel.ships_from if channel else None})
     unknown = conn.execute(
         "select order_id, array_agg(offer_id order by line_no) from reservation where marketplace = %s"
         " and account = %s and order_id = any(%s) and product_id is null and order_state <> %s group by order_id",
         (marketplace, account, ids, CANCELLED)).fetchall()
     for order_id, offers in unknown:
-        log.warning("order %s:%s %s: no product with article %s in the catalog: those lines reserve nothing "
-                    "(view reservation_unknown)", marketplace, account, order_id, ", ".join(offers))
+        report = log.debug if order_id in already else log.warning
+        report("order %s:%s %s: no product with article %s in the catalog: those lines reserve nothing "
+               "(view reservation_unknown)", marketplace, account, order_id, ", ".join(offers))
     release_ready(conn)           # e.g. an order that is already past the channel's max age
     return len(cols["order_id"])
 
@@ -126,12 +137,9 @@ where due.reason is not null and r.released_at is null
 
 _RESOLVE_SQL = """
 -- lines whose goods the catalog did not know when the order came (e.g. before the first catalog import)
-update reservation r set product_id = coalesce(
-        (select product_id from product where article = r.offer_id),
-        (select min(product_id) from product where r.marketplace = 'yandex' and onec_code = r.offer_id))
+update reservation r set product_id = """ + _product_of("r.marketplace", "r.offer_id") + """
 where r.product_id is null and r.released_at is null and r.order_state <> 'cancelled'
-  and exists (select 1 from product p where p.article = r.offer_id
-                                         or (r.marketplace = 'yandex' and p.onec_code = r.offer_id))
+  and """ + _product_of("r.marketplace", "r.offer_id") + """ is not null
 """
 
 
