@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,17 @@ SCHEMES = ("per_marketplace", "common")
 
 class ConfigError(ValueError):
     """The configuration file is invalid; the message names the file and the key."""
+
+
+def non_negative_number(value: Any, where: str) -> Decimal:
+    """A config value that must be a finite number >= 0 (quantities, prices, shares)."""
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise ConfigError(f"{where} must be a number, got {value!r}") from None
+    if not d.is_finite() or d < 0:
+        raise ConfigError(f"{where} must be a number >= 0, got {value!r}")
+    return d
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ a changed rule changes every source's fingerprint (a full rescan republishes wha
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
-from mpsync.settings import ConfigError, Settings
+from mpsync.settings import ConfigError, Settings, non_negative_number
 
 SECTION = "price_rules"
 ROUNDINGS = ("kopeck", "rouble", "9", "90")
@@ -59,16 +59,6 @@ class Priced:
     why: tuple[str, ...]
 
 
-def _dec(value: Any, where: str) -> Decimal:
-    try:
-        d = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise ConfigError(f"{where} must be a number, got {value!r}") from None
-    if not d.is_finite() or d < 0:
-        raise ConfigError(f"{where} must be a number >= 0, got {value!r}")
-    return d
-
-
 def _rule(channel: str, raw: dict, base: dict, where: str) -> PriceRule:
     merged = {**base, **raw}
     names = {f.name for f in fields(PriceRule)} - {"channel"}
@@ -78,7 +68,7 @@ def _rule(channel: str, raw: dict, base: dict, where: str) -> PriceRule:
     rounding = str(merged.get("rounding", DEFAULT_ROUNDING.get(channel.split(":")[0], "kopeck")))
     if rounding not in ROUNDINGS:
         raise ConfigError(f"{where}.rounding' must be one of {ROUNDINGS}, got {rounding!r}")
-    nums = {k: _dec(merged[k], f"{where}.{k}'") for k in names - {"rounding"} if k in merged}
+    nums = {k: non_negative_number(merged[k], f"{where}.{k}'") for k in names - {"rounding"} if k in merged}
     if nums.get("min_discount_percent", 0) >= 100 or nums.get("markup_percent", 0) > 1000:
         raise ConfigError(f"{where}': min_discount_percent must be < 100 and markup_percent <= 1000")
     return PriceRule(channel, rounding=rounding, **nums)

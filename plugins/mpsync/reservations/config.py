@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from mpsync.settings import MARKETPLACES, OPTIONAL_MARKETPLACES, ConfigError, Settings
+from mpsync.settings import MARKETPLACES, OPTIONAL_MARKETPLACES, ConfigError, Settings, non_negative_number
 
 SITE = "site"
 # Taobao sells from no 1C warehouse of its own unless `ships_from` names one: its orders still reserve there.
@@ -24,16 +24,6 @@ class ChannelRules:
     release_after_shipment: bool = True
     max_age_hours: int = 720
     ships_from: str | None = None       # the warehouse an order of this channel is reserved on
-
-
-def _number(value: Any, where: str) -> Decimal:
-    try:
-        d = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise ConfigError(f"{where} must be a number, got {value!r}") from None
-    if not d.is_finite() or d < 0:
-        raise ConfigError(f"{where} must be a number >= 0, got {value!r}")
-    return d
 
 
 def channel_rules(cfg: Settings) -> dict[str, ChannelRules]:
@@ -58,11 +48,11 @@ def channel_rules(cfg: Settings) -> dict[str, ChannelRules]:
         warehouses = tuple(w.code for w in cfg.warehouses) if ch == SITE else cfg.warehouses_for(ch)
         out[ch] = ChannelRules(
             ch, warehouses,
-            safety_stock=_number(rules.get("safety_stock", 0), f"{where}{ch}.safety_stock'"),
-            min_show=_number(rules.get("min_show", 0), f"{where}{ch}.min_show'"),
+            safety_stock=non_negative_number(rules.get("safety_stock", 0), f"{where}{ch}.safety_stock'"),
+            min_show=non_negative_number(rules.get("min_show", 0), f"{where}{ch}.min_show'"),
             stop_sales=tuple(str(a) for a in [*(stop.get("all") or []), *(stop.get(ch) or [])]),
             release_after_shipment=bool(rules.get("release_after_shipment", True)),
-            max_age_hours=int(_number(rules.get("max_age_hours", 720), f"{where}{ch}.max_age_hours'")),
+            max_age_hours=int(non_negative_number(rules.get("max_age_hours", 720), f"{where}{ch}.max_age_hours'")),
             ships_from=_ships_from(cfg, rules.get("ships_from"), warehouses, f"{where}{ch}.ships_from'"))
     return out
 
