@@ -218,3 +218,65 @@ def test_real_env_is_ignored_and_example_is_not():
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT).returncode == 0
     assert ignored, ".env (real credentials) must be git-ignored"
     assert subprocess.run(["git", "check-ignore", "-q", ".env.example"], cwd=ROOT).returncode == 1
+
+
+# ---- exposure (issue 17): published on 127.0.0.1 by default, TLS proxy opt-in, no placeholder secrets --------
+
+def _published(service: dict) -> list[tuple[str, str, str]]:
+    """(host address, host port, container port) with compose's ${VAR:-default} taken at its default."""
+    out = []
+    for p in service.get("ports", []):
+        resolved = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(p))
+        parts = resolved.split(":")
+        out.append(tuple(parts) if len(parts) == 3 else ("0.0.0.0", *parts))
+    return out
+
+
+def test_ui_and_feeds_are_published_on_localhost_by_default(compose, env_example):
+    services = compose["services"]
+    for name in ("api-server", "feeds"):
+        published = _published(services[name])
+        assert published and all(addr == "127.0.0.1" for addr, *_ in published), f"{name}: {published}"
+    assert env_example["PUBLISH_ADDRESS"] == "127.0.0.1"
+    # only the TLS proxy publishes on every interface, and only when its profile is asked for
+    for name, service in services.items():
+        if any(addr != "127.0.0.1" for addr, *_ in _published(service)):
+            assert name == "proxy" and service.get("profiles") == ["tls"], name
+
+
+def test_the_tls_proxy_serves_the_feeds_and_only_1c_exchange_path(compose):
+    proxy = compose["services"]["proxy"]
+    caddyfile = next(v.split(":")[0] for v in proxy["volumes"] if v.startswith("./"))
+    text = (ROOT / caddyfile).read_text(encoding="utf-8")
+    assert "reverse_proxy feeds:80" in text
+    from mpsync.airflow_glue.onec_exchange import URL_PREFIX
+
+    assert re.search(rf"handle {URL_PREFIX}/exchange\*\s*\{{\s*reverse_proxy api-server:8080", text)
+    # nothing else of the API server (UI, REST API) goes through it
+    assert text.count("api-server:8080") == 1 and 'respond "Not found" 404' in text
+
+
+def test_init_refuses_the_placeholder_secrets_of_env_example(compose, env_example):
+    from mpsync.preflight_cmd import problems
+
+    assert _command(compose["services"]["airflow-init"]).split("&&")[0].strip().endswith("python -m mpsync preflight")
+    found = problems(env_example)
+    for name in ("AIRFLOW_DB_PASSWORD", "EXCHANGE_DB_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET",
+                 "AIRFLOW_API_SECRET_KEY", "AIRFLOW_CONN_EXCHANGE_DB", "AIRFLOW_CONN_ONEC_FTP"):
+        assert any(line.startswith(name + ":") for line in found), (name, found)
+    assert not any("change-me" in line for line in found), "values are never printed"
+
+
+def test_init_accepts_real_secrets(env_example):
+    import base64
+    import secrets
+
+    from mpsync.preflight_cmd import problems
+
+    env = {k: v.replace("change-me", secrets.token_urlsafe(16)) for k, v in env_example.items()}
+    env.update({"AIRFLOW_FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+                "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(48), "AIRFLOW_API_SECRET_KEY": secrets.token_urlsafe(48)})
+    assert problems(env) == []
+    assert problems({**env, "AIRFLOW_FERNET_KEY": "short"}) == \
+        ["AIRFLOW_FERNET_KEY: is not a Fernet key (32 bytes, url-safe base64)"]
+    assert problems({**env, "AIRFLOW_JWT_SECRET": "abc"}) == ["AIRFLOW_JWT_SECRET: shorter than 32 characters"]

@@ -163,3 +163,28 @@ def _check_one_connection_per_marketplace(conn: dict) -> None:
     r = requests.post(base + "/v4/posting/fbs/list", headers={"Client-Id": "x", "Api-Key": "y"}, timeout=10,
                       json={"filter": {}, "limit": 10})
     assert r.status_code == 403                             # the demo credentials are really checked
+
+
+def test_the_run_commands_database_cache_follows_the_data(tmp_path, monkeypatch):
+    from mpsync.local.postgres import data_sized_buffers_mb, shared_buffers_mb
+
+    monkeypatch.delenv("MPSYNC_PG_SHARED_BUFFERS_MB", raising=False)
+    assert data_sized_buffers_mb(tmp_path / "none") == 128               # a new cluster: the demo's size
+    (tmp_path / "pg" / "base" / "1").mkdir(parents=True)
+    with open(tmp_path / "pg" / "base" / "1" / "16384", "wb") as f:      # 60 MB of table (sparse)
+        f.truncate(60 * 2**20)
+    assert data_sized_buffers_mb(tmp_path / "pg") == min(shared_buffers_mb(), 128 + 120)
+    with open(tmp_path / "pg" / "base" / "1" / "16385", "wb") as f:      # grown far past the machine's quarter
+        f.truncate(1 << 40)
+    assert data_sized_buffers_mb(tmp_path / "pg") == shared_buffers_mb()
+    monkeypatch.setenv("MPSYNC_PG_SHARED_BUFFERS_MB", "300")
+    assert data_sized_buffers_mb(tmp_path / "none") == 300
+
+
+def test_the_demo_report_time_is_1c_wall_clock_in_its_zone():
+    """1C writes "Сформирован:" in Moscow time and the import reads it so: the demo must not write UTC."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    moscow_now = datetime.now(timezone.utc).astimezone(ZoneInfo("Europe/Moscow")).replace(tzinfo=None)
+    assert abs((demo.onec_now() - moscow_now).total_seconds()) < 5

@@ -13,6 +13,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("mpsync.inspect_cmd", "parse a 1C file as the DAGs would and print a JSON summary"),
     "migrate": ("mpsync.migrate_cmd", "apply pending exchange-database migrations"),
+    "preflight": ("mpsync.preflight_cmd", "refuse to start with placeholder secrets (docker compose's init)"),
 }
 
 EXIT_USAGE = 64          # 2 is taken: `inspect` exits 2 for a refused file

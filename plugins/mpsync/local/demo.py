@@ -163,10 +163,24 @@ def _save(wb: Workbook, path: Path) -> None:
     tmp.replace(path)
 
 
+def onec_now() -> datetime:
+    """Now on 1C's wall clock (naive, as 1C writes "Сформирован:"), in `onec.timezone` (Moscow by default):
+    the import reads the header in that zone, so a UTC "now" would be recorded three hours off."""
+    try:
+        from mpsync.settings import settings
+
+        zone = settings().onec_timezone
+    except Exception:       # a broken config is reported by the DAGs themselves; the demo still seeds
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo("Europe/Moscow")
+    return datetime.now(zone).replace(tzinfo=None, microsecond=0)
+
+
 def seed_ftp(root: Path, warehouses: int = 3, made: datetime | None = None,
              products: list[DemoProduct] | None = None) -> list[Path]:
     """Write the three demo drops under an FTP root; returns the files written."""
-    made = made or datetime.now().replace(microsecond=0)
+    made = made or onec_now()
     products = products if products is not None else demo_products(warehouses=warehouses)
     return [
         write_catalog(root / CATALOG_FOLDER / CATALOG_FILE, products, made),

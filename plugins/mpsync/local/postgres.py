@@ -53,11 +53,24 @@ def _as_user() -> dict:
     return {"user": entry.pw_uid, "group": entry.pw_gid}
 
 
+def data_sized_buffers_mb(data_dir: Path) -> int:
+    """For the run command: the cache follows the data, twice its size plus 128 MB, up to a quarter of the
+    machine (shared_buffers_mb): the demo's 36 products take 256 MB, not 6 GB; a database grown to millions
+    of stock rows gets the full quarter at the next start. $MPSYNC_PG_SHARED_BUFFERS_MB still overrides."""
+    ceiling = shared_buffers_mb()
+    if os.environ.get("MPSYNC_PG_SHARED_BUFFERS_MB"):
+        return ceiling
+    data_bytes = sum(f.stat().st_size for f in (data_dir / "base").rglob("*") if f.is_file()) \
+        if (data_dir / "base").is_dir() else 0
+    return max(128, min(ceiling, 128 + 2 * data_bytes // 2**20))
+
+
 @dataclass
 class LocalPostgres:
     data_dir: Path
     port: int
     user: str = "postgres"
+    buffers_mb: int | None = None       # shared_buffers; None: a quarter of the machine (tests, benchmarks)
 
     def dsn(self, dbname: str = "postgres") -> str:
         password = self.password()
@@ -92,6 +105,13 @@ class LocalPostgres:
         r = self._run(_bin("pg_ctl"), "-D", str(self.data_dir), "status", check=False)
         return r.returncode == 0
 
+    def pid(self) -> int | None:
+        """The postmaster's pid while it runs (first line of postmaster.pid)."""
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
     def start(self) -> "LocalPostgres":
         self._prepare()
         if not (self.data_dir / "PG_VERSION").exists():
@@ -100,7 +120,7 @@ class LocalPostgres:
             # Memory and WAL sized for bulk stock imports (tens of millions of rows); durability settings
             # stay at their safe defaults.
             opts = (f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c max_connections=200"
-                    f" -c shared_buffers={shared_buffers_mb()}MB -c work_mem=64MB -c maintenance_work_mem=512MB"
+                    f" -c shared_buffers={self.buffers_mb or shared_buffers_mb()}MB -c work_mem=64MB -c maintenance_work_mem=512MB"
                     " -c max_wal_size=8GB -c checkpoint_timeout=30min")
             r = self._run(_bin("pg_ctl"), "-D", str(self.data_dir), "-w", "-t", "60", "-o", opts,
                           "-l", str(self.data_dir / "server.log"), "start", check=False)

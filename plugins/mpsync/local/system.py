@@ -1,6 +1,6 @@
 """The whole system on the embedded default, as one object the run command and the end-to-end test share.
 
-    system = LocalSystem(Path("var")).start()     # PostgreSQL, FTP, feeds, simulators, Airflow standalone
+    system = LocalSystem(Path("var")).start()     # PostgreSQL, FTP, feeds, simulators, Airflow's parts
     system.airflow_url, system.admin_password(), system.api_token()
     system.stop()                                 # every process it started, and nothing else
 
@@ -26,7 +26,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
@@ -35,7 +34,7 @@ import requests
 
 from mpsync import PROJECT_ROOT
 from mpsync.local.ftpserver import LocalFtp
-from mpsync.local.postgres import LocalPostgres
+from mpsync.local.postgres import LocalPostgres, data_sized_buffers_mb
 
 # Which Airflow connection each simulator serves (simulator name = the * of tests/simulators' start_*_simulator).
 SIMULATOR_CONNECTIONS = {
@@ -207,7 +206,8 @@ class LocalSystem:
 
     def __post_init__(self) -> None:
         self.var_dir = Path(self.var_dir).resolve()
-        self.pg = LocalPostgres(self.var_dir / "pg", self.ports.postgres)
+        self.pg = LocalPostgres(self.var_dir / "pg", self.ports.postgres,
+                                buffers_mb=data_sized_buffers_mb(self.var_dir / "pg"))
         self.ftp: LocalFtp | None = None
         self.started_simulators: list[StartedSimulator] = []
         self.simulator_urls: dict[str, str] = {}     # conn id -> the URL its connection points at
@@ -337,7 +337,7 @@ class LocalSystem:
         products = demo.demo_products(warehouses=width)
         if stage != "catalog":
             path = demo.write_catalog(self.ftp_root / demo.CATALOG_FOLDER / demo.CATALOG_FILE, products,
-                                      datetime.now().replace(microsecond=0))
+                                      demo.onec_now())
             marker.write_text("catalog\n")
             self.log(f"FTP seeded   /{path.relative_to(self.ftp_root)} (stock and price follow once it is imported)")
         self._demo_stop.clear()
@@ -358,7 +358,7 @@ class LocalSystem:
             except Exception:
                 continue
             if known:
-                made = datetime.now().replace(microsecond=0)
+                made = demo.onec_now()
                 files = [
                     demo.write_stock_report(self.ftp_root / demo.STOCK_FOLDER / f"Ostatki_MP_{made:%Y%m%d_%H%M}.xlsx",
                                             products, made),
@@ -505,8 +505,9 @@ class LocalSystem:
         self._airflow_log = open(log_path, "ab")
         # Its own session/process group: one signal reaches all ~30 processes it spawns, and a Ctrl-C
         # meant for us does not hit them half-way.
+        # Not `airflow standalone`: its log servers would listen on every interface (local/airflow_parts.py).
         self._airflow_proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "airflow"), "standalone"],
+            [sys.executable, "-m", "mpsync.local.airflow_parts"],
             env=env, cwd=str(PROJECT_ROOT), stdout=self._airflow_log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
@@ -528,10 +529,33 @@ class LocalSystem:
         except OSError:
             pid_file.unlink(missing_ok=True)
             return
-        if "standalone" in cmdline and f"AIRFLOW_HOME={self.airflow_home}".encode() in environ:
-            self.log(f"Airflow      stopping a leftover standalone from an earlier run (pid {pid})")
+        ours = "standalone" in cmdline or "mpsync.local.airflow_parts" in cmdline
+        if ours and f"AIRFLOW_HOME={self.airflow_home}".encode() in environ:
+            self.log(f"Airflow      stopping a leftover Airflow from an earlier run (pid {pid})")
             stop_process_group(pid)
         pid_file.unlink(missing_ok=True)
+
+    def listening(self) -> list[tuple[str, int, str]]:
+        """(address, port, process) of every socket listening in the processes this system started: Airflow's
+        parts, PostgreSQL, and this process (FTP, feeds, simulators). What `./run` exposes, for tests."""
+        import psutil
+
+        roots = [os.getpid()]
+        if self._airflow_proc is not None:
+            roots.append(self._airflow_proc.pid)
+        pg_pid = self.pg.pid()
+        if pg_pid:
+            roots.append(pg_pid)
+        out = []
+        for pid in {p for r in roots for p in (r, *_descendants(r))}:
+            try:
+                proc = psutil.Process(pid)
+                conns = proc.net_connections(kind="inet")
+                name = " ".join(proc.cmdline()[:3])
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            out += [(c.laddr.ip, c.laddr.port, name) for c in conns if c.status == psutil.CONN_LISTEN]
+        return sorted(set(out))
 
     def health(self) -> dict | None:
         try:
@@ -546,7 +570,7 @@ class LocalSystem:
         last = None
         while time.monotonic() < deadline:
             if self._airflow_proc is not None and self._airflow_proc.poll() is not None:
-                raise RuntimeError(f"airflow standalone exited with {self._airflow_proc.returncode}:\n"
+                raise RuntimeError(f"Airflow exited with {self._airflow_proc.returncode}:\n"
                                    + self.airflow_log_tail())
             last = self.health()
             if last and all(
