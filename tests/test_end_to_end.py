@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Callable
@@ -41,7 +42,8 @@ from mpsync.settings import load_settings
 
 pytestmark = pytest.mark.slow
 
-ORDER_SIMULATORS = ("ozon", "yandex", "megamarket")     # modules of tests/simulators serving orders
+ORDER_SIMULATORS = ("ozon", "yandex", "megamarket", "woocommerce")     # modules of tests/simulators serving orders
+MARKETPLACE_OF = {"woocommerce": "site"}                               # the website's orders: marketplace `site`
 ORDERS_PER_MARKETPLACE = 5
 CHECK_FILE = "CHECK_prices.xlsx"                         # never picked by the sensor (pattern MP_PRICE*)
 FINISHED = {"success", "failed"}
@@ -55,6 +57,15 @@ def _test_config(folder: Path) -> Path:
     # executor event is taken for a task that died (Airflow marks it up_for_retry, 30 s lost, more each time).
     cfg["onec"].update(poke_seconds=10, stable_seconds=0, timeout_seconds=60)
     cfg["orders"]["initial_days"] = 1
+    # an order created during the test is read seconds later, not after the shipped 2-minute margin
+    cfg["orders"]["margin_minutes"] = 0.05
+    # One 1C warehouse sells on every channel: a sale anywhere must reduce what every other channel holds.
+    cfg["warehouses"] = {"scheme": "common", "stock_columns": ["main"],
+                         "list": [{"code": "main", "name": "Общий", "marketplaces": ["yandex", "ozon", "megamarket"]}]}
+    subs = cfg["sync_push"]["subscribers"]
+    for name in ("ozon_stock", "yandex_stock", "megamarket_stock"):
+        subs[name]["enabled"] = True
+    subs["ozon_stock"]["warehouse_ids"] = {"normal": 111, "kgt": 222}
     path = folder / "mpsync-e2e.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
@@ -79,8 +90,8 @@ def _seed_orders(system: LocalSystem, sold: tuple[str, int]) -> dict[str, set[st
             if module == "ozon":
                 order.items = [{"offerId": sold[0], "count": sold[1], "price": 1000}]
                 order.status = "NEW"
-            expected[module] = set(server.truth())
-    assert set(expected) == set(ORDER_SIMULATORS), f"order simulators started: {list(expected)}"
+            expected[MARKETPLACE_OF.get(module, module)] = set(server.truth())
+    assert set(expected) == {MARKETPLACE_OF.get(m, m) for m in ORDER_SIMULATORS}, f"order simulators: {list(expected)}"
     return expected
 
 
@@ -265,12 +276,19 @@ def _check_database(dsn: str, products: list[demo.DemoProduct], stock_columns: t
         assert files["catalog"] == 1 and files["stock"] == 1 and files["price"] >= 1, files
 
 
-def _check_feeds(feeds_dir: Path, products: list[demo.DemoProduct], stock_columns: tuple[str, ...],
-                 sold: tuple[str, int]) -> None:
+def _channel_stock(cfg, p: demo.DemoProduct, channel: str, sold: tuple[str, int]) -> int:
+    """What a channel may sell of a demo product: 1C stock of its warehouses less the Ozon order's units
+    where that order reserves (the first warehouse serving Ozon)."""
+    columns = cfg.stock_columns
+    own = cfg.warehouses_for(channel) if channel != "site" else columns
+    stock = sum(p.stock[columns.index(w)] for w in own)
+    reserved = sold[1] if p.article == sold[0] and cfg.warehouses_for("ozon")[0] in own else 0
+    return max(0, stock - reserved)
+
+
+def _check_feeds(feeds_dir: Path, products: list[demo.DemoProduct], cfg, sold: tuple[str, int]) -> None:
     by_article = {p.article: p for p in products}
     by_yandex_id = {p.onec_code or p.article: p for p in products}
-    ozon_column = stock_columns.index("ozon")
-    yandex_column = stock_columns.index("yandex")
     offers = {}
     for name in ("yandex.xml", "ozon.xml", "ozon_kgt.xml", "megamarket.xml"):
         root = etree.parse(str(feeds_dir / name)).getroot()       # well-formed XML, or this raises
@@ -281,14 +299,14 @@ def _check_feeds(feeds_dir: Path, products: list[demo.DemoProduct], stock_column
     for offer in offers["yandex.xml"]:
         p = by_yandex_id[offer.get("id")]        # Yandex knows goods by their 1C code, else the article
         assert Decimal(offer.findtext("price")) == p.price, p.article
-        assert int(offer.findtext("count")) == p.stock[yandex_column], p.article
+        # the Ozon order reserves on the one common warehouse: Yandex offers less too (docs/reservations.md)
+        assert int(offer.findtext("count")) == _channel_stock(cfg, p, "yandex", sold), p.article
     for name, size_class in (("ozon.xml", "normal"), ("ozon_kgt.xml", "kgt")):
         assert {o.get("id") for o in offers[name]} == {p.article for p in products if p.size_class == size_class}
         for offer in offers[name]:
             p = by_article[offer.get("id")]
             assert Decimal(offer.findtext("price")) == p.price, (name, p.article)
-            # the Ozon order reserves on the Ozon warehouse (docs/reservations.md); Yandex above is not touched
-            want = max(0, p.stock[ozon_column] - (sold[1] if p.article == sold[0] else 0))
+            want = _channel_stock(cfg, p, "ozon", sold)
             assert sum(int(o.get("instock")) for o in offer.iter("outlet")) == want, (name, p.article)
 
 
@@ -327,6 +345,133 @@ def _check_results(files: dict[str, Path], held_article: str, changed: set[str])
     assert all(s == "unchanged" for a, s in status.items() if a not in changed | {held_article})
 
 
+# ---- closing the loop (issue 14): an order, 1C's exchange, 1C's next report ---------------------------------
+
+# push simulator -> (channel, (offer id, stock quantity) of an accepted item; (None, None) for a price item)
+STOCK_PUSHES: dict[str, tuple[str, Callable[[dict], tuple]]] = {
+    "push_site.site": ("site", lambda i: (i.get("sku"), i.get("stock_quantity"))),
+    "push_ozon.ozon": ("ozon", lambda i: (i.get("offer_id"), i.get("stock"))),
+    "push_yandex.yandex": ("yandex", lambda i: (i.get("sku"), (i.get("items") or [{}])[0].get("count"))),
+    "push_megamarket.megamarket": ("megamarket", lambda i: (i.get("offerId"), i.get("quantity"))),
+}
+NS = {"c": "urn:1C.ru:commerceml_2"}
+
+
+def _received(system: LocalSystem) -> dict[str, list[tuple[str, int]]]:
+    """Every stock quantity each channel's simulator accepted, in order, as (article, quantity)."""
+    with psycopg.connect(system.exchange_dsn) as conn:
+        article_of = {(mp, oid): a for mp, oid, a in conn.execute(
+            "select oi.marketplace, oi.offer_id, p.article from offer_id oi join product p using (product_id)")}
+    out: dict[str, list[tuple[str, int]]] = {}
+    for sim in system.started_simulators:
+        if sim.name not in STOCK_PUSHES:
+            continue
+        channel, read = STOCK_PUSHES[sim.name]
+        with sim.handle.lock:
+            items = [item for _, item in sim.handle.received]
+        out[channel] = [(article_of.get((channel, str(o)), str(o)), int(q)) for o, q in map(read, items)
+                        if o is not None and q is not None]
+    assert set(out) == {c for c, _ in STOCK_PUSHES.values()}, f"push simulators: {sorted(out)}"
+    return out
+
+
+def _held(system: LocalSystem) -> dict[str, dict[str, int]]:
+    return {channel: dict(seq) for channel, seq in _received(system).items()}       # the last value wins
+
+
+def _wait_held(af: Airflow, system: LocalSystem, want: dict[str, int], timeout: float = 360) -> None:
+    """Push runs until every channel holds `want` (article -> units) (Ozon takes a pair once per 30 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        held = _held(system)
+        wrong = {ch: {a: h.get(a) for a, q in want.items() if h.get(a) != q} for ch, h in held.items()}
+        wrong = {ch: w for ch, w in wrong.items() if w}
+        if not wrong:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"channels do not hold {want} after {timeout:.0f}s: {wrong}")
+        af.wait_success("sync_push", af.trigger("sync_push"), timeout=240)
+
+
+def _wait_stock_file(af: Airflow, dsn: str, name: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    af.trigger("onec_stock_import")
+    while time.monotonic() < deadline:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("select status, message from import_file where name = %s", (name,)).fetchone()
+        if row and row[0] in ("applied", "unchanged"):
+            return
+        assert not row or row[0] in ("received", "parsed"), f"{name}: {row}"
+        runs = af.runs("onec_stock_import")
+        if runs and all(r["state"] in FINISHED for r in runs):
+            af.trigger("onec_stock_import")
+        time.sleep(2)
+    pytest.fail(f"{name} not applied within {timeout:.0f}s")
+
+
+def _close_the_loop(af: Airflow, system: LocalSystem, own_dir: Path, products: list[demo.DemoProduct],
+                    cfg, sold: tuple[str, int]) -> None:
+    """An Ozon order made now reduces what every other channel holds and the next push does not undo it on
+    Ozon; 1C takes the orders at /onec/exchange of the running API server; 1C's next report, made after
+    that and counting the sales, is applied and the reservations end; no channel ever holds a sale twice."""
+    from tests.onec_client import OneC
+
+    base = {p.article: p.stock[0] for p in products}                  # the common warehouse's 1C stock
+    want = {sold[0]: max(0, base[sold[0]] - sold[1])}
+    _wait_held(af, system, want)                                       # the seeded order, on every channel
+
+    # 1. an order made now on the Ozon simulator
+    item = next(p for p in products if p.article != sold[0] and p.stock[0] >= 3)
+    ozon = next(s.handle for s in system.started_simulators if s.name == "ozon.ozon")
+    with ozon.lock:
+        order = ozon.store.create()
+        order.items = [{"offerId": item.article, "count": 1, "price": 500}]
+    posting = f"{order.order_id}-0001-1"
+    time.sleep(5)                                                      # past the order sync's margin (3 s)
+    af.wait_success("order_sync", af.trigger("order_sync"), timeout=240)
+    want[item.article] = base[item.article] - 1
+    _wait_held(af, system, want)                       # the website, Yandex, Megamarket -- and Ozon itself
+    mark = {ch: len(seq) for ch, seq in _received(system).items()}
+    af.wait_success("sync_push", af.trigger("sync_push"), timeout=240)
+    assert _held(system)["ozon"][item.article] == base[item.article] - 1     # not restored by the next push
+
+    # 2. 1C takes the orders through the exchange on the running API server
+    one_c = OneC(system.onec_exchange_url, "onec", system.secrets()["onec_exchange_password"])
+    taken = {d.findtext("c:Номер", namespaces=NS) for d in etree.fromstring(one_c.exchange()).findall("c:Документ", NS)}
+    assert {f"ozon:main:{posting}"} <= taken and any(n.startswith("site:main:") for n in taken), taken
+    with psycopg.connect(system.exchange_dsn) as conn:
+        acked = conn.execute("select acked_at from onec_order where marketplace = 'ozon' and order_id = %s",
+                             (posting,)).fetchone()
+        still = conn.execute("select count(*) from reservation where released_at is null and offer_id = any(%s)",
+                             ([sold[0], item.article],)).fetchone()[0]
+    assert acked and acked[0] is not None and still == 2      # taken, not yet in a report: still reserved
+    assert all(_held(system)[ch][a] == q for ch in mark for a, q in want.items())
+
+    # 3. 1C's next report, made after it took the orders, counts both sales
+    time.sleep(2)
+    made = datetime.now(cfg.onec_timezone).replace(tzinfo=None, microsecond=0)     # 1C's wall clock
+    after = [dataclasses.replace(p, stock=(want.get(p.article, p.stock[0]),)) for p in products]
+    name = f"Ostatki_MP_{made:%Y%m%d_%H%M%S}.xlsx"
+    _upload(system, demo.write_stock_report(own_dir / name, after, made), f"/1c/stock/{name}")
+    _wait_stock_file(af, system.exchange_dsn, name)
+    with psycopg.connect(system.exchange_dsn) as conn:
+        reasons = [r[0] for r in conn.execute(
+            "select release_reason from reservation where offer_id = any(%s)", ([sold[0], item.article],))]
+    assert len(reasons) == 2 and all((r or "").startswith("in 1C stock report") for r in reasons), reasons
+    _wait_held(af, system, want)
+
+    # At no moment did any channel hold a sale subtracted twice, nor Ozon its own sale restored.
+    for channel, seq in _received(system).items():
+        later = [q for a, q in seq[mark[channel]:] if a == item.article]
+        assert all(q == want[item.article] for q in later), (channel, later)
+        for article, least in want.items():
+            sent = [q for a, q in seq if a == article]
+            # zeros sent before the first stock report (goods from the catalog, stock not known yet) are not
+            # a subtraction; from the first figure on, nothing below the single-subtracted one
+            figures = sent[next((k for k, q in enumerate(sent) if q > 0), len(sent)):]
+            assert all(q >= least for q in figures), (channel, article, sent)
+
+
 # ---- the test ------------------------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -337,11 +482,16 @@ def own_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_end_to_end_on_real_airflow_services(own_dir):
+def test_end_to_end_on_real_airflow_services(own_dir, monkeypatch):
+    from mpsync.settings import _cached
+
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     config = _test_config(own_dir)
-    stock_columns = load_settings(config).stock_columns
+    monkeypatch.setenv("MPSYNC_CONFIG", str(config))      # the demo drops are seeded for this config's columns
+    _cached.cache_clear()
+    cfg = load_settings(config)
+    stock_columns = cfg.stock_columns
     products = demo.demo_products(warehouses=len(stock_columns))
     ports = Ports.free()
     system = LocalSystem(own_dir / "var", ports=ports, dags_paused_at_creation=False,
@@ -351,7 +501,8 @@ def test_end_to_end_on_real_airflow_services(own_dir):
     airflow_pid = None
     try:
         system.start_services()
-        sold = (products[0].article, 2)       # an Ozon order: reserves 2 on the Ozon warehouse
+        # an Ozon order: reserves 2 on the Ozon warehouse (the common one here), of goods 1C has 2 or more of
+        sold = (next(p.article for p in products if p.stock[0] >= 2), 2)
         orders = _seed_orders(system, sold)  # before Airflow: the first scheduled order sync sees them
         system.start_airflow(wait_timeout=420)
         airflow_pid = system._airflow_proc.pid
@@ -404,12 +555,23 @@ def test_end_to_end_on_real_airflow_services(own_dir):
 
         # 3. What it all produced.
         _check_database(system.exchange_dsn, products, stock_columns, orders)
-        _check_feeds(system.feeds_dir, products, stock_columns, sold)
+        _check_feeds(system.feeds_dir, products, cfg, sold)
         _check_results(_download_results(system, own_dir / "results"), held.article, changed)
         _check_site_push(system, products, sold)
         with _ftp(system) as ftp:
             assert ftp.nlst("/1c/stock") == [] and ftp.nlst("/1c/catalog") == []
             assert [n.rsplit("/", 1)[-1] for n in ftp.nlst("/1c/price")] == [CHECK_FILE]   # dry run: left there
+
+        # Nothing the run started listens beyond this machine (Airflow's parts, PostgreSQL, FTP, feeds,
+        # simulators): every listening socket is on 127.0.0.1 (issue 17).
+        listening = system.listening()
+        assert {ports.airflow, ports.postgres, ports.ftp, ports.feeds} <= {port for _, port, _ in listening}
+        exposed = [entry for entry in listening if entry[0] != "127.0.0.1"]
+        assert not exposed, f"listening beyond 127.0.0.1: {exposed}"
+
+        # 4. The loop closed: an order now, 1C's exchange, 1C's next report (issue 14).
+        _close_the_loop(af, system, own_dir, products, cfg, sold)
+        _timed("order -> every channel -> 1C -> next report: numbers right throughout", timings, t0)
     finally:
         system.stop()
         _timed("stopped", timings, t0)
