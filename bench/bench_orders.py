@@ -39,7 +39,7 @@ from bench._results import write_section  # noqa: E402
 from mpsync import db  # noqa: E402
 from mpsync.local.postgres import LocalPostgres, free_port  # noqa: E402
 from mpsync.orders.engine import Strategy  # noqa: E402
-from tests.simulators.harness import Outcome, run_rounds  # noqa: E402
+from mpsync.simulators.harness import Outcome, run_rounds  # noqa: E402
 
 STRATEGIES = {
     "correct": Strategy(),

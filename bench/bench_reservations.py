@@ -128,10 +128,10 @@ def run_schedule(pg, sched: Schedule, n_orders: int, hours: float, seed_: int, f
     from mpsync.orders.runner import run_account
     from mpsync.reservations.store import reserved_digest
     from mpsync.settings import _cached
-    from tests.simulators import Hostility, SimClock, start_yandex_simulator
-    from tests.simulators.push_megamarket import start_megamarket_simulator
-    from tests.simulators.push_ozon import start_ozon_simulator
-    from tests.simulators.push_site import start_site_simulator
+    from mpsync.simulators import Hostility, SimClock, start_yandex_simulator
+    from mpsync.simulators.push_megamarket import start_megamarket_simulator
+    from mpsync.simulators.push_ozon import start_ozon_simulator
+    from mpsync.simulators.push_site import start_site_simulator
 
     os.environ["MPSYNC_CONFIG"] = str(write_config(folder, sched))
     _cached.cache_clear()

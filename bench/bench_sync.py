@@ -125,7 +125,7 @@ def main() -> None:
     from mpsync.outbox.push import push_subscriber
     from mpsync.outbox.sources import source_for
     from mpsync.settings import settings
-    from tests.simulators.push_yandex import start_yandex_simulator
+    from mpsync.simulators.push_yandex import start_yandex_simulator
 
     pg = LocalPostgres(CACHE / "pg-sync", free_port()).start()   # the project's server settings, as in tests
     name = f"sync_{args.articles}x{args.warehouses}"

@@ -167,23 +167,23 @@ def test_a_failed_run_with_retries_sends_exactly_one_mail(airflow_db, smtp_inbox
     assert len(smtp_inbox.messages) == 1, [m["Subject"] for m in smtp_inbox.messages]
     msg = smtp_inbox.messages[0]
     assert smtp_inbox.envelopes[0].rcpt_tos == ["ops@shop.example"]
-    assert msg["Subject"].startswith("[shop] DAG alert_probe failed: RuntimeError: FTP connection reset while "
-                                     "reading fragment ")
-    assert "\n" not in msg["Subject"] and "421" not in msg["Subject"]   # one line: the first line only
+    # dag.test() runs the DAG callback without the Task SDK's XCom channel (alerts._recorded_cause): the cause
+    # is not readable there, so the one mail names the task and points at its log.
+    assert msg["Subject"] == "[shop] DAG alert_probe failed: task apply_fragment failed (task_failure; see the log)"
     body = body_of(msg)
     assert "alert_probe" in body and "apply_fragment[" in body and run.run_id in body
-    assert "server said: 421 Timeout" in body                          # the details below the cause
     link = "http://airflow.shop.example:8080/dags/alert_probe/runs/"
     assert link in body and "/tasks/apply_fragment/mapped/" in body and "try_number=3" in body
 
     # The same run's failure callback, executed the way the dag-processor executes it in production: the DAG
-    # file parsed in a child process, the cause read back through the supervisor's XCom channel.
+    # file parsed in a child process, the cause read back with the public ti.xcom_pull through its channel.
     map_index = _run_failure_callback_in_dag_processor(run, tmp_path)
     assert len(smtp_inbox.messages) == 2, [m["Subject"] for m in smtp_inbox.messages]
     again = smtp_inbox.messages[1]
     assert again["Subject"] == ("[shop] DAG alert_probe failed: RuntimeError: FTP connection reset while reading "
                                 f"fragment {map_index + 1}")
-    assert "server said: 421 Timeout" in body_of(again)
+    assert "\n" not in again["Subject"] and "421" not in again["Subject"]   # one line: the first line only
+    assert "server said: 421 Timeout" in body_of(again)                  # the details below the cause
     assert f"{link}{quote(run.run_id)}/tasks/apply_fragment/mapped/{map_index}?try_number=3" in body_of(again)
 
 

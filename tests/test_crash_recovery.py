@@ -322,7 +322,7 @@ def test_push_after_a_server_crash_between_the_answer_and_the_ack_equals_a_clean
     """The website accepted a batch, then the database crashed before the acknowledgment: nothing is marked
     sent, the claims expire, and the next run sends those objects again (the receiver takes a value twice,
     harmlessly); the receiver and the sync table end as after a clean run."""
-    from tests.simulators.push_site import start_site_simulator
+    from mpsync.simulators.push_site import start_site_simulator
     from tests.test_sync_push import make_cfg, rows, run, seed
 
     cfg = make_cfg(claim_lease_seconds=1)

@@ -42,7 +42,7 @@ from mpsync.settings import load_settings
 
 pytestmark = pytest.mark.slow
 
-ORDER_SIMULATORS = ("ozon", "yandex", "megamarket", "woocommerce")     # modules of tests/simulators serving orders
+ORDER_SIMULATORS = ("ozon", "yandex", "megamarket", "woocommerce")     # modules of mpsync.simulators serving orders
 MARKETPLACE_OF = {"woocommerce": "site"}                               # the website's orders: marketplace `site`
 ORDERS_PER_MARKETPLACE = 5
 CHECK_FILE = "CHECK_prices.xlsx"                         # never picked by the sensor (pattern MP_PRICE*)

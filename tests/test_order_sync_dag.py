@@ -20,8 +20,8 @@ from mpsync.orders import store
 from mpsync.orders.model import Window
 from mpsync.orders.runner import resolve_run_window
 from mpsync.settings import DEFAULT_CONFIG
-from tests.simulators import Hostility, SimClock, start_ozon_simulator, start_taobao_simulator, start_yandex_simulator
-from tests.simulators.harness import compare
+from mpsync.simulators import Hostility, SimClock, start_ozon_simulator, start_taobao_simulator, start_yandex_simulator
+from mpsync.simulators.harness import compare
 
 DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "order_sync.py"
 UTC = timezone.utc

@@ -15,7 +15,7 @@ import pytest
 from mpsync.orders import store
 from mpsync.orders.engine import Strategy, SyncSettings, sync_account
 from mpsync.orders.model import CREATED, UTC, ApiError, Order, OrderSyncError, Window
-from tests.simulators.harness import FAST_SETTINGS, T0, compare, make_adapter, run_rounds, start_sim
+from mpsync.simulators.harness import FAST_SETTINGS, T0, compare, make_adapter, run_rounds, start_sim
 
 
 def checkpoint(dsn, key):

@@ -13,7 +13,7 @@ import requests
 import yaml
 
 from tests.conftest import shared_path
-from tests.simulators.harness import start_sim
+from mpsync.simulators.harness import start_sim
 
 _cache: dict[Path, dict] = {}
 

@@ -95,7 +95,7 @@ def test_push_sends_the_ruled_price_and_an_override_list_as_it_is(exchange_dsn, 
     from mpsync.outbox.push import push_subscriber
     from mpsync.outbox.sources import source_for
     from mpsync.settings import settings
-    from tests.simulators.push_ozon import start_ozon_simulator
+    from mpsync.simulators.push_ozon import start_ozon_simulator
 
     _config(tmp_path, monkeypatch, {"ozon": {"markup_percent": 10, "rounding": "90", "min_discount_percent": 20}})
     with psycopg.connect(exchange_dsn) as conn:

@@ -277,7 +277,7 @@ def test_the_order_sync_dag_announces_changed_reservations_and_only_then(tmp_pat
     from airflow.models.asset import AssetEvent
     from airflow.settings import Session
 
-    from tests.simulators import SimClock, start_yandex_simulator
+    from mpsync.simulators import SimClock, start_yandex_simulator
     from tests.test_order_sync_dag import DAG_FILE, _world
 
     cfg = write_config(tmp_path, monkeypatch)

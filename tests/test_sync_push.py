@@ -13,10 +13,10 @@ from mpsync.outbox.config import parse_push_settings
 from mpsync.outbox.push import SubscriberUnavailable, push_subscriber
 from mpsync.outbox.sources import TableSource, source_for
 from mpsync.settings import ConfigError, settings
-from tests.simulators.push_megamarket import start_megamarket_simulator
-from tests.simulators.push_ozon import start_ozon_simulator
-from tests.simulators.push_site import start_site_simulator
-from tests.simulators.push_yandex import start_yandex_simulator
+from mpsync.simulators.push_megamarket import start_megamarket_simulator
+from mpsync.simulators.push_ozon import start_ozon_simulator
+from mpsync.simulators.push_site import start_site_simulator
+from mpsync.simulators.push_yandex import start_yandex_simulator
 
 SUBSCRIBERS = {
     "site": {"client": "woocommerce", "batch_size": 100, "warehouses": "all"},

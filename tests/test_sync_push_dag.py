@@ -10,8 +10,8 @@ import psycopg
 import yaml
 
 from mpsync.settings import DEFAULT_CONFIG
-from tests.simulators.push_site import start_site_simulator
-from tests.simulators.push_yandex import start_yandex_simulator
+from mpsync.simulators.push_site import start_site_simulator
+from mpsync.simulators.push_yandex import start_yandex_simulator
 from tests.test_sync_push import seed
 
 DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "sync_push.py"

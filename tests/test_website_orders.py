@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 import psycopg
 
 from mpsync.orders.engine import Strategy, sync_account
-from tests.simulators import Hostility, SimClock, start_woocommerce_simulator
-from tests.simulators.harness import FAST_SETTINGS, compare, make_adapter, run_rounds, start_sim
+from mpsync.simulators import Hostility, SimClock, start_woocommerce_simulator
+from mpsync.simulators.harness import FAST_SETTINGS, compare, make_adapter, run_rounds, start_sim
 
 UNSTABLE = dict(rounds=6, creates=500, modifies=300, gap=900, outage_rounds=2,
                 hostility={"churn_per_call": 1.0, "create_per_call": 0.5})

@@ -22,8 +22,8 @@ from mpsync.orders.wildberries import WildberriesAdapter, final, wildberries_cli
 from mpsync.ratelimit import BucketLimit
 from mpsync.reservations.lines import CANCELLED, OPEN, SHIPPED, order_lines
 from mpsync.settings import DEFAULT_CONFIG
-from tests.simulators.base import Hostility, SimClock
-from tests.simulators.wildberries import STATUS, start_wildberries_simulator
+from mpsync.simulators.base import Hostility, SimClock
+from mpsync.simulators.wildberries import STATUS, start_wildberries_simulator
 
 # The simulator's clock is months behind the database's on purpose: every age the adapter judges must be by the
 # server's clock (a cutoff by the database's now() would drop every order from the status sweep)

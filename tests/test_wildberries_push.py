@@ -13,7 +13,7 @@ from mpsync.outbox.wildberries import wb_price
 from mpsync.outbox.wildberries_cards import refresh_if_due
 from mpsync.ratelimit import BucketLimit, TokenBucket
 from mpsync.settings import settings
-from tests.simulators.push_wildberries import WildberriesPushSimulator
+from mpsync.simulators.push_wildberries import WildberriesPushSimulator
 
 SUBSCRIBERS = {
     "wb_stock": {"client": "wildberries_stocks", "warehouses": ["ozon"],

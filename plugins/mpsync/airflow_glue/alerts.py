@@ -144,20 +144,11 @@ def record_failure_cause(context) -> None:
 
 
 def _recorded_cause(ti) -> dict | None:
-    from airflow.sdk.execution_time import task_runner
-
-    if hasattr(task_runner, "SUPERVISOR_COMMS"):
-        # The dag-processor (production): XCom through the supervisor, like any task would read it.
-        return ti.xcom_pull(task_ids=ti.task_id, key=CAUSE_KEY, map_indexes=ti.map_index)
-    # dag.test() runs DAG callbacks in its own process, which has the metadata DB but no supervisor channel.
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = session.scalars(XComModel.get_many(
-            run_id=ti.run_id, key=CAUSE_KEY, dag_ids=ti.dag_id, task_ids=ti.task_id, map_indexes=ti.map_index,
-        )).first()
-        return XComModel.deserialize_value(row) if row is not None else None
+    # The Task SDK's public `ti.xcom_pull`, which the dag-processor serves to DAG callbacks (Airflow 3.1+,
+    # apache/airflow#55542). dag.test() runs DAG callbacks in its own process without that channel, so there
+    # it raises and the alert goes out without the cause ("see the log"): the only other way is reading the
+    # metadata database, which Airflow 3 rules out of the public interface.
+    return ti.xcom_pull(task_ids=ti.task_id, key=CAUSE_KEY, map_indexes=ti.map_index)
 
 
 def failure_report(context) -> FailureReport:
@@ -172,7 +163,7 @@ def failure_report(context) -> FailureReport:
         try:
             recorded = _recorded_cause(ti)
         except Exception as exc:  # the alert must go out even when the cause cannot be read
-            log.warning("could not read the recorded failure cause: %s", exc)
+            log.warning("could not read the recorded failure cause (%s: %s)", type(exc).__name__, exc)
     if recorded:
         cause, details = recorded.get("cause") or "?", recorded.get("details") or ""
     elif ti is not None:

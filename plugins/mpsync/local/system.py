@@ -36,7 +36,7 @@ from mpsync import PROJECT_ROOT
 from mpsync.local.ftpserver import LocalFtp
 from mpsync.local.postgres import LocalPostgres, data_sized_buffers_mb
 
-# Which Airflow connection each simulator serves (simulator name = the * of tests/simulators' start_*_simulator).
+# Which Airflow connection each simulator serves (simulator name = the * of mpsync.simulators' start_*_simulator).
 SIMULATOR_CONNECTIONS = {
     "ozon": "ozon_api",
     "yandex": "yandex_market_api",
@@ -380,17 +380,13 @@ class LocalSystem:
         self.log(f"feeds        {self.feeds_url}  (folder {self.feeds_dir})")
 
     def _start_simulators(self, creds: dict[str, str]) -> None:
-        """Every `start_<name>_simulator` in tests/simulators, grouped by the connection it serves."""
-        package = PROJECT_ROOT / "tests" / "simulators"
-        if not package.is_dir():
-            self.log("simulators   skipped: tests/simulators is not there")
-            return
-        if str(PROJECT_ROOT) not in sys.path:
-            sys.path.insert(0, str(PROJECT_ROOT))
+        """Every `start_<name>_simulator` in mpsync.simulators, grouped by the connection it serves."""
+        import mpsync.simulators as package   # only when simulators are started (not with --no-simulators)
+
         found: dict[str, list[tuple[str, Callable]]] = {}
-        for info in sorted(pkgutil.iter_modules([str(package)]), key=lambda i: i.name):
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
             try:
-                module = importlib.import_module(f"tests.simulators.{info.name}")
+                module = importlib.import_module(f"{package.__name__}.{info.name}")
             except Exception as exc:   # one broken simulator must not stop the demo
                 self.log(f"simulators   {info.name}: not started ({type(exc).__name__}: {exc})")
                 continue

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from tests.simulators.base import SimServer, parse_epoch as _dt
+from mpsync.simulators.base import SimServer, parse_epoch as _dt
 
 MSK = timezone(timedelta(hours=3))
 BASE = "/api/market/v1/orderService/order/"

@@ -24,7 +24,7 @@ from mpsync.orders.ozon import OzonAdapter
 from mpsync.orders.taobao import TaobaoAdapter
 from mpsync.orders.woocommerce import WooCommerceAdapter, basic_auth
 from mpsync.orders.yandex import YandexAdapter
-from tests.simulators import (Hostility, SimClock, start_megamarket_simulator, start_ozon_simulator,
+from mpsync.simulators import (Hostility, SimClock, start_megamarket_simulator, start_ozon_simulator,
                               start_taobao_simulator, start_woocommerce_simulator, start_yandex_simulator)
 
 START = {"taobao": start_taobao_simulator, "yandex": start_yandex_simulator, "ozon": start_ozon_simulator,

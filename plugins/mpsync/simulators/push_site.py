@@ -7,7 +7,7 @@ Items are applied one by one, not in a transaction. Basic auth (consumer key / s
 
 from __future__ import annotations
 
-from tests.simulators.push_common import PushSimulator, Reply
+from mpsync.simulators.push_common import PushSimulator, Reply
 
 PATH = "/wp-json/wc/v3/products/batch"
 

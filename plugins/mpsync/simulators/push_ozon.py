@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from tests.simulators.push_common import PushSimulator, Reply
+from mpsync.simulators.push_common import PushSimulator, Reply
 
 
 def _err(code: int, message: str) -> dict:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from tests.simulators.base import SimServer, parse_epoch as _dt
+from mpsync.simulators.base import SimServer, parse_epoch as _dt
 
 STATUS = {"NEW": "awaiting_packaging", "PAID": "awaiting_packaging", "PACKED": "awaiting_deliver",
           "SHIPPED": "delivering", "DELIVERED": "delivered", "CANCELLED": "cancelled"}

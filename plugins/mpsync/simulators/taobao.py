@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from tests.simulators.base import SimServer
+from mpsync.simulators.base import SimServer
 
 CST = timezone(timedelta(hours=8))
 FMT = "%Y-%m-%d %H:%M:%S"

@@ -29,7 +29,7 @@ import threading
 import time
 from urllib.parse import parse_qs, urlparse
 
-from tests.simulators.push_common import PushSimulator, Reply
+from mpsync.simulators.push_common import PushSimulator, Reply
 
 LIMITS = {"marketplace": (0.2, 20), "prices": (0.6, 5), "content": (0.6, 5)}   # interval s, burst
 

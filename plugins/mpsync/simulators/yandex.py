@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta, timezone
 
-from tests.simulators.base import SimServer, parse_epoch as _dt
+from mpsync.simulators.base import SimServer, parse_epoch as _dt
 
 MSK = timezone(timedelta(hours=3))
 _PATH = re.compile(r"^/v1/businesses/(\d+)/orders$")

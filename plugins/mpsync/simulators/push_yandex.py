@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from tests.simulators.push_common import PushSimulator, Reply
+from mpsync.simulators.push_common import PushSimulator, Reply
 
 STOCKS = re.compile(r"^/v2/campaigns/(\d+)/offers/stocks$")
 PRICES = re.compile(r"^/v2/businesses/(\d+)/offer-prices/updates$")

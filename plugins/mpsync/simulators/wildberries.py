@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from datetime import datetime, timezone
 
-from tests.simulators.base import SimServer
+from mpsync.simulators.base import SimServer
 
 STATUS = {"NEW": ("new", "waiting"), "PAID": ("confirm", "waiting"), "PACKED": ("confirm", "sorted"),
           "SHIPPED": ("complete", "sorted"), "DELIVERED": ("complete", "sold"), "CANCELLED": ("cancel", "canceled")}

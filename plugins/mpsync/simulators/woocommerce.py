@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
-from tests.simulators.base import SimServer
+from mpsync.simulators.base import SimServer
 
 PATH = "/wp-json/wc/v3/orders"
 SITE_TZ = timezone(timedelta(hours=3))          # the site's own zone: dates without _gmt are in it

@@ -9,7 +9,7 @@ body; a logical error is HTTP 200 with `"success": 0` and `error[]` (also when a
 
 from __future__ import annotations
 
-from tests.simulators.push_common import PushSimulator, Reply
+from mpsync.simulators.push_common import PushSimulator, Reply
 
 BASE = "/api/merchantIntegration/v1/offerService"
 
