@@ -183,3 +183,27 @@ class FtpClient:
         except ftplib.error_perm:
             pass
         self.ftp.rename(src, dst)
+
+    def folders(self, folder: str) -> list[str]:
+        """Names of the sub-folders of a folder (MLSD type=dir); [] when the folder does not exist."""
+        assert self.ftp is not None
+        try:
+            return sorted(name for name, facts in self._mlsd(folder)
+                          if facts.get("type") == "dir" and not self._unsafe(folder, name))
+        except ftplib.error_perm as exc:
+            if str(exc).startswith("550"):
+                return []
+            raise
+
+    def delete(self, path: str) -> None:
+        assert self.ftp is not None
+        self.ftp.delete(path)
+
+    def remove_folder(self, folder: str) -> int:
+        """Delete a folder with the files in it (one level: archive day folders); returns the files deleted."""
+        assert self.ftp is not None
+        files = self.list_files(folder)
+        for entry in files:
+            self.ftp.delete(entry.path)
+        self.ftp.rmd(folder)
+        return len(files)
