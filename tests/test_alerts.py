@@ -129,6 +129,19 @@ def test_log_and_none_notifiers_send_no_mail(smtp_inbox, caplog):
     assert smtp_inbox.messages == []
 
 
+def test_every_alert_is_also_one_line_in_the_alerts_file(smtp_inbox, tmp_path, monkeypatch):
+    """./run sets MPSYNC_ALERTS_LOG (var/alerts.log) and prints each new line on its console."""
+    monkeypatch.setenv("MPSYNC_ALERTS_LOG", str(tmp_path / "alerts.log"))
+    report = FailureReport("onec_stock_import", "manual__1", "prepare_stock_import", None, 1,
+                           "Ostatki.csv refused, stock untouched: no known articles\nsecond line", "", "http://x/log", None)
+    deliver(report, parse_alert_settings({"notifier": "none"}, "test"))
+    deliver(report, parse_alert_settings({"notifier": "log"}, "test"))
+    lines = (tmp_path / "alerts.log").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2 and smtp_inbox.messages == []
+    assert lines[0].endswith("Z [mpsync] DAG onec_stock_import failed: Ostatki.csv refused, stock untouched: no known"
+                             " articles second line | task prepare_stock_import | log http://x/log"), lines[0]
+
+
 # ---- a real failing run: one mail for the run, whatever the retries and mapped instances ----------------
 
 def _probe_dag(monkeypatch):
@@ -177,7 +190,7 @@ def test_a_failed_run_with_retries_sends_exactly_one_mail(airflow_db, smtp_inbox
 
     # The same run's failure callback, executed the way the dag-processor executes it in production: the DAG
     # file parsed in a child process, the cause read back with the public ti.xcom_pull through its channel.
-    map_index = _run_failure_callback_in_dag_processor(run, tmp_path)
+    map_index = run_failure_callback_in_dag_processor(run, tmp_path, PROBE_DIR / "alert_probe.py")
     assert len(smtp_inbox.messages) == 2, [m["Subject"] for m in smtp_inbox.messages]
     again = smtp_inbox.messages[1]
     assert again["Subject"] == ("[shop] DAG alert_probe failed: RuntimeError: FTP connection reset while reading "
@@ -187,8 +200,9 @@ def test_a_failed_run_with_retries_sends_exactly_one_mail(airflow_db, smtp_inbox
     assert f"{link}{quote(run.run_id)}/tasks/apply_fragment/mapped/{map_index}?try_number=3" in body_of(again)
 
 
-def _run_failure_callback_in_dag_processor(run, tmp_path: Path) -> int:
-    """Run the DAG's failure callback in a dag-processor child process; return the failed map index used."""
+def run_failure_callback_in_dag_processor(run, tmp_path: Path, dag_file: Path) -> int:
+    """Run the DAG's failure callback in a dag-processor child process (as production does: the public
+    ti.xcom_pull works there); return the failed map index used."""
     import selectors
     import time
 
@@ -214,8 +228,8 @@ def _run_failure_callback_in_dag_processor(run, tmp_path: Path) -> int:
     selector = selectors.DefaultSelector()
     logfile = (tmp_path / "processor.log").open("ab")
     proc = DagFileProcessorProcess.start(
-        id=uuid7(), path=PROBE_DIR / "alert_probe.py", bundle_path=PROBE_DIR, bundle_name="alert-probe",
-        dag_file_rel_path="alert_probe.py", callbacks=[request], selector=selector,
+        id=uuid7(), path=dag_file, bundle_path=dag_file.parent, bundle_name="alert-probe",
+        dag_file_rel_path=dag_file.name, callbacks=[request], selector=selector,
         logger=structlog.wrap_logger(structlog.BytesLogger(logfile), processors=logging_processors(json_output=True),
                                      logger_name="processor").bind(), logger_filehandle=logfile, client=client,
     )

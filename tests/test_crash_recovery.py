@@ -330,12 +330,13 @@ def test_push_after_a_server_crash_between_the_answer_and_the_ack_equals_a_clean
     for dsn, crashing in ((other_dsn, False), (exchange_dsn, True)):
         seed(dsn, 12)
         with start_site_simulator() as site:
-            crashed = []
+            crashed, restarted = [], threading.Event()
 
             def crash_after_accepting(keys):
                 if crashing and not crashed:
                     crashed.append(keys)
                     crash(pg_server)          # the receiver has the batch; the answer goes out after this
+                    restarted.set()
 
             site.on_request = crash_after_accepting
             first = None
@@ -343,6 +344,8 @@ def test_push_after_a_server_crash_between_the_answer_and_the_ack_equals_a_clean
                 first = run(dsn, cfg, "site", site)
             except psycopg.OperationalError:
                 assert crashing
+                # the push saw its connection drop while the receiver's thread still restarts the server
+                assert restarted.wait(120), "the server did not come back"
             if crashing:
                 assert first is None and crashed
                 assert all(r[0] is None for r in rows(dsn, "site").values())    # nothing acknowledged

@@ -17,6 +17,7 @@ from mpsync import freshness
 from mpsync.freshness import (
     check_feeds,
     check_orders,
+    check_held,
     check_parked,
     check_stock,
     decide,
@@ -24,7 +25,12 @@ from mpsync.freshness import (
 )
 from mpsync.orders import store as order_store
 from mpsync.settings import ConfigError
-from tests.test_alerts import body_of, smtp_inbox, write_config  # noqa: F401  (smtp_inbox is a fixture)
+from tests.test_alerts import (  # noqa: F401  (smtp_inbox is a fixture)
+    body_of,
+    run_failure_callback_in_dag_processor,
+    smtp_inbox,
+    write_config,
+)
 
 MSK = ZoneInfo("Europe/Moscow")
 CFG = parse_freshness_settings({}, "test")          # the defaults: 90 min, 07:30-22:00 every day, 26 h...
@@ -183,6 +189,25 @@ def test_parked_objects_over_the_threshold(exchange_dsn):
 
 # ---- re-alerting: new -> alert; same within realert -> quiet; later, or something new -> alert -------------
 
+def test_held_prices_are_a_finding_per_file_until_decided(exchange_dsn):
+    with psycopg.connect(exchange_dsn) as conn:
+        pids = [conn.execute("insert into product (article, name) values (%s, 'x') returning product_id",
+                             (f"P-{i}",)).fetchone()[0] for i in range(7)]
+        file_id = conn.execute("insert into import_file (kind, ftp_path, name, size, status) values"
+                               " ('price', '/1c/price/MP_PRICE.xlsx', 'MP_PRICE.xlsx', 1, 'applied')"
+                               " returning import_file_id").fetchone()[0]
+        assert check_held(conn) == []
+        for pid in pids:
+            conn.execute("insert into price_hold (import_file_id, product_id, price_list, price, current_price,"
+                         " reason) values (%s, %s, 'default', 3000, 1000, 'jump')", (file_id, pid))
+        [f] = check_held(conn)
+        assert f.key == f"held:{file_id}" and f.message.startswith("held: 7 price(s) of MP_PRICE.xlsx wait for a "
+                                                                  "decision (Airflow: Required actions")
+        assert "P-0 1000.00 -> 3000.00" in f.message and f.message.endswith(", ...")
+        conn.execute("update price_hold set decision = 'kept', decided_at = now()")
+        assert check_held(conn) == []
+
+
 def test_realert_memory(exchange_dsn):
     t0 = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
     a = freshness.Finding("feed:ozon", "feed ozon", "feed ozon: old")
@@ -266,13 +291,19 @@ def test_watcher_dag_fails_once_with_everything_stale_in_one_mail(airflow_db, ex
         order_store.write_mark(conn, order_store.CHECKPOINT, "ozon:main", datetime(2026, 3, 2, tzinfo=timezone.utc))
         conn.execute("update sync set synced_at = now() - interval '5 hours' where object_id = 'ozon:main'")
 
-    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags" / "exchange_freshness.py"))
+    dag_file = Path(__file__).resolve().parents[1] / "dags" / "exchange_freshness.py"
+    bag = DagBag(dag_folder=str(dag_file))
     assert not bag.import_errors, bag.import_errors
     run = bag.dags["exchange_freshness"].test()
 
     assert str(run.state) == "failed"
-    assert len(smtp_inbox.messages) == 1, [m["Subject"] for m in smtp_inbox.messages]
-    msg = smtp_inbox.messages[0]
+    # dag.test() runs the DAG callback without the Task SDK's XCom channel: one mail, naming the task
+    assert [m["Subject"] for m in smtp_inbox.messages] == \
+        ["[mpsync] DAG exchange_freshness failed: task check_freshness failed (task_failure; see the log)"]
+    # the same callback as the dag-processor runs it in production: the one mail lists everything stale
+    run_failure_callback_in_dag_processor(run, tmp_path, dag_file)
+    assert len(smtp_inbox.messages) == 2, [m["Subject"] for m in smtp_inbox.messages]
+    msg = smtp_inbox.messages[1]
     # The stock check depends on the wall clock (business hours), so it may or may not be listed.
     assert msg["Subject"].startswith("[mpsync] DAG exchange_freshness failed: ")
     assert "feed megamarket, order account ozon:main, parked objects" in msg["Subject"]

@@ -188,3 +188,29 @@ def test_the_demo_report_time_is_1c_wall_clock_in_its_zone():
 
     moscow_now = datetime.now(timezone.utc).astimezone(ZoneInfo("Europe/Moscow")).replace(tzinfo=None)
     assert abs((demo.onec_now() - moscow_now).total_seconds()) < 5
+
+
+def test_the_console_shows_each_new_alert_line_once_and_only_whole_lines(tmp_path):
+    import threading
+
+    from mpsync.local.alerts_console import follow
+
+    path = tmp_path / "alerts.log"
+    path.write_text("old alert from an earlier run\n", encoding="utf-8")
+    shown: list[str] = []
+    stop = threading.Event()
+    thread = threading.Thread(target=follow, args=(path, shown.append, stop, 0.05), daemon=True)
+    thread.start()
+    time.sleep(0.2)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("first alert\nsecond, half-writ")
+    time.sleep(0.3)
+    assert shown == ["first alert"]
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("ten\n")
+    time.sleep(0.3)
+    path.write_text("after it was emptied\n", encoding="utf-8")
+    time.sleep(0.3)
+    stop.set()
+    thread.join(timeout=2)
+    assert shown == ["first alert", "second, half-written", "after it was emptied"]

@@ -5,6 +5,7 @@
     feeds   a published feed file is older than `max_age_hours` (or missing)
     orders  an order account's checkpoint has not moved for `max_stall_minutes`
     parked  more than `max_objects` sync objects are parked
+    held    prices a guard held wait for an operator's decision (price_approvals DAG, Required actions)
 
 Each check returns Findings (one line each, with a stable key). `evaluate()` runs them all and decides whether
 to alert now: a stale thing is alerted when first seen and again every `realert_minutes` while it stays stale,
@@ -125,7 +126,7 @@ def parse_freshness_settings(raw: dict[str, Any] | None, source, feeds_republish
         raise ConfigError(f"{source}: '{w}parked.max_objects' must be an integer >= 0, got {parked_max!r}")
 
     enabled = set()
-    for check in ("stock", "feeds", "orders", "parked", "reservations"):
+    for check in ("stock", "feeds", "orders", "parked", "reservations", "held"):
         flag = _section(raw, check, w, source).get("enabled", True)
         if not isinstance(flag, bool):
             raise ConfigError(f"{source}: '{w}{check}.enabled' must be true or false, got {flag!r}")
@@ -300,6 +301,22 @@ def check_parked(conn: psycopg.Connection, cfg: FreshnessSettings) -> list[Findi
                     f"{newest[0]}/{newest[1]} {newest[2]}: {reason}")]
 
 
+def check_held(conn: psycopg.Connection) -> list[Finding]:
+    """Held prices still undecided, one finding per price file: the operator is told once (and again every
+    realert) that a decision waits in Airflow's Required actions, with the articles and prices."""
+    rows = conn.execute(
+        "select f.import_file_id, f.name, count(*), string_agg(p.article || ' ' || coalesce(h.current_price::text, '-')"
+        " || ' -> ' || h.price::text, ', ' order by p.article) filter (where h.rn <= 5)"
+        " from (select h.*, row_number() over (partition by h.import_file_id order by h.product_id) rn"
+        "       from price_hold h where h.decision is null) h"
+        " join import_file f using (import_file_id) join product p using (product_id)"
+        " group by f.import_file_id, f.name order by f.import_file_id").fetchall()
+    return [Finding(f"held:{file_id}", f"held prices of {name}",
+                    f"held: {n} price(s) of {name} wait for a decision (Airflow: Required actions, DAG "
+                    f"price_approvals): {sample}{', ...' if n > 5 else ''}")
+            for file_id, name, n, sample in rows]
+
+
 # ---- all checks, and whether to alert now -----------------------------------------------------------------
 
 @dataclass
@@ -344,7 +361,8 @@ def collect_findings(conn: psycopg.Connection, cfg: FreshnessSettings, now: date
             + (check_feeds(feeds_folder, feeds, cfg, now, in_service_since(conn)) if "feeds" in on else [])
             + (check_orders(conn, cfg, now, order_accounts) if "orders" in on else [])
             + (check_parked(conn, cfg) if "parked" in on else [])
-            + (check_reservations(conn) if "reservations" in on else []))
+            + (check_reservations(conn) if "reservations" in on else [])
+            + (check_held(conn) if "held" in on else []))
 
 
 def decide(conn: psycopg.Connection, findings: list[Finding], cfg: FreshnessSettings, now: datetime) -> Verdict:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow.sdk import BaseNotifier
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 NOTIFIERS = ("smtp", "log", "none")
 SMTP_CONN_ID = "smtp_alerts"
 CAUSE_KEY = "mpsync_failure_cause"
+# Every alert also goes to this file as one line when the variable is set (./run sets it to var/alerts.log and
+# prints each new line on its console), whatever the notifier.
+ALERTS_FILE_ENV = "MPSYNC_ALERTS_LOG"
 DETAILS_LIMIT = 4000
 # Glue wrappers whose class name says nothing to an operator (the message itself is the cause).
 _WRAPPERS = ("AirflowFailException", "AirflowException", "AirflowSkipException")
@@ -185,8 +190,27 @@ def failure_report(context) -> FailureReport:
 
 # ---- delivery ---------------------------------------------------------------------------------------------
 
+def alert_line(report: FailureReport, prefix: str = "", at: datetime | None = None) -> str:
+    """The alert as one line: time (UTC), subject, task, log link."""
+    at = at or datetime.now(timezone.utc)
+    line = f"{at:%Y-%m-%d %H:%M:%SZ} {report.subject(prefix)} | task {report.task_label} | log {report.log_url or '-'}"
+    return " ".join(line.split())          # a cause with a line break stays one line
+
+
+def append_to_alerts_file(report: FailureReport, prefix: str = "") -> None:
+    path = os.environ.get(ALERTS_FILE_ENV)
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as fh:     # one short append: whole lines even from two writers
+            fh.write(alert_line(report, prefix) + "\n")
+    except OSError as exc:                                 # never let the copy stop the real alert
+        log.warning("could not append the alert to %s: %s", path, exc)
+
+
 def deliver(report: FailureReport, cfg: AlertSettings) -> None:
-    """Send one report through the configured notifier."""
+    """Send one report through the configured notifier (and one line to the alerts file, if set)."""
+    append_to_alerts_file(report, cfg.subject_prefix)
     if cfg.notifier == "none":
         log.info("alerts.notifier is none; not sent: %s", report.subject())
         return

@@ -33,6 +33,7 @@ from urllib.parse import quote
 import requests
 
 from mpsync import PROJECT_ROOT
+from mpsync.local import alerts_console
 from mpsync.local.ftpserver import LocalFtp
 from mpsync.local.postgres import LocalPostgres, data_sized_buffers_mb
 
@@ -219,12 +220,18 @@ class LocalSystem:
         self._pg_started = False
         self._demo_stop = threading.Event()
         self._demo_thread: threading.Thread | None = None
+        self._alerts_stop: threading.Event | None = None
         self.timings: dict[str, float] = {}
 
     # ---- folders and secrets -------------------------------------------------------------------------
     @property
     def airflow_home(self) -> Path:
         return self.var_dir / "airflow"
+
+    @property
+    def alerts_log(self) -> Path:
+        """One line per alert (whatever the notifier), also shown on the console while the system runs."""
+        return self.var_dir / "alerts.log"
 
     @property
     def ftp_root(self) -> Path:
@@ -481,6 +488,7 @@ class LocalSystem:
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports.trigger_log),
             "MPSYNC_WORK_DIR": str(self.work_dir),
             "MPSYNC_FEEDS_DIR": str(self.feeds_dir),
+            "MPSYNC_ALERTS_LOG": str(self.alerts_log),
         })
         env.update({f"AIRFLOW_CONN_{conn_id.upper()}": uri for conn_id, uri in self.connections.items()})
         env.update(self.extra_env)
@@ -509,6 +517,8 @@ class LocalSystem:
         )
         (self.airflow_home / "standalone.pid").write_text(str(self._airflow_proc.pid))
         self.log(f"Airflow      starting (pid {self._airflow_proc.pid}, log {log_path})")
+        self._alerts_stop = alerts_console.start(self.alerts_log, lambda line: self.log(f"ALERT        {line}"))
+        self.log(f"alerts       shown here and kept in {self.alerts_log}")
         self.wait_for_airflow(wait_timeout)
         self.timings["airflow"] = time.monotonic() - t
         self._create_pools()
@@ -617,6 +627,8 @@ class LocalSystem:
     def stop(self) -> None:
         """Stop every process and server this object started; safe to call twice."""
         self._demo_stop.set()
+        if self._alerts_stop is not None:
+            self._alerts_stop.set()
         if self._demo_thread is not None:
             self._demo_thread.join(timeout=15)
             self._demo_thread = None
