@@ -164,8 +164,11 @@ def phase_floor(dsn: str, path: str, w: int) -> dict:
 def phase_ours(dsn: str, path: str, w: int, label: str, workers: int = 2) -> dict:
     import psycopg
 
-    from mpsync import ledger, stock_import
+    from mpsync import ledger
     from mpsync.dropfolder import DropFile
+    from mpsync.imports import pipeline
+    from mpsync.imports.contracts import PreparedFile
+    from mpsync.imports.stock import STOCK
 
     cfg = bench_settings(w)
     p = Path(path)
@@ -174,7 +177,12 @@ def phase_ours(dsn: str, path: str, w: int, label: str, workers: int = 2) -> dic
         entry, _ = ledger.register(conn, kind="stock", ftp_path=str(p), name=f"{label}-{p.name}",
                                    size=p.stat().st_size, modified_at=None, content_sha256=label)
         file = DropFile(str(p), p.name, p.stat().st_size, None)
-        prepared = stock_import.parse_and_stage(conn, entry.import_file_id, p, file, {}, cfg)
+        parsed = STOCK.parse([p], cfg, conn)            # what pipeline.prepare times as "parse" and "stage"
+        t_parse = time.perf_counter() - t0
+        staged = STOCK.stage(conn, entry.import_file_id, parsed, file,
+                             ledger.made_at(parsed.report_time, None, cfg.onec_timezone), cfg)
+        prepared = {"fragments": staged.fragments, **staged.details,
+                    "seconds": {"parse": t_parse, "stage": time.perf_counter() - t0 - t_parse}}
     t_prepare = time.perf_counter() - t0
     # Autovacuum analyzes a freshly filled staging table within a minute or so, often before the fragments
     # run: plan them with its real statistics, as production will (timed, reported, counted in no import).
@@ -186,11 +194,10 @@ def phase_ours(dsn: str, path: str, w: int, label: str, workers: int = 2) -> dic
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        changed = sum(pool.map(lambda f: stock_import.apply_fragment(dsn, f, cfg.stock_columns),
-                               prepared["fragments"]))
+        changed = sum(pool.map(lambda f: pipeline.apply_fragment(STOCK, dsn, f, cfg), prepared["fragments"]))
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("delete from stock_staging where import_file_id = %s", (entry.import_file_id,))
-        stock_import.record_applied(conn, entry.import_file_id, changed)
+        STOCK.complete(conn, PreparedFile("stock", entry.import_file_id, file.name, file.path), cfg)
     total = time.perf_counter() - t0 - t_analyze
     return {"seconds": total, "prepare_seconds": t_prepare, "analyze_seconds": t_analyze, "changed": changed,
             "unchanged": prepared["unchanged"], "reparsed": prepared.get("reparsed"),

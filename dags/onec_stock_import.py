@@ -17,6 +17,10 @@ to the exchange database.
 5. **finish_stock_import** – ledger totals, file moved to `processed/<date>/` on the FTP, checkpoint, and the
    `catalog_changed` asset event when stock really changed (feeds and pushes follow).
 
+**Dry run** (Trigger with the form, *dry run* on): the same parse and comparison with current stock, nothing
+written; the result file `...dry-run-....xlsx` in `results/` lists every row as `would apply` / `unchanged` /
+`rejected`, and the file stays in the drop folder.
+
 **Backfill** (`airflow backfill create --dag-id onec_stock_import --from-date 2026-11-01 --to-date 2026-11-08`):
 each backfilled hour re-reads the files archived for that hour into `stock_history` (what the stock was, and
 which file set it). Current stock is never rolled back.
@@ -25,17 +29,15 @@ Column binding (position -> warehouse -> marketplace) is in `include/config/mpsy
 """
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from mpsync import db, stock_import
-from mpsync.airflow_glue.assets import CATALOG_CHANGED, CATALOG_CHANGED_ALIAS
-from mpsync.airflow_glue.checkpoints import mirror_checkpoint
-from mpsync.airflow_glue.connections import exchange_dsn, ftp_params
-from mpsync.airflow_glue.failures import refusal_fails_without_retry
+from mpsync import db
+from mpsync.airflow_glue import imports
+from mpsync.airflow_glue.assets import CATALOG_CHANGED_ALIAS
+from mpsync.airflow_glue.connections import exchange_dsn
 from mpsync.airflow_glue.dag_defaults import Tag, default_args, failure_alert, tags
 from mpsync.airflow_glue.sensors import wait_for_new_files
-from mpsync.dropfolder import DropFile
-from mpsync.settings import settings
+from mpsync.imports.stock import STOCK
 
 
 @task(task_display_name="Ensure the exchange DB schema")
@@ -45,23 +47,17 @@ def ensure_schema() -> list[str]:
 
 @task.branch(task_display_name="Live import, or backfill of history")
 def choose_stock_mode() -> str:
-    is_backfill = get_current_context()["dag_run"].run_type == "backfill"
-    return "reprocess_archived_stock_files" if is_backfill else "wait_for_stock_file"
+    return "reprocess_archived_stock_files" if imports.is_backfill() else "wait_for_stock_file"
 
 
 @task(task_display_name="Backfill: archived files of the period into history")
 def reprocess_archived_stock_files() -> dict:
-    ctx, cfg = get_current_context(), settings()
-    return stock_import.reprocess_archive(exchange_dsn(), ftp_params(cfg.ftp_conn_id), cfg,
-                                          ctx["data_interval_start"], ctx["data_interval_end"])
+    return imports.backfill(STOCK)
 
 
 @task(retries=2)
 def prepare_stock_import(files: list[dict]) -> dict:
-    cfg = settings()
-    with refusal_fails_without_retry():
-        return stock_import.prepare(exchange_dsn(), ftp_params(cfg.ftp_conn_id),
-                                    [DropFile(**f) for f in files], cfg)
+    return imports.prepare(STOCK, files)
 
 
 @task
@@ -71,20 +67,12 @@ def plan_stock_fragments(prepared: dict) -> list[dict]:
 
 @task(map_index_template="{{ fragment_label }}", retries=4)
 def apply_stock_fragment(fragment: dict) -> int:
-    get_current_context()["fragment_label"] = fragment["label"]
-    with refusal_fails_without_retry():
-        return stock_import.apply_fragment(exchange_dsn(), fragment, settings().stock_columns)
+    return imports.apply_fragment(STOCK, fragment)
 
 
 @task(outlets=[CATALOG_CHANGED_ALIAS], trigger_rule="none_failed_min_one_success")
 def finish_stock_import(prepared: dict, *, outlet_events=None) -> dict:
-    cfg = settings()
-    with refusal_fails_without_retry():
-        summary = stock_import.finish(exchange_dsn(), ftp_params(cfg.ftp_conn_id), prepared, cfg)
-    mirror_checkpoint(stock_import.CHECKPOINT_NAME, summary["checkpoint"])
-    if summary["changed"]:
-        outlet_events[CATALOG_CHANGED_ALIAS].add(CATALOG_CHANGED, extra={"source": "stock", **summary})
-    return summary
+    return imports.finish(STOCK, prepared, outlet_events).to_dict()
 
 
 @dag(
@@ -99,6 +87,13 @@ def finish_stock_import(prepared: dict, *, outlet_events=None) -> dict:
     on_failure_callback=failure_alert(),
     tags=tags(Tag.ONEC, Tag.IMPORT, Tag.STOCK),
     doc_md=__doc__,
+    params={
+        "dry_run": Param(
+            False, type="boolean", title="Dry run",
+            description="Only report what would change: the result file (…dry-run…xlsx in results/) lists "
+                        "every row as 'would apply', 'unchanged' or 'rejected'; nothing is written and the "
+                        "file stays in the drop folder."),
+    },
 )
 def onec_stock_import():
     files = wait_for_new_files("stock")

@@ -27,13 +27,15 @@ from pathlib import Path
 
 import psycopg
 
-from mpsync import categories, give_up, ledger, price_import, results
+from mpsync import categories, ledger, price_import, results
+from mpsync.imports import give_up
+from mpsync.imports.files import archive_path, work_dir
+from mpsync.imports.warehouses import sync_warehouses
 from mpsync.dropfolder import DropFile
 from mpsync.ftp import FtpClient, FtpParams
 from mpsync.onec.commerceml import is_commerceml, options_from_settings, parse_commerceml
 from mpsync.onec.model import CatalogParse, FileRefused, Reject
 from mpsync.settings import ConfigError, Settings
-from mpsync.stock_import import archive_path, sync_warehouses, work_dir
 
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "onec_catalog_import"
@@ -41,8 +43,7 @@ FIELDS = ("onec_code", "name", "brand", "model", "ean", "size_class", "rrp", "on
 RESULT_HEADER = ["Row", "Article", "1C code", "Name", "Brand", "Model", "EAN", "Size class", "RRP"]
 
 
-class CatalogFileRefused(Exception):
-    """The catalog file (exchange) was refused whole: nothing applied. The message is the one-line cause."""
+from mpsync.imports.contracts import CatalogFileRefused  # noqa: E402
 
 
 def max_deactivate_share(cfg: Settings) -> float:

@@ -41,7 +41,7 @@ FINAL = ("applied", "unchanged", "refused", "failed", "stale")
 
 def known_identities(conn: psycopg.Connection, kind: str) -> set[tuple[str, int, datetime | None]]:
     """Files whose import ended. One still 'received' or 'parsed' died on the way (issue 17): it is offered
-    again, and given up on after imports.max_attempts (mpsync.give_up), never silently skipped."""
+    again, and given up on after imports.max_attempts (mpsync.imports.give_up), never silently skipped."""
     rows = conn.execute("select name, size, modified_at from import_file where kind = %s and status = any(%s)",
                         (kind, list(FINAL)))
     return {(r[0], r[1], r[2]) for r in rows}

@@ -27,13 +27,15 @@ from typing import Any
 
 import psycopg
 
-from mpsync import give_up, ledger, price_approval, results, staging
+from mpsync import ledger, price_approval, results, staging
+from mpsync.imports import give_up
+from mpsync.imports.files import archive_path, archived_files, work_dir
+from mpsync.imports.fragments import fragment_size
 from mpsync.dropfolder import DropFile
 from mpsync.ftp import FtpClient, FtpParams
 from mpsync.onec import bounded, limits, value_limits
 from mpsync.onec.model import FileRefused, PriceItem, PriceParse, Reject
 from mpsync.settings import ConfigError, MARKETPLACES, Settings
-from mpsync.stock_import import archive_path, fragment_size, work_dir
 
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "onec_price_import"
@@ -41,8 +43,7 @@ DEFAULT_LIST = "default"
 CENT = Decimal("0.01")
 
 
-class PriceFileRefused(Exception):
-    """The whole price file was refused; prices untouched. The message is the one-line cause."""
+from mpsync.imports.contracts import PriceFileRefused  # noqa: E402
 
 
 class PriceFileChoiceError(ValueError):
@@ -379,7 +380,7 @@ def prepare(dsn: str, params: FtpParams, files: list[dict], cfg: Settings, *, dr
             return {**base, "fragments": [], "same_as": msg}
         # A failure of any other kind is retried, then given up on with a result for staff (issue 17).
         with give_up.attempt(conn, params, cfg, kind="price", import_file_id=entry.import_file_id, file=f,
-                             refused=PriceFileRefused):
+                             refused=PriceFileRefused, staging_table="price_staging"):
             try:
                 parsed = _parse(local, f.name, ps)
             except FileRefused as exc:
@@ -582,8 +583,6 @@ def reprocess_archive(dsn: str, params: FtpParams, cfg: Settings, start: datetim
 
     Current prices are never written: a price goes to history only where the current one is newer.
     """
-    from mpsync.stock_import import archived_files
-
     ps = PriceSettings.from_settings(cfg)
     summary = {"period": [start.isoformat(), end.isoformat()], "files": [], "history_rows": 0}
     with FtpClient(params) as ftp:

@@ -6,11 +6,11 @@ from contextlib import contextmanager
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from mpsync.staging import StagingLost
-from mpsync.stock_import import StockFileRefused
+from mpsync.imports.contracts import ImportRefused
+from mpsync.imports.fragments import StagingLost
 
-# Refusals are decisions about a file's content: retrying cannot change them.
-REFUSALS: tuple[type[Exception], ...] = (StockFileRefused,)
+# Refusals are decisions about a file's content, of any kind (stock, price, catalog): retrying cannot change them.
+REFUSALS: tuple[type[Exception], ...] = (ImportRefused,)
 # Staged rows that are not what prepare staged: a retry would find the same; clearing prepare stages again.
 NOT_RETRIED: tuple[type[Exception], ...] = (StagingLost,)
 

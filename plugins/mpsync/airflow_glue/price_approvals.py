@@ -12,7 +12,7 @@ from mpsync import price_approval, results
 from mpsync.airflow_glue.assets import CATALOG_CHANGED, CATALOG_CHANGED_ALIAS, PRICES_HELD
 from mpsync.airflow_glue.connections import exchange_dsn, ftp_params
 from mpsync.settings import settings
-from mpsync.stock_import import work_dir
+from mpsync.imports.files import work_dir
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from datetime import datetime, timezone
 
 import psycopg
 
-from mpsync import ledger, results
+from mpsync import ledger
 from mpsync.dropfolder import DropFile
-from mpsync.ftp import FtpClient, FtpParams
+from mpsync.ftp import FtpParams
+from mpsync.imports import files, report
+from mpsync.imports.contracts import ImportRefused
 from mpsync.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -46,42 +47,38 @@ def last_attempt(conn: psycopg.Connection, import_file_id: int, cfg: Settings) -
 
 
 def give_up(conn: psycopg.Connection, params: FtpParams, cfg: Settings, *, kind: str, import_file_id: int,
-            file: DropFile, cause: str) -> str:
+            file: DropFile, cause: str, staging_table: str | None = None) -> str:
     """Ledger 'failed', staging dropped, a result file for staff, the file out of the drop folder. Returns the
     one-line message. Safe to repeat."""
-    from mpsync.stock_import import archive_path, work_dir
-
     n = attempts(conn, import_file_id)
     message = f"import failed {n} time(s), given up: {cause}"
-    table = {"stock": "stock_staging", "price": "price_staging"}.get(kind)
-    if table:       # the plan and the applied fragments' records stay: they say what was written
+    if staging_table:       # the plan and the applied fragments' records stay: they say what was written
         try:
-            conn.execute(f"delete from {table} where import_file_id = %s", (import_file_id,))
+            conn.execute(f"delete from {staging_table} where import_file_id = %s", (import_file_id,))
         except psycopg.Error:           # best effort: what failed may be the staging itself
             log.warning("%s: its staged rows could not be dropped", file.name, exc_info=True)
     ledger.update(conn, import_file_id, status="failed", message=message[:2000])
-    local = work_dir() / "results" / results.result_name(file.name)
-    local.parent.mkdir(parents=True, exist_ok=True)
-    results.refused_result(local, file_name=file.name, kind=kind, reason=message[:2000],
-                           extra={"Status": "FAILED - the import could not finish; send the file again "
-                                            "after the cause is fixed"})
-    remote = results.publish_result(params, local, folder=cfg.results_folder)
-    with FtpClient(params) as ftp:
-        if ftp.stat(file.path) is not None:
-            ftp.rename(file.path, archive_path(cfg, file.name, datetime.now(timezone.utc)))
+    remote = report.publish_refusal(conn, params, cfg, [import_file_id], file.name, kind=kind, reason=message[:2000],
+                                    extra={"Status": "FAILED - the import could not finish; send the file again "
+                                                     "after the cause is fixed"})
+    files.archive_refused(params, cfg, [file])
     log.error("%s: %s (result %s)", file.name, message, remote)
     return message
 
 
 @contextmanager
 def attempt(conn: psycopg.Connection, params: FtpParams, cfg: Settings, *, kind: str, import_file_id: int,
-            file: DropFile, refused: type[Exception], passthrough: tuple[type[BaseException], ...] = ()):
+            file: DropFile, refused: type[ImportRefused], passthrough: tuple[type[BaseException], ...] = (),
+            staging_table: str | None = None):
     """Around an import's work on a registered file: gives up before it when earlier attempts used up the
     count, and after it when it failed on the last attempt; raises `refused` (not retried) then."""
+    def end(cause: str) -> str:
+        return give_up(conn, params, cfg, kind=kind, import_file_id=import_file_id, file=file, cause=cause,
+                       staging_table=staging_table)
+
     if exhausted_before(conn, import_file_id, cfg):
-        cause = "the earlier attempts ended without finishing (the process died, or a later step kept failing)"
-        raise _given_up(refused, file, give_up(conn, params, cfg, kind=kind, import_file_id=import_file_id,
-                                               file=file, cause=cause))
+        raise _given_up(refused, file, end("the earlier attempts ended without finishing (the process died, "
+                                           "or a later step kept failing)"))
     try:
         yield
     except (refused, *passthrough):
@@ -89,12 +86,9 @@ def attempt(conn: psycopg.Connection, params: FtpParams, cfg: Settings, *, kind:
     except Exception as exc:
         if not last_attempt(conn, import_file_id, cfg):
             raise                                       # retried: by the task's retry or the next run
-        cause = f"{type(exc).__name__}: {str(exc)[:500]}"
-        raise _given_up(refused, file, give_up(conn, params, cfg, kind=kind, import_file_id=import_file_id,
-                                               file=file, cause=cause)) from exc
+        raise _given_up(refused, file, end(f"{type(exc).__name__}: {str(exc)[:500]}")) from exc
 
 
-def _given_up(refused: type[Exception], file: DropFile, message: str) -> Exception:
-    exc = refused(f"{file.name}: {message}")
-    exc.given_up = True             # the caller must not refuse it again: its result and move are done
-    return exc
+def _given_up(refused: type[ImportRefused], file: DropFile, message: str) -> ImportRefused:
+    # given_up: the caller must not refuse it again, its result and move are done
+    return refused(f"{file.name}: {message}", message, given_up=True)

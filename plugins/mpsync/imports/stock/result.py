@@ -1,0 +1,62 @@
+"""What the staff's result file of a stock report lists, and the backfill of stock history."""
+
+from __future__ import annotations
+
+import psycopg
+
+from mpsync import ledger
+from mpsync.imports.stock import stage
+from mpsync.settings import Settings
+
+
+def result_table(conn: psycopg.Connection, import_file_id: int, cfg: Settings) -> tuple[list, list, list, str]:
+    """The file's rows for the staff result file: staged rows (applied/unchanged) and rejected rows, or for a
+    big file the rejected rows only; and a note saying what is not listed ("" when everything is)."""
+    header = ["Row", "Article", *cfg.stock_columns]
+    rows: list[tuple[int, list, str]] = []
+    # Every known row (stage() keeps the unchanged ones as stubs only up to the same limit)
+    staged = conn.execute("select coalesce(items, 0) from import_file where import_file_id = %s",
+                          (import_file_id,)).fetchone()[0]
+    note = ""
+    if staged > stage.RESULT_ALL_ROWS_UP_TO:
+        note = (f"{staged} applied or unchanged rows are not listed (more than {stage.RESULT_ALL_ROWS_UP_TO}); "
+                "every rejected row is")
+    else:
+        cur = conn.execute(
+            """select s.row_no, p.article,
+                      case when s.quantities is not null then
+                          array(select x * 0.001 from unnest(s.quantities) with ordinality as u(x, n) order by n)
+                      -- a stub (unchanged row) shows the stock it equals (not the remembered row: a shortcut
+                      -- that a database crash empties)
+                      else array(select coalesce(t.quantity, 0) from unnest(%s::text[]) with ordinality as c(code, n)
+                                 left join stock t on t.product_id = s.product_id and t.warehouse = c.code
+                                 order by c.n) end,
+                      s.quantities is not null and exists (select 1 from stock t where t.product_id = s.product_id
+                                                           and t.import_file_id = s.import_file_id)
+               from stock_staging s join product p on p.product_id = s.product_id
+               where s.import_file_id = %s order by s.row_no""",
+            (list(cfg.stock_columns), import_file_id),
+        )
+        for row_no, article, quantities, changed in cur:
+            rows.append((row_no, [row_no, article, *quantities], "applied" if changed else "unchanged"))
+    for r in ledger.rejects_of(conn, import_file_id):
+        rows.append((r.row, [r.row, r.article] + [None] * len(cfg.stock_columns),
+                     f"rejected: {r.reason}" + (f" (column {r.column})" if r.column else "")))
+    rows.sort(key=lambda t: t[0])
+    return header, [r[1] for r in rows], [r[2] for r in rows], note
+
+
+
+
+HISTORY_SQL = """
+insert into stock_history (product_id, warehouse, quantity, valid_from, import_file_id)
+select s.product_id, q.warehouse, q.milli * 0.001, %(made)s, %(id)s
+from stock_staging s
+cross join lateral unnest(s.quantities, %(codes)s::text[]) as q(milli, warehouse)
+where s.import_file_id = %(id)s and s.quantities is not null and q.milli is not null
+  -- history only: never where the current value is older than this file (that would be a rollback)
+  and exists (select 1 from stock t where t.product_id = s.product_id and t.warehouse = q.warehouse
+              and t.valid_from > %(made)s)
+on conflict do nothing
+"""
+

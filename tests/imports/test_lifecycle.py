@@ -1,0 +1,105 @@
+"""What every import kind gets from the one lifecycle (mpsync.imports.pipeline), on the real PostgreSQL and FTP:
+the staff's result file recorded in the ledger (import_file.result_file, read by the Exchange page) whatever
+the end, a dry run that writes nothing but its result file, the stale check, archiving by the day made."""
+
+from __future__ import annotations
+
+import posixpath
+
+import psycopg
+import pytest
+
+from mpsync import dropfolder
+from mpsync.ftp import FtpClient
+from mpsync.imports import stock
+from mpsync.imports.contracts import ImportRefused
+from mpsync.results import read_result_xlsx
+from mpsync.settings import load_settings
+from tests.stock_helpers import add_products, drop, stock_csv, stock_snapshot, write_test_config
+
+ARTICLES = [f"L-{i}" for i in range(1, 6)]
+
+
+@pytest.fixture
+def stock_cfg(tmp_path, monkeypatch):
+    path = write_test_config(tmp_path / "mpsync.yaml")
+    monkeypatch.setenv("MPSYNC_CONFIG", str(path))
+    return load_settings(path)
+
+
+def ledger_rows(dsn: str) -> dict[str, tuple]:
+    with psycopg.connect(dsn) as conn:
+        return {r[0]: r[1:] for r in conn.execute("select name, status, result_file from import_file")}
+
+
+def result_on_ftp(ftp_params, tmp_path, remote: str) -> dict:
+    local = tmp_path / "got" / posixpath.basename(remote)
+    with FtpClient(ftp_params) as ftp:
+        ftp.download(remote, local)
+    return read_result_xlsx(local)
+
+
+def stock_run(dsn, params, cfg, **kw):
+    found = dropfolder.new_stable_files(dsn, params, cfg.drops["stock"], 0)
+    prepared = stock.prepare(dsn, params, found, cfg, **kw)
+    for f in prepared.fragments:
+        stock.apply_fragment(dsn, f, cfg)
+    return stock.finish(dsn, params, prepared, cfg)
+
+
+def test_stock_records_its_result_file_applied_stale_refused_and_given_up(exchange_dsn, ftp_params, stock_cfg,
+                                                                          work_dir, tmp_path, monkeypatch):
+    add_products(exchange_dsn, ARTICLES)
+    drop(ftp_params, tmp_path, "Ostatki_MP_2.csv", stock_csv([(a, 1, 2, 3) for a in ARTICLES], made="01.12.2026 10:00"))
+    applied = stock_run(exchange_dsn, ftp_params, stock_cfg)
+    drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv([(a, 5, 5, 5) for a in ARTICLES], made="01.12.2026 09:00"))
+    stale = stock_run(exchange_dsn, ftp_params, stock_cfg)
+    assert (applied.status, stale.status) == ("applied", "stale")
+    drop(ftp_params, tmp_path, "Ostatki_MP_3.csv", stock_csv([("NO-SUCH", 1, 1, 1)]))
+    with pytest.raises(ImportRefused, match="no known articles"):
+        stock_run(exchange_dsn, ftp_params, stock_cfg)
+    # given up: the database refuses every stock write, the import fails on each of its attempts
+    with psycopg.connect(exchange_dsn) as conn:
+        conn.execute("create function no_stock() returns trigger language plpgsql as "
+                     "$$ begin raise exception 'stock is read-only today'; end $$")
+        conn.execute("create trigger no_stock before insert on stock_staging for each statement "
+                     "execute function no_stock()")
+    drop(ftp_params, tmp_path, "Ostatki_MP_4.csv", stock_csv([(a, 9, 9, 9) for a in ARTICLES], made="01.12.2026 11:00"))
+    with pytest.raises(Exception):
+        stock_run(exchange_dsn, ftp_params, stock_cfg)
+    with pytest.raises(Exception):
+        stock_run(exchange_dsn, ftp_params, stock_cfg)
+    with pytest.raises(ImportRefused, match="given up"):
+        stock_run(exchange_dsn, ftp_params, stock_cfg)
+    rows = ledger_rows(exchange_dsn)
+    assert {n: s for n, (s, _) in rows.items()} == {"Ostatki_MP_2.csv": "applied", "Ostatki_MP_1.csv": "stale",
+                                                    "Ostatki_MP_3.csv": "refused", "Ostatki_MP_4.csv": "failed"}
+    assert rows["Ostatki_MP_2.csv"][1] == applied.result_file and rows["Ostatki_MP_1.csv"][1] == stale.result_file
+    for name, (_, remote) in rows.items():
+        assert remote and posixpath.basename(remote).startswith(name + ".result-"), name
+        summary = result_on_ftp(ftp_params, tmp_path, remote)["summary"]
+        assert summary["File"] == name
+    assert result_on_ftp(ftp_params, tmp_path, rows["Ostatki_MP_4.csv"][1])["summary"]["Status"].startswith("FAILED")
+
+
+def test_a_stock_dry_run_writes_only_its_result_file(exchange_dsn, ftp_params, stock_cfg, work_dir, tmp_path):
+    add_products(exchange_dsn, ARTICLES)
+    drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv([(a, 1, 1, 1) for a in ARTICLES]))
+    stock_run(exchange_dsn, ftp_params, stock_cfg)
+    before = stock_snapshot(exchange_dsn)
+    rows = [(a, 1, 1, 1) for a in ARTICLES] + [("NO-SUCH", 1, 1, 1)]
+    rows[1] = (rows[1][0], 7, 1, 1)
+    drop(ftp_params, tmp_path, "Ostatki_MP_2.csv", stock_csv(rows))
+    summary = stock_run(exchange_dsn, ftp_params, stock_cfg, dry_run=True)
+    assert summary.status == "dry run" and summary.changed == 0
+    assert stock_snapshot(exchange_dsn) == before
+    assert list(ledger_rows(exchange_dsn)) == ["Ostatki_MP_1.csv"]          # not even in the ledger
+    with FtpClient(ftp_params) as ftp:
+        assert [e.name for e in ftp.list_files("/1c/stock")] == ["Ostatki_MP_2.csv"]     # stays for the real run
+    result = result_on_ftp(ftp_params, tmp_path, summary.result_file)
+    assert "dry-run" in summary.result_file and "DRY RUN" in result["summary"]
+    statuses = {r[1]: r[-1] for r in result["rows"]}
+    assert statuses[ARTICLES[1]] == "would apply" and statuses[ARTICLES[0]] == "unchanged"
+    assert statuses["NO-SUCH"].startswith("rejected: unknown article")
+    assert (result["summary"]["Would apply"], result["summary"]["Unchanged"]) == (1, len(ARTICLES) - 1)
+    assert stock_run(exchange_dsn, ftp_params, stock_cfg).changed == 1            # the real run applies it
