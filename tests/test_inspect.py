@@ -13,7 +13,7 @@ import pytest
 from mpsync.__main__ import main
 from tests.conftest import ROOT, shared_path
 from tests.onec_files import NBSP, write_catalog_xlsx, write_price_xlsx, write_stock_csv, write_stock_xlsx
-from tests.test_onec_stock import QUIRKS
+from tests.onec.test_stock import QUIRKS
 
 
 def inspect(capsys, *args: str) -> tuple[int, dict, str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from mpsync.onec import reader as rd
 from mpsync.onec.model import CatalogParse, FileRefused, PriceParse, StockParse
-from mpsync.onec.stock import is_article_header
+from mpsync.onec.report_layout import is_article_header
 from mpsync.onec.value_limits import finite_or_none
 
 KINDS = ("stock", "price", "catalog")

@@ -159,6 +159,9 @@ def _warm() -> None:
         import xlrd  # noqa: F401
         from lxml import etree  # noqa: F401
 
+        # onec.stock imports its strategies when it parses (they import pyarrow): here too, once.
+        from mpsync.onec import stock_changed_rows, stock_csv, stock_sheet, stock_xlsx  # noqa: F401
+
         _WARM.append(True)
 
 

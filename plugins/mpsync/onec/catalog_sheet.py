@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from mpsync.onec import reader as rd
-from mpsync.onec.model import CatalogGroup, CatalogItem, CatalogParse, FileRefused, Reject
-from mpsync.onec.stock import find_report_time
-from mpsync.onec.table import Column, find_table, reject_duplicates, rows_by_article
+from mpsync.onec.model import CatalogGroup, CatalogItem, CatalogParse, Reject
+from mpsync.onec.report_layout import DIGIT_RE, find_report_time, is_total_text
+from mpsync.onec.table import Column, find_table, keep_unique_or_refuse, rows_by_article
 from mpsync.onec.values import (BadValue, clean_article, clean_ean, clean_onec_code, clean_text, cleaned_note,
                                 control_chars, is_empty, parse_decimal_optional)
 
@@ -40,7 +40,6 @@ COLUMNS = [
 _GROUP_PATH_RE = re.compile(r"\s*(?:/|>|\\)\s*")
 _KGT_RE = re.compile(r"^(кгт|kgt|крупногабарит\w*)\b", re.IGNORECASE)
 _TRUE_TEXTS = {"да", "yes", "1", "true", "истина", "+", "x", "х"}
-_TOTAL_RE = re.compile(r"^(итого|всего)\b", re.IGNORECASE)
 
 
 def size_class(value: Any, *, flag_column: bool = False) -> str:
@@ -118,10 +117,10 @@ def parse_catalog_sheet(path: str | Path, *, name: str | None = None) -> Catalog
             else:
                 rejects.append(Reject(file, rownum, table.label("article"), None, "row without an article"))
             continue
-        if _TOTAL_RE.match(article):
+        if is_total_text(article):
             service += 1
             continue
-        if others and all(is_empty(cell(cells, k)) for k in others) and not re.search(r"\d", article):
+        if others and all(is_empty(cell(cells, k)) for k in others) and not DIGIT_RE.search(article):
             service += 1                             # a group row: its items follow
             groups.current = groups.key_of([article])
             continue
@@ -152,15 +151,7 @@ def parse_catalog_sheet(path: str | Path, *, name: str | None = None) -> Catalog
         if "size_class" in cols:
             fields["size_class"] = size_class(cell(cells, "size_class"), flag_column=flag_column)
         items.append(CatalogItem(row=rownum, article=article, **fields))
-    dup = reject_duplicates(file, seen, rejects)
-    if dup:
-        items = [i for i in items if i.article not in dup]
-    rejects.sort(key=lambda r: (r.row, r.column or ""))
-    if not items:
-        reason = "no nomenclature rows found"
-        if rejects:
-            reason += f" ({len(rejects)} rejected, first: {rejects[0]})"
-        raise FileRefused(file, reason)
+    items = keep_unique_or_refuse(file, seen, rejects, items, "nomenclature")
     report_time = find_report_time([c for _, cs in table.rows_above for c in cs if isinstance(c, str)])
     return CatalogParse(file=file, layout=layout, rows_read=rows_read, skipped_service_rows=service,
                         report_time=report_time, rejects=rejects, items=items, cleaned=cleaned,

@@ -12,20 +12,16 @@ change) need the current prices and are done when the file is applied, not here.
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from mpsync.onec import reader as rd
-from mpsync.onec.model import FileRefused, PriceItem, PriceParse, Reject
-from mpsync.onec.stock import find_report_time
-from mpsync.onec.table import Column, find_table, reject_duplicates, rows_by_article
+from mpsync.onec.model import PriceItem, PriceParse, Reject
+from mpsync.onec.report_layout import DIGIT_RE, find_report_time, is_total_text
+from mpsync.onec.table import Column, find_table, keep_unique_or_refuse, rows_by_article
 from mpsync.onec.values import BadValue, clean_article, cleaned_note, control_chars, is_empty, parse_price_optional
 from mpsync.onec.values import parse_price as price_value
-
-_DIGIT_RE = re.compile(r"\d")
-_TOTAL_RE = re.compile(r"^(итого|всего)\b", re.IGNORECASE)
 
 ARTICLE = Column("article", ("артикул",))
 PRICE = Column("price", ("текущая цена",))
@@ -69,10 +65,10 @@ def parse_price(path: str | Path, *, overrides: dict[str, tuple[str, str]] | Non
                                   cleaned_note(table.label("article"), control_chars(cell(cells, "article")))))
         value_keys = [k for k in cols if k != "article"]
         if all(is_empty(cell(cells, k)) for k in value_keys):
-            if article is None or not _DIGIT_RE.search(article) or _TOTAL_RE.match(article):
+            if article is None or not DIGIT_RE.search(article) or is_total_text(article):
                 service += 1                 # blank, group or total row
                 continue
-        elif article is not None and _TOTAL_RE.match(article):
+        elif article is not None and is_total_text(article):
             service += 1
             continue
         if article is None:
@@ -107,15 +103,7 @@ def parse_price(path: str | Path, *, overrides: dict[str, tuple[str, str]] | Non
         if not bad:
             items.append(PriceItem(row=rownum, article=article, price=price, old_price=old_price,
                                    overrides=mp_prices))
-    dup = reject_duplicates(file, seen, rejects)
-    if dup:
-        items = [i for i in items if i.article not in dup]
-    rejects.sort(key=lambda r: (r.row, r.column or ""))
-    if not items:
-        reason = "no price rows found"
-        if rejects:
-            reason += f" ({len(rejects)} rejected, first: {rejects[0]})"
-        raise FileRefused(file, reason)
+    items = keep_unique_or_refuse(file, seen, rejects, items, "price")
     report_time = find_report_time([c for _, cs in table.rows_above for c in cs if isinstance(c, str)])
     if cleaned:
         # price_import records the layout with the file in the ledger: the operator sees what was cleaned.

@@ -14,9 +14,7 @@ from typing import Any
 
 from mpsync.onec import reader as rd
 from mpsync.onec.model import FileRefused, Reject
-from mpsync.onec.stock import column_letter
-
-HEADER_SCAN_ROWS = 30
+from mpsync.onec.report_layout import HEADER_SCAN_ROWS, column_letter
 
 
 @dataclass(frozen=True)
@@ -93,6 +91,22 @@ def reject_duplicates(file: str, found: dict[str, list[int]], rejects: list[Reje
             others = ", ".join(str(x) for x in rows if x != r)
             rejects.append(Reject(file, r, None, a, f"duplicate article (also in row(s) {others})"))
     return dup
+
+
+def keep_unique_or_refuse(file: str, found: dict[str, list[int]], rejects: list[Reject], items: list,
+                          what: str) -> list:
+    """The items whose article occurs once (every row of the others rejected), the rejects put in row order;
+    refuses a file with no item left, naming the first reject."""
+    dup = reject_duplicates(file, found, rejects)
+    if dup:
+        items = [i for i in items if i.article not in dup]
+    rejects.sort(key=lambda r: (r.row, r.column or ""))
+    if not items:
+        reason = f"no {what} rows found"
+        if rejects:
+            reason += f" ({len(rejects)} rejected, first: {rejects[0]})"
+        raise FileRefused(file, reason)
+    return items
 
 
 def rows_by_article() -> defaultdict[str, list[int]]:

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 import xlrd
 
+from mpsync.onec import reader as rd
 from mpsync.onec.model import FileRefused
+from mpsync.onec.report_layout import find_report_time
 from mpsync.onec.stock import parse_stock
+from mpsync.onec.stock_sheet import parse_sheet
 from tests.conftest import shared_path
 from tests.onec_files import NBSP, truncate, write_stock_csv, write_stock_xlsx
 
@@ -208,8 +211,6 @@ def test_xlsx_quantities_formatted_as_dates_come_back_as_numbers(tmp_path):
 
 
 def test_report_time_texts():
-    from mpsync.onec.stock import find_report_time
-
     assert find_report_time(["Параметры: Период: 01.12.2025 - 19.12.2025", "Сформирован: 19.12.2025 14:05:07"]) \
         == datetime(2025, 12, 19, 14, 5, 7)
     assert find_report_time(["Остатки на 19.12.2025 г. 14:00"]) == datetime(2025, 12, 19, 14, 0)
@@ -218,13 +219,9 @@ def test_report_time_texts():
 
 
 @pytest.mark.parametrize("quirks", [True, False], ids=["odd-rows-between", "all-plain"])
-def test_xlsx_block_path_reads_exactly_what_row_by_row_reads(tmp_path, monkeypatch, quirks):
+def test_xlsx_block_path_reads_exactly_what_row_by_row_reads(tmp_path, quirks):
     """Below the first rows, sheet rows are read a block at a time, column-wise; every quirk must come out
     the same as read one row at a time: long enough to pass the header scan, with odd rows in between."""
-    from datetime import datetime
-
-    from mpsync.onec import stock as stock_mod
-
     rows = [(f"A{i}", float(i % 7), None, i * 0.5) for i in range(200)]
     if quirks:
         rows[40:40] = QUIRKS                              # text caps, NBSP numbers, bad, negative, duplicates ...
@@ -235,17 +232,8 @@ def test_xlsx_block_path_reads_exactly_what_row_by_row_reads(tmp_path, monkeypat
         rows[124] = ("Группа товаров", None, None, None)  # a group row
         rows[125] = ("ВСЕГО по складу", 9, 9, 9)          # a service row
     path = write_stock_xlsx(tmp_path / "long.xlsx", rows)
-    blockwise = parse_stock(path, 3)
-
-    def row_by_row(col, block, art_col, first_qty, w):
-        for rownum, cells in block:
-            q = cells[first_qty:first_qty + w]
-            col.row(rownum, cells[art_col] if art_col < len(cells) else None, q + [None] * (w - len(q)),
-                    art_col, first_qty)
-        return max(len(c) for _, c in block)
-
-    monkeypatch.setattr(stock_mod, "_feed_block", row_by_row)
-    reference = parse_stock(path, 3)
+    blockwise = parse_sheet(rd.open_sheet(path), 3)
+    reference = parse_sheet(rd.open_sheet(path), 3, column_wise=False)
     assert blockwise.articles == reference.articles and len(reference.articles) >= 200
     assert blockwise.row_numbers == reference.row_numbers
     assert np.array_equal(blockwise.quantities, reference.quantities)
@@ -315,9 +303,6 @@ def _offset_sheet(path):
 def test_xlsx_read_column_wise_equals_row_by_row(tmp_path, variant, reader):
     """A plain .xlsx is read by fastexcel column-wise; anything the column path can't vouch for goes to the
     row-by-row reader. Either way the result is the row-by-row reader's, to the row number and the note."""
-    from mpsync.onec import reader as rd
-    from mpsync.onec.stock import _parse_sheet
-
     rows = [(f"A{i}", float(i % 7), None if i % 3 else 2.5, i * 0.5) for i in range(120)]
     if variant == "text-digit-articles":
         rows = [(f"0{i:06d}", *q) for i, (_, *q) in enumerate(rows)]
@@ -343,7 +328,7 @@ def test_xlsx_read_column_wise_equals_row_by_row(tmp_path, variant, reader):
                                 groups={50: "Обувь"})
         w = 3
     got = parse_stock(path, w)
-    want = _parse_sheet(rd.open_sheet(path, path.name), w)
+    want = parse_sheet(rd.open_sheet(path, path.name), w)
     assert got.layout["reader"] == reader
     assert got.articles == want.articles and len(got.articles) >= 40
     assert got.row_numbers == want.row_numbers
@@ -355,3 +340,43 @@ def test_xlsx_read_column_wise_equals_row_by_row(tmp_path, variant, reader):
     assert got.layout["notes"] == want.layout["notes"]
     assert {k: got.layout[k] for k in ("header_row", "article_column", "quantity_columns")} == \
            {k: want.layout[k] for k in ("header_row", "article_column", "quantity_columns")}
+
+
+# ---- the total row (`Итого`/`Всего`), recorded by every way of reading a report
+
+PLAIN = [(f"P{i}", float(i % 5), 1.0, 2.0) for i in range(40)]
+
+
+@pytest.mark.parametrize("total", [True, False], ids=["with-total", "without-total"])
+def test_csv_total_row_is_recorded(tmp_path, total):
+    p = parse_stock(write_stock_csv(tmp_path / "s.csv", PLAIN, title=True, total=total), 3)
+    assert p.layout["reader"] == "pyarrow"
+    assert p.layout["total_row"] == (8 + len(PLAIN) if total else None)
+
+
+def test_csv_total_row_of_fewer_fields_is_recorded(tmp_path):
+    """A total row cut short (`Итого;5`) is split by Python, not pyarrow: still the total row."""
+    path = write_stock_csv(tmp_path / "s.csv", PLAIN, title=True)
+    path.write_bytes(path.read_bytes() + "Итого;5\r\n".encode())
+    p = parse_stock(path, 3)
+    assert p.layout["total_row"] == 8 + len(PLAIN) and p.rejects == []
+
+
+@pytest.mark.parametrize("total", [True, False], ids=["with-total", "without-total"])
+def test_xlsx_column_wise_total_row_is_recorded(tmp_path, total):
+    p = parse_stock(write_stock_xlsx(tmp_path / "s.xlsx", PLAIN, total=total), 3)
+    assert p.layout["reader"] == "fastexcel"
+    assert p.layout["total_row"] == (8 + len(PLAIN) if total else None)
+
+
+@pytest.mark.parametrize("total", [True, False], ids=["with-total", "without-total"])
+def test_xlsx_row_by_row_total_row_is_recorded(tmp_path, total):
+    """QUIRKS send the sheet row by row; a subtotal near the top (read one row at a time) is not the report's
+    total, the last `Итого` (in a block read column-wise) is."""
+    rows = [*QUIRKS, ("Всего по группе", 1, 1, 1), *PLAIN]
+    p = parse_stock(write_stock_xlsx(tmp_path / "s.xlsx", rows, total=total), 3)
+    assert p.layout["reader"] == "python-calamine"
+    assert p.layout["total_row"] == (8 + len(rows) if total else 8 + len(QUIRKS))
+    for column_wise in (True, False):
+        sheet = parse_sheet(rd.open_sheet(path := tmp_path / "s.xlsx"), 3, column_wise=column_wise)
+        assert sheet.layout["total_row"] == p.layout["total_row"], path

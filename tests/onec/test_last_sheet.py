@@ -199,3 +199,14 @@ def test_what_is_kept_is_only_used_for_the_same_warehouse_count_and_when_intact(
     (kept / "last-sheet.npz").write_bytes(b"not an archive")
     assert "rows_reparsed" not in both(write_inline(tmp_path / "c.xlsx", rows), kept).layout
     assert both(write_inline(tmp_path / "d.xlsx", second), kept).layout["rows_reparsed"] > 0
+
+
+@pytest.mark.parametrize("total", [True, False], ids=["with-total", "without-total"])
+def test_the_total_row_is_recorded_when_only_changed_rows_are_parsed(tmp_path, total):
+    kept = tmp_path / "kept"
+    rows = items(120)
+    both(write_inline(tmp_path / "a.xlsx", rows, total=total), kept)
+    second, n = changed(rows, 0.02, seed=6)
+    parsed = both(write_inline(tmp_path / "b.xlsx", second, total=total), kept)
+    assert parsed.layout["rows_reparsed"] == n > 0
+    assert parsed.layout["total_row"] == (3 + len(rows) + 1 if total else None)
