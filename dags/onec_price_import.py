@@ -36,13 +36,14 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from mpsync import db, price_import
-from mpsync.airflow_glue.assets import CATALOG_CHANGED, CATALOG_CHANGED_ALIAS, PRICES_HELD, PRICES_HELD_ALIAS
-from mpsync.airflow_glue.checkpoints import mirror_checkpoint
+from mpsync import db
+from mpsync.airflow_glue import imports
+from mpsync.airflow_glue.assets import CATALOG_CHANGED_ALIAS, PRICES_HELD, PRICES_HELD_ALIAS
 from mpsync.airflow_glue.connections import exchange_dsn, ftp_params
 from mpsync.airflow_glue.dag_defaults import Tag, default_args, failure_alert, tags
 from mpsync.airflow_glue.failures import refusal_fails_without_retry
 from mpsync.airflow_glue.sensors import wait_for_new_files
+from mpsync.imports.price import PRICE, PriceFileChoiceError, choose_file
 from mpsync.settings import settings
 
 
@@ -53,23 +54,20 @@ def ensure_schema() -> list[str]:
 
 @task.branch(task_display_name="Live import, or backfill of history")
 def choose_price_mode() -> str:
-    is_backfill = get_current_context()["dag_run"].run_type == "backfill"
-    return "reprocess_archived_price_files" if is_backfill else "check_price_file_choice"
+    return "reprocess_archived_price_files" if imports.is_backfill() else "check_price_file_choice"
 
 
 @task(task_display_name="Backfill: archived price tables of the period into history")
 def reprocess_archived_price_files() -> dict:
-    ctx, cfg = get_current_context(), settings()
-    return price_import.reprocess_archive(exchange_dsn(), ftp_params(cfg.ftp_conn_id), cfg,
-                                          ctx["data_interval_start"], ctx["data_interval_end"])
+    return imports.backfill(PRICE)
 
 
 @task(task_display_name="Check the file chosen in the trigger form")
 def check_price_file_choice() -> dict | None:
     cfg = settings()
     wanted = get_current_context()["params"].get("file")
-    with refusal_fails_without_retry(price_import.PriceFileChoiceError):     # a wrong name: retrying won't help
-        return price_import.choose_file(ftp_params(cfg.ftp_conn_id), cfg, wanted, exchange_dsn())
+    with refusal_fails_without_retry(PriceFileChoiceError):     # a wrong name: retrying won't help
+        return choose_file(ftp_params(cfg.ftp_conn_id), cfg, wanted, exchange_dsn())
 
 
 @task.branch(task_display_name="Chosen file, or wait for one")
@@ -82,10 +80,7 @@ def prepare_price_import(choice: dict | None, sensed: list[dict] | None) -> dict
     files = [choice] if choice else (sensed or [])
     if not files:
         raise AirflowSkipException("no new price file")
-    cfg = settings()
-    dry_run = bool(get_current_context()["params"].get("dry_run"))
-    with refusal_fails_without_retry(price_import.PriceFileRefused):
-        return price_import.prepare(exchange_dsn(), ftp_params(cfg.ftp_conn_id), files, cfg, dry_run=dry_run)
+    return imports.prepare(PRICE, files)
 
 
 @task
@@ -94,26 +89,19 @@ def plan_price_fragments(prepared: dict) -> list[dict]:
 
 
 @task(map_index_template="{{ fragment_label }}", retries=4)
-def apply_price_fragment(fragment: dict) -> dict:
-    get_current_context()["fragment_label"] = fragment["label"]
-    with refusal_fails_without_retry():
-        return price_import.apply_fragment(exchange_dsn(), fragment, settings())
+def apply_price_fragment(fragment: dict) -> int:
+    return imports.apply_fragment(PRICE, fragment)
 
 
 @task(outlets=[CATALOG_CHANGED_ALIAS, PRICES_HELD_ALIAS], trigger_rule="none_failed_min_one_success")
 def finish_price_import(prepared: dict, *, outlet_events=None) -> dict:
-    cfg = settings()
-    with refusal_fails_without_retry():
-        summary = price_import.finish(exchange_dsn(), ftp_params(cfg.ftp_conn_id), prepared, cfg)
-    if summary.get("checkpoint"):
-        mirror_checkpoint(price_import.CHECKPOINT_NAME, summary["checkpoint"])
-    if summary["changed"]:
-        outlet_events[CATALOG_CHANGED_ALIAS].add(CATALOG_CHANGED, extra={"source": "price", **summary})
-    if summary.get("held_for_approval"):
+    summary = imports.finish(PRICE, prepared, outlet_events)
+    if summary.details.get("held_for_approval"):
         # price_approvals asks an operator: apply the held prices or keep the current ones
         outlet_events[PRICES_HELD_ALIAS].add(PRICES_HELD, extra={
-            "import_file_id": summary["import_file_id"], "file": summary["file"], "held": summary["held_for_approval"]})
-    return summary
+            "import_file_id": summary.import_file_id, "file": summary.file,
+            "held": summary.details["held_for_approval"]})
+    return summary.to_dict()
 
 
 @dag(

@@ -27,7 +27,9 @@ from pathlib import Path
 
 import psycopg
 
-from mpsync import categories, ledger, price_import, results
+from mpsync import categories, ledger, results
+from mpsync.imports.price import result as price_result, stage as price_stage
+from mpsync.imports.price.settings import PriceSettings
 from mpsync.imports import give_up
 from mpsync.imports.files import archive_path, work_dir
 from mpsync.imports.warehouses import sync_warehouses
@@ -186,10 +188,10 @@ def apply_catalog(conn: psycopg.Connection, import_file_id: int, parsed: Catalog
     # CommerceML prices: the same guards as the price file.
     price_rows: list[tuple[list, str]] = []
     if parsed.prices:
-        ps = price_import.PriceSettings.from_settings(cfg)
-        pre = price_import.stage_items(conn, import_file_id, parsed.file, parsed.prices, [])
-        price_import.evaluate_and_apply(conn, import_file_id, 0, 2**31 - 1, ps)
-        price_rows = price_import.row_statuses(conn, import_file_id, [])
+        ps = PriceSettings.from_settings(cfg)
+        pre = price_stage.stage_items(conn, import_file_id, parsed.file, parsed.prices, [])
+        price_stage.evaluate_and_apply(conn, import_file_id, 0, 2**31 - 1, ps)
+        price_rows = price_result.row_statuses(conn, import_file_id, [])
         conn.execute("delete from price_staging where import_file_id = %s", (import_file_id,))
         parsed.rejects.extend(pre)
     stock_changed = 0

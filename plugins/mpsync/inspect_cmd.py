@@ -92,8 +92,8 @@ def parse(kind: str, paths: list[Path], warehouses: int | None) -> StockParse | 
         value_limits.check_stock(parsed, paths[0], bounds)
         return parsed
     if kind == "price":
+        from mpsync.imports.price.settings import PriceSettings
         from mpsync.onec.price import parse_price
-        from mpsync.price_import import PriceSettings
 
         ps = PriceSettings.from_settings(settings())
         cols = {mp: (c["price"], c.get("old_price")) for mp, c in ps.overrides.items()}

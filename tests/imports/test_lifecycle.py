@@ -8,13 +8,15 @@ import posixpath
 
 import psycopg
 import pytest
+import yaml
 
 from mpsync import dropfolder
 from mpsync.ftp import FtpClient
-from mpsync.imports import stock
+from mpsync.imports import price, stock
 from mpsync.imports.contracts import ImportRefused
 from mpsync.results import read_result_xlsx
-from mpsync.settings import load_settings
+from mpsync.settings import DEFAULT_CONFIG, load_settings, settings
+from tests.test_price_import import OVERRIDES, drop_price, seed
 from tests.stock_helpers import add_products, drop, stock_csv, stock_snapshot, write_test_config
 
 ARTICLES = [f"L-{i}" for i in range(1, 6)]
@@ -103,3 +105,56 @@ def test_a_stock_dry_run_writes_only_its_result_file(exchange_dsn, ftp_params, s
     assert statuses["NO-SUCH"].startswith("rejected: unknown article")
     assert (result["summary"]["Would apply"], result["summary"]["Unchanged"]) == (1, len(ARTICLES) - 1)
     assert stock_run(exchange_dsn, ftp_params, stock_cfg).changed == 1            # the real run applies it
+
+
+def price_run(dsn, params, cfg, **kw):
+    prepared = price.prepare(dsn, params, [f.to_dict() for f in price.waiting_files(params, cfg, dsn)], cfg, **kw)
+    for f in prepared.fragments:
+        price.apply_fragment(dsn, f, cfg)
+    return price.finish(dsn, params, prepared, cfg)
+
+
+@pytest.fixture
+def price_cfg(tmp_path, monkeypatch):
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    raw["onec"].update({"stable_seconds": 0})
+    raw["prices"].update({"min_fragment_rows": 2, "overrides": {"ozon": {"price": OVERRIDES["ozon"][0],
+                                                                         "old_price": OVERRIDES["ozon"][1]}}})
+    (tmp_path / "price.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("MPSYNC_CONFIG", str(tmp_path / "price.yaml"))
+    return settings()
+
+
+def test_price_records_its_result_file_applied_unchanged_refused_and_given_up(exchange_dsn, ftp_params, price_cfg,
+                                                                              work_dir, tmp_path):
+    cfg = price_cfg
+    seed(exchange_dsn)
+    drop_price(ftp_params, tmp_path, "MP_PRICE_1.xlsx")
+    applied = price_run(exchange_dsn, ftp_params, cfg)
+    drop_price(ftp_params, tmp_path, "MP_PRICE_2.xlsx")                     # the same content again
+    same = price_run(exchange_dsn, ftp_params, cfg)
+    assert (applied.status, same.status) == ("applied", "unchanged")
+    (tmp_path / "MP_PRICE_3.csv").write_text("это не таблица цен\n", encoding="utf-8")
+    with FtpClient(ftp_params) as ftp:
+        ftp.upload(tmp_path / "MP_PRICE_3.csv", "/1c/price/MP_PRICE_3.csv")
+    with pytest.raises(ImportRefused, match="MP_PRICE_3.csv refused, prices untouched"):
+        price_run(exchange_dsn, ftp_params, cfg)
+    with psycopg.connect(exchange_dsn) as conn:           # the staging refuses every row from now on
+        conn.execute("create function no_price() returns trigger language plpgsql as "
+                     "$$ begin raise exception 'prices are read-only today'; end $$")
+        conn.execute("create trigger no_price before insert on price_staging for each statement "
+                     "execute function no_price()")
+    drop_price(ftp_params, tmp_path, "MP_PRICE_4.xlsx", rows=[("P-1", 120, None, None, None)])
+    for _ in range(2):
+        with pytest.raises(psycopg.Error):
+            price_run(exchange_dsn, ftp_params, cfg)
+    with pytest.raises(ImportRefused, match="given up"):
+        price_run(exchange_dsn, ftp_params, cfg)
+    rows = ledger_rows(exchange_dsn)
+    assert {n: s for n, (s, _) in rows.items()} == {"MP_PRICE_1.xlsx": "applied", "MP_PRICE_2.xlsx": "unchanged",
+                                                    "MP_PRICE_3.csv": "refused", "MP_PRICE_4.xlsx": "failed"}
+    assert rows["MP_PRICE_1.xlsx"][1] == applied.result_file and rows["MP_PRICE_2.xlsx"][1] == same.result_file
+    for name, (_, remote) in rows.items():
+        assert remote and posixpath.basename(remote).startswith(name + ".result-"), name
+        assert result_on_ftp(ftp_params, tmp_path, remote)["summary"]["File"] == name
+    assert result_on_ftp(ftp_params, tmp_path, rows["MP_PRICE_3.csv"][1])["summary"]["Status"].startswith("REFUSED")

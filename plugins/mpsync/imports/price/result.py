@@ -1,0 +1,85 @@
+"""What the staff's result file of a price table lists: every file row with one status over its price lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from mpsync.imports.price.stage import DEFAULT_LIST
+from mpsync.onec.model import Reject
+
+
+def row_statuses(conn: psycopg.Connection, import_file_id: int, overrides: list[str]) -> list[tuple[list, str]]:
+    """One (values, combined status) per staged file row, in file order."""
+    rows = conn.execute(
+        """select seq, row_no, article, price_list, price, old_price, current_price, status from price_staging
+           where import_file_id = %s order by seq, price_list = 'default' desc, price_list""",
+        (import_file_id,)).fetchall()
+    out: list[tuple[list, str]] = []
+    i = 0
+    while i < len(rows):
+        seq = rows[i][0]
+        group = []
+        while i < len(rows) and rows[i][0] == seq:
+            group.append(rows[i])
+            i += 1
+        by_list = {g[3]: g for g in group}
+        d = by_list.get(DEFAULT_LIST)
+        values = [group[0][1], group[0][2], d[4] if d else None, d[5] if d else None]
+        for mp in overrides:
+            g = by_list.get(mp)
+            values += [g[4] if g else None, g[5] if g else None]
+        values.append(d[6] if d else None)
+        statuses = [(g[3], g[7] or "not evaluated") for g in group]
+        out.append((values, combine(statuses)))
+    return out
+
+
+def combine(statuses: list[tuple[str, str]]) -> str:
+    """Statuses of one file row over its price lists -> the one status staff read."""
+    def tagged(lst: str, st: str) -> str:
+        head, _, reason = st.partition(":")
+        return st if lst == DEFAULT_LIST else f"{head} ({lst}):{reason}"
+    for kind in ("rejected", "held"):
+        hit = [tagged(lst, st) for lst, st in statuses if st.startswith(kind)]
+        if hit:
+            return hit[0] if kind == "rejected" else "; ".join(hit)
+    if any(st == "applied" for _, st in statuses):
+        return "applied"
+    return "unchanged"
+
+
+def result_header(overrides: list[str]) -> list[str]:
+    header = ["Row", "Article", "Текущая цена", "Цена без акции"]
+    for mp in overrides:
+        header += [f"Текущая цена ({mp})", f"Цена без акции ({mp})"]
+    return header + ["Price before this file"]
+
+
+def result_rows(staged: list[tuple[list, str]], rejects: list[Reject], overrides: list[str], *,
+                dry_run: bool) -> tuple[list[list], list[str]]:
+    width = len(result_header(overrides))
+    merged: list[tuple[int, list, str]] = []
+    for values, status in staged:
+        if dry_run and status == "applied":
+            status = "would apply"
+        merged.append((values[0], values, status))
+    for r in rejects:
+        merged.append((r.row, [r.row, r.article] + [None] * (width - 2), f"rejected: {r.reason}"))
+    merged.sort(key=lambda t: t[0])
+    return [m[1] for m in merged], [m[2] for m in merged]
+
+
+
+
+def summary(counts: dict, rows_read: int, rejects: int, *, dry_run: bool) -> dict:
+    s: dict[str, Any] = {}
+    s.update({"Rows read": rows_read,
+              "Applied" if not dry_run else "Would apply": counts.get("applied", 0),
+              "Unchanged": counts.get("unchanged", 0),
+              "Held back (check and re-send)": counts.get("held", 0),
+              "Rejected": counts.get("rejected", 0) + rejects})
+    return s
+
+
