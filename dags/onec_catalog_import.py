@@ -17,20 +17,25 @@ per-warehouse stock (1C warehouses mapped to ours in config) are applied too.
    switch off too much of the catalog is refused whole. A result .xlsx for staff goes to `results/` on the
    FTP, the files to `processed/`; `catalog_changed` is emitted only when something changed.
 
+**Dry run** (Trigger with the form): the exchange applied in a transaction that is rolled back; only the
+result file `...dry-run-....xlsx` is written and the files stay in the drop folder. A file made before one
+already applied is recorded as `stale` and not applied. Files are archived by the day they were made.
+
 Configuration: sections `catalog` and `commerceml` of `include/config/mpsync.yaml`;
 guide: `docs/prices-and-catalog.md`.
 """
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from mpsync import catalog_import, db
+from mpsync import db
 from mpsync.airflow_glue.assets import CATALOG_CHANGED, CATALOG_CHANGED_ALIAS
 from mpsync.airflow_glue.checkpoints import mirror_checkpoint
 from mpsync.airflow_glue.connections import exchange_dsn, ftp_params
 from mpsync.airflow_glue.dag_defaults import Tag, default_args, failure_alert, tags
 from mpsync.airflow_glue.failures import refusal_fails_without_retry
 from mpsync.airflow_glue.sensors import wait_for_new_files
+from mpsync.imports import catalog
 from mpsync.settings import settings
 
 
@@ -42,12 +47,14 @@ def ensure_schema() -> list[str]:
 @task(outlets=[CATALOG_CHANGED_ALIAS], task_display_name="Import the catalog")
 def import_catalog(files: list[dict], *, outlet_events=None) -> dict:
     cfg = settings()
-    with refusal_fails_without_retry(catalog_import.CatalogFileRefused):
-        summary = catalog_import.run(exchange_dsn(), ftp_params(cfg.ftp_conn_id), files, cfg)
-    mirror_checkpoint(catalog_import.CHECKPOINT_NAME, summary["checkpoint"])
-    if summary["changed"]:
-        outlet_events[CATALOG_CHANGED_ALIAS].add(CATALOG_CHANGED, extra={"source": "catalog", **summary})
-    return summary
+    dry_run = bool(get_current_context()["params"].get("dry_run"))
+    with refusal_fails_without_retry():
+        summary = catalog.run(exchange_dsn(), ftp_params(cfg.ftp_conn_id), files, cfg, dry_run=dry_run)
+    if summary.checkpoint:
+        mirror_checkpoint(catalog.CHECKPOINT_NAME, summary.checkpoint)
+    if summary.changed:
+        outlet_events[CATALOG_CHANGED_ALIAS].add(CATALOG_CHANGED, extra={"source": "catalog", **summary.to_dict()})
+    return summary.to_dict()
 
 
 @dag(
@@ -62,6 +69,13 @@ def import_catalog(files: list[dict], *, outlet_events=None) -> dict:
     on_failure_callback=failure_alert(),
     tags=tags(Tag.ONEC, Tag.IMPORT, Tag.CATALOG),
     doc_md=__doc__,
+    params={
+        "dry_run": Param(
+            False, type="boolean", title="Dry run",
+            description="Only report what would change: the result file (…dry-run…xlsx in results/) lists "
+                        "every product as 'would apply', 'unchanged' or 'rejected'; nothing is written and the "
+                        "files stay in the drop folder."),
+    },
 )
 def onec_catalog_import():
     files = wait_for_new_files("catalog")

@@ -101,7 +101,7 @@ def parse(kind: str, paths: list[Path], warehouses: int | None) -> StockParse | 
                                name=paths[0].name)
         value_limits.check_price(parsed, paths[0], bounds)
         return parsed
-    from mpsync.catalog_import import parse_exchange
+    from mpsync.imports.catalog.parse import parse_exchange
 
     return parse_exchange(paths, None)        # no connection: offers of unknown goods are reported
 

@@ -158,3 +158,49 @@ def test_price_records_its_result_file_applied_unchanged_refused_and_given_up(ex
         assert remote and posixpath.basename(remote).startswith(name + ".result-"), name
         assert result_on_ftp(ftp_params, tmp_path, remote)["summary"]["File"] == name
     assert result_on_ftp(ftp_params, tmp_path, rows["MP_PRICE_3.csv"][1])["summary"]["Status"].startswith("REFUSED")
+
+
+def catalog_items(names: list[str]) -> list[dict]:
+    return [dict(article=a, code=f"00-{i:08d}", name=f"Товар {a}", brand="Acme", model="M", ean=None, size="",
+                 rrp=None) for i, a in enumerate(names, 1)]
+
+
+def test_catalog_dry_run_result_files_refusal_and_archive_by_the_day_made(exchange_dsn, ftp_params, stock_cfg,
+                                                                         work_dir, tmp_path):
+    from datetime import datetime
+
+    from mpsync.imports import catalog
+    from tests.onec_files import write_catalog_xlsx
+
+    def upload(name: str, articles: list[str]) -> None:
+        path = write_catalog_xlsx(tmp_path / name, catalog_items(articles))
+        with FtpClient(ftp_params) as ftp:
+            ftp.upload(path, f"/1c/catalog/{name}")
+
+    def run(**kw):
+        found = dropfolder.new_stable_files(exchange_dsn, ftp_params, stock_cfg.drops["catalog"], 0)
+        return catalog.run(exchange_dsn, ftp_params, found, stock_cfg, **kw)
+
+    upload("nomenclature_1.xlsx", ARTICLES)
+    dry = run(dry_run=True)
+    assert dry.status == "dry run" and "dry-run" in dry.result_file and ledger_rows(exchange_dsn) == {}
+    result = result_on_ftp(ftp_params, tmp_path, dry.result_file)
+    assert "DRY RUN" in result["summary"] and {r[-1] for r in result["rows"]} == {"would apply: new product"}
+    with psycopg.connect(exchange_dsn) as conn:
+        assert conn.execute("select count(*) from product").fetchone()[0] == 0
+    applied = run()
+    assert applied.status == "applied" and applied.details["created"] == len(ARTICLES)
+    with FtpClient(ftp_params) as ftp:                    # no time in the sheet: the day of its FTP time
+        day = datetime.now(stock_cfg.onec_timezone).strftime("%Y-%m-%d")
+        assert [e.name for e in ftp.list_files(f"/1c/processed/{day}")] == ["nomenclature_1.xlsx"]
+    upload("nomenclature_2.xlsx", ARTICLES[:1])           # a full file switching off 80% of the catalog
+    with pytest.raises(ImportRefused, match="nomenclature_2.xlsx refused, catalog untouched"):
+        run()
+    rows = ledger_rows(exchange_dsn)
+    assert {n: s for n, (s, _) in rows.items()} == {"nomenclature_1.xlsx": "applied",
+                                                    "nomenclature_2.xlsx": "refused"}
+    assert rows["nomenclature_1.xlsx"][1] == applied.result_file
+    for name, (_, remote) in rows.items():
+        assert remote and posixpath.basename(remote).startswith(name + ".result-"), name
+    assert result_on_ftp(ftp_params, tmp_path, rows["nomenclature_2.xlsx"][1])["summary"]["Status"].startswith(
+        "REFUSED")

@@ -108,7 +108,7 @@ class Kind:
         raise NotImplementedError
 
 
-def _drop_files(found: Sequence) -> list[DropFile]:
+def drop_files(found: Sequence) -> list[DropFile]:
     return [f if isinstance(f, DropFile) else DropFile(**f) for f in found]
 
 
@@ -117,7 +117,7 @@ def _drop_files(found: Sequence) -> list[DropFile]:
 def prepare(kind: Kind, dsn: str, params: FtpParams, found: Sequence, cfg: Settings, *,
             dry_run: bool = False) -> PreparedFile:
     """Download, parse and stage the run's file; its fragments (none when there is nothing to apply)."""
-    take, superseded, waiting = kind.pick(_drop_files(found))
+    take, superseded, waiting = kind.pick(drop_files(found))
     if not take:
         raise ValueError("prepare() needs at least one file")
     if waiting:
