@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
+import openpyxl
 import pytest
 import xlrd
 
@@ -194,8 +195,6 @@ def test_real_xls_caps_and_numbers():
 def test_xlsx_quantities_formatted_as_dates_come_back_as_numbers(tmp_path):
     """The ONEC.md DANGER in an .xlsx: calamine returns dates for numeric cells with a date format; 59 and
     60 both come back as 1900-02-28, so those are re-read from the sheet XML."""
-    import openpyxl
-
     values = [1, 59, 60, 61, 3160, 35.51, 0.5]
     path = write_stock_xlsx(tmp_path / "s.xlsx", [(f"A{i}", v, v) for i, v in enumerate(values)], title=False,
                             total=False)
@@ -281,8 +280,6 @@ def test_csv_whole_numbers_read_typed_and_any_other_cell_reads_as_text(tmp_path,
 
 def _offset_sheet(path):
     """A report that starts at B2 (title) with the header at row 4, like a sheet someone tidied by hand."""
-    import openpyxl
-
     wb = openpyxl.Workbook()
     ws = wb.active
     ws["B2"] = "Остатки на 19.12.2025 14:00"
@@ -313,8 +310,6 @@ def test_xlsx_read_column_wise_equals_row_by_row(tmp_path, variant, reader):
     if variant == "text-number":
         rows[30] = ("T-1", "7", 2, 3)                     # a number typed as text reads as the number
     if variant == "date-cell":
-        from datetime import datetime
-
         rows[30] = ("T-1", datetime(1900, 1, 5), 2, 3)
     if variant == "boolean":
         rows[30] = ("T-1", True, 2, 3)

@@ -30,8 +30,10 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from mpsync.onec.archive_guard import check_xlsx
 from mpsync.onec.limits import ParseLimits
 from mpsync.onec.model import FileRefused
+from mpsync.onec.reader import sniff
 
 log = logging.getLogger(__name__)
 _HEADER = struct.Struct("<QQ")           # pickle length, buffer count; then the buffers' lengths (Q each)
@@ -167,9 +169,6 @@ def _warm() -> None:
 
 def parse(fn: Callable[..., Any], path: str | Path, name: str, limits: ParseLimits, /, *args, **kwargs) -> Any:
     """`fn(path, *args, **kwargs)` in a bounded child process; raises FileRefused (for `name`) on any failure."""
-    from mpsync.onec.archive_guard import check_xlsx
-    from mpsync.onec.reader import sniff
-
     def call():
         if sniff(path) == "xlsx":
             check_xlsx(Path(path), name, limits)

@@ -134,7 +134,7 @@ class Kept:
 
 
 def reader_version() -> str:
-    import fastexcel
+    import fastexcel            # ~10 ms, and only a kept sheet needs it: not at a DAG file's import
 
     return f"fastexcel {fastexcel.__version__}"
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from decimal import Decimal
 
+from mpsync.settings import ConfigError, settings
+
 # numeric(14, 3) (stock) and numeric(14, 2) (prices): what the column can hold, exactly.
 QUANTITY_MAX_MILLI = 10 ** 14 - 1            # 99,999,999,999.999 in thousandths
 PRICE_MAX = Decimal("999999999999.99")
@@ -33,8 +35,6 @@ class ParseLimits:
 
     @classmethod
     def from_settings(cls, cfg) -> "ParseLimits":
-        from mpsync.settings import ConfigError
-
         raw = cfg.section("parse_limits") if cfg is not None else {}
         known = {f.name: f for f in fields(cls)}
         values = {}
@@ -51,8 +51,6 @@ class ParseLimits:
 def configured() -> ParseLimits:
     """The limits of the current configuration; the defaults when there is none (inspect on a laptop)."""
     try:
-        from mpsync.settings import settings
-
         return ParseLimits.from_settings(settings())
     except FileNotFoundError:
         return ParseLimits()

@@ -21,14 +21,13 @@ import numpy as np
 
 from mpsync.onec.limits import PRICE_MAX, QUANTITY_MAX_MILLI, ParseLimits
 from mpsync.onec.model import CatalogParse, PriceParse, Reject, StockParse
+from mpsync.onec.reader import sniff
 
 _TAIL = 4096
 
 
 def cut_last_line(path: str | Path) -> int | None:
     """The 1-based number of the last line of a text file that does not end with a line break, else None."""
-    from mpsync.onec.reader import sniff
-
     path = Path(path)
     if sniff(path) != "csv":
         return None
@@ -111,23 +110,8 @@ def _price_problem(item) -> tuple[str, str] | None:
 
 
 def check_price(parsed: PriceParse, path: str | Path, limits: ParseLimits) -> list[Reject]:
-    rejects: list[Reject] = []
-    keep = []
-    cut = cut_last_line(path)
-    last_row = max((it.row for it in parsed.items), default=None)
-    for it in parsed.items:
-        problem = _price_problem(it)
-        if len(it.article) > limits.max_article_chars:
-            problem = ("article", _too_long("article", len(it.article), limits.max_article_chars,
-                                            "max_article_chars"))
-        if problem:
-            rejects.append(Reject(parsed.file, it.row, problem[0], it.article[:50], problem[1]))
-        elif cut is not None and it.row == cut == last_row:
-            rejects.append(_cut_reject(parsed.file, it.row, it.article))
-        else:
-            keep.append(it)
-    parsed.items = keep
-    parsed.rejects.extend(rejects)
+    rejects = _drop_items(parsed, cut_last_line(path),
+                          lambda it: _article_problem(it.article, limits) or _price_problem(it))
     parsed.rejects.sort(key=lambda r: r.row)
     return rejects
 
@@ -136,21 +120,35 @@ _CATALOG_TEXT = ("name", "brand", "model", "group")
 
 
 def check_catalog(parsed: CatalogParse, path: str | Path | None, limits: ParseLimits) -> list[Reject]:
+    cut = cut_last_line(path) if path is not None else None
+    return _drop_items(parsed, cut, lambda it: _catalog_problem(it, limits))
+
+
+def _article_problem(article: str, limits: ParseLimits) -> tuple[str, str] | None:
+    if len(article) > limits.max_article_chars:
+        return "article", _too_long("article", len(article), limits.max_article_chars, "max_article_chars")
+    return None
+
+
+def _catalog_problem(it, limits: ParseLimits) -> tuple[str, str] | None:
+    problem = _article_problem(it.article, limits)
+    for field in _CATALOG_TEXT:
+        value = getattr(it, field, None)
+        if problem is None and isinstance(value, str) and len(value) > limits.max_text_chars:
+            problem = (field, _too_long(field, len(value), limits.max_text_chars, "max_text_chars"))
+    if problem is None and it.rrp is not None and (not it.rrp.is_finite() or it.rrp > PRICE_MAX):
+        problem = ("rrp", f"RRP {it.rrp} is too large for the database (numeric(14, 2))")
+    return problem
+
+
+def _drop_items(parsed: PriceParse | CatalogParse, cut: int | None, problem_of) -> list[Reject]:
+    """The items with a problem (column, reason), or that are the cut last line of the file, moved to the
+    rejects; returns those rejects."""
     rejects: list[Reject] = []
     keep = []
-    cut = cut_last_line(path) if path is not None else None
     last_row = max((it.row for it in parsed.items), default=None)
     for it in parsed.items:
-        problem = None
-        if len(it.article) > limits.max_article_chars:
-            problem = ("article", _too_long("article", len(it.article), limits.max_article_chars,
-                                            "max_article_chars"))
-        for field in _CATALOG_TEXT:
-            value = getattr(it, field, None)
-            if problem is None and isinstance(value, str) and len(value) > limits.max_text_chars:
-                problem = (field, _too_long(field, len(value), limits.max_text_chars, "max_text_chars"))
-        if problem is None and it.rrp is not None and (not it.rrp.is_finite() or it.rrp > PRICE_MAX):
-            problem = ("rrp", f"RRP {it.rrp} is too large for the database (numeric(14, 2))")
+        problem = problem_of(it)
         if problem:
             rejects.append(Reject(parsed.file, it.row, problem[0], it.article[:50], problem[1]))
         elif cut is not None and it.row == cut == last_row:

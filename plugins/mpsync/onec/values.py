@@ -100,15 +100,20 @@ def parse_quantity(value: object) -> tuple[float, str | None]:
             qty = parse_number(m.group(1))
             note = f"capped value {value.strip()!r} read as {qty:g}"
             return qty, note
-    try:
-        qty = parse_number(value)
-    except BadValue as exc:
-        raise BadValue(f"quantity is not a number: {value!r}") from exc
-    if qty < 0:
-        raise BadValue(f"negative quantity {qty:g}")
+    qty = _non_negative(value, "quantity")
     if is_dateish(value):
         note = "reader returned a date; used its serial number"
     return qty, note
+
+
+def _non_negative(value: object, what: str) -> float:
+    try:
+        number = parse_number(value)
+    except BadValue as exc:
+        raise BadValue(f"{what} is not a number: {value!r}") from exc
+    if number < 0:
+        raise BadValue(f"negative {what} {number:g}")
+    return number
 
 
 _MONEY_BEYOND = 1e12            # numeric(14, 2) holds less; Decimal's quantize fails from 1e26 on
@@ -118,17 +123,19 @@ def parse_price(value: object) -> Decimal:
     """A price: numeric or 1C text (`1 719,00`). Empty, negative and non-numeric raise."""
     if is_empty(value):
         raise BadValue("price is empty")
-    try:
-        number = parse_number(value)
-    except BadValue as exc:
-        raise BadValue(f"price is not a number: {value!r}") from exc
-    if number < 0:
-        raise BadValue(f"negative price {number:g}")
+    return _money(value, "price", ": at most 999999999999.99")
+
+
+def _money(value: object, what: str, most: str) -> Decimal:
+    """A non-empty amount of money (a price, an RRP) to kopecks; negative and non-numeric raise."""
+    number = _non_negative(value, what)
     if number >= _MONEY_BEYOND:
-        raise BadValue(f"price {number:g} is too large for the database (numeric(14, 2): at most "
-                       "999999999999.99)")
+        raise BadValue(f"{what} {number:g} is too large for the database (numeric(14, 2){most})")
     # Excel stores 1719.9 as a binary float; prices have kopecks, so two decimals is the truth.
-    return Decimal(repr(number)).quantize(Decimal("0.01"))
+    try:
+        return Decimal(repr(number)).quantize(Decimal("0.01"))
+    except InvalidOperation as exc:  # pragma: no cover - parse_number returns finite floats
+        raise BadValue(f"{what} is not a number: {value!r}") from exc
 
 
 def parse_price_optional(value: object) -> Decimal | None:
@@ -269,17 +276,4 @@ def clean_ean(value: object) -> str | None:
 
 
 def parse_decimal_optional(value: object, what: str) -> Decimal | None:
-    if is_empty(value):
-        return None
-    try:
-        number = parse_number(value)
-    except BadValue as exc:
-        raise BadValue(f"{what} is not a number: {value!r}") from exc
-    if number < 0:
-        raise BadValue(f"negative {what} {number:g}")
-    if number >= _MONEY_BEYOND:
-        raise BadValue(f"{what} {number:g} is too large for the database (numeric(14, 2))")
-    try:
-        return Decimal(repr(number)).quantize(Decimal("0.01"))
-    except InvalidOperation as exc:  # pragma: no cover - parse_number returns finite floats
-        raise BadValue(f"{what} is not a number: {value!r}") from exc
+    return None if is_empty(value) else _money(value, what, "")
