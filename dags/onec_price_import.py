@@ -123,11 +123,7 @@ def finish_price_import(prepared: dict, *, outlet_events=None) -> dict:
             description="Name of a file waiting in the price drop folder (e.g. MP_PRICE_0105.xlsx). "
                         "Leave empty to take the oldest new MP_PRICE* file. If the name is not waiting there, "
                         "the first task fails and its log lists the files that are."),
-        "dry_run": Param(
-            False, type="boolean", title="Dry run",
-            description="Only report what would change: the result file (…dry-run…xlsx in results/) lists "
-                        "every row as 'would apply', 'unchanged', 'held' or 'rejected'; nothing is written "
-                        "and the file stays in the drop folder."),
+        "dry_run": imports.dry_run_param("row", "the file stays"),
     },
 )
 def onec_price_import():

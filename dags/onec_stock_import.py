@@ -29,7 +29,7 @@ Column binding (position -> warehouse -> marketplace) is in `include/config/mpsy
 """
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from mpsync import db
 from mpsync.airflow_glue import imports
@@ -88,11 +88,7 @@ def finish_stock_import(prepared: dict, *, outlet_events=None) -> dict:
     tags=tags(Tag.ONEC, Tag.IMPORT, Tag.STOCK),
     doc_md=__doc__,
     params={
-        "dry_run": Param(
-            False, type="boolean", title="Dry run",
-            description="Only report what would change: the result file (…dry-run…xlsx in results/) lists "
-                        "every row as 'would apply', 'unchanged' or 'rejected'; nothing is written and the "
-                        "file stays in the drop folder."),
+        "dry_run": imports.dry_run_param("row", "the file stays"),
     },
 )
 def onec_stock_import():

@@ -28,9 +28,10 @@ def apply_groups(conn: psycopg.Connection, groups: list[CatalogGroup]) -> int:
     return written
 
 
-def link_products(conn: psycopg.Connection) -> set[str]:
-    """Staged products (catalog_stage.grp) linked to their group; returns the articles that changed."""
-    return {r[0] for r in conn.execute(sql("link_products"))}
+def link_products(conn: psycopg.Connection, import_file_id: int, first: int, last: int) -> set[str]:
+    """A catalog fragment's staged products (catalog_staging.grp) linked to their group; returns the articles
+    that changed."""
+    return {r[0] for r in conn.execute(sql("link_products"), {"id": import_file_id, "first": first, "last": last})}
 
 
 def category_tree(conn: psycopg.Connection) -> list[tuple[int, int | None, str]]:

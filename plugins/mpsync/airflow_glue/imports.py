@@ -4,7 +4,7 @@ when rows really changed."""
 
 from __future__ import annotations
 
-from airflow.sdk import get_current_context
+from airflow.sdk import Param, get_current_context
 
 from mpsync.airflow_glue.assets import CATALOG_CHANGED, CATALOG_CHANGED_ALIAS
 from mpsync.airflow_glue.checkpoints import mirror_checkpoint
@@ -51,3 +51,11 @@ def backfill(kind: pipeline.Kind) -> dict:
 
 def is_backfill() -> bool:
     return get_current_context()["dag_run"].run_type == "backfill"
+
+
+def dry_run_param(rows: str = "row", stays: str = "the file stays") -> Param:
+    """The trigger form's dry run switch (read by prepare)."""
+    return Param(False, type="boolean", title="Dry run",
+                 description=f"Only report what would change: the result file (…dry-run…xlsx in results/) lists "
+                             f"every {rows} as 'would apply', 'unchanged', 'held' or 'rejected'; nothing is "
+                             f"written and {stays} in the drop folder.")

@@ -47,14 +47,14 @@ def last_attempt(conn: psycopg.Connection, import_file_id: int, cfg: Settings) -
 
 
 def give_up(conn: psycopg.Connection, params: FtpParams, cfg: Settings, *, kind: str, import_file_id: int,
-            file: DropFile, cause: str, staging_table: str | None = None) -> str:
+            file: DropFile, cause: str, staging_tables: tuple[str, ...] = ()) -> str:
     """Ledger 'failed', staging dropped, a result file for staff, the file out of the drop folder. Returns the
     one-line message. Safe to repeat."""
     n = attempts(conn, import_file_id)
     message = f"import failed {n} time(s), given up: {cause}"
-    if staging_table:       # the plan and the applied fragments' records stay: they say what was written
+    for table in staging_tables:    # the plan and the applied fragments' records stay: they say what was written
         try:
-            conn.execute(f"delete from {staging_table} where import_file_id = %s", (import_file_id,))
+            conn.execute(f"delete from {table} where import_file_id = %s", (import_file_id,))
         except psycopg.Error:           # best effort: what failed may be the staging itself
             log.warning("%s: its staged rows could not be dropped", file.name, exc_info=True)
     ledger.update(conn, import_file_id, status="failed", message=message[:2000])
@@ -69,12 +69,12 @@ def give_up(conn: psycopg.Connection, params: FtpParams, cfg: Settings, *, kind:
 @contextmanager
 def attempt(conn: psycopg.Connection, params: FtpParams, cfg: Settings, *, kind: str, import_file_id: int,
             file: DropFile, refused: type[ImportRefused], passthrough: tuple[type[BaseException], ...] = (),
-            staging_table: str | None = None):
+            staging_tables: tuple[str, ...] = ()):
     """Around an import's work on a registered file: gives up before it when earlier attempts used up the
     count, and after it when it failed on the last attempt; raises `refused` (not retried) then."""
     def end(cause: str) -> str:
         return give_up(conn, params, cfg, kind=kind, import_file_id=import_file_id, file=file, cause=cause,
-                       staging_table=staging_table)
+                       staging_tables=staging_tables)
 
     if exhausted_before(conn, import_file_id, cfg):
         raise _given_up(refused, file, end("the earlier attempts ended without finishing (the process died, "

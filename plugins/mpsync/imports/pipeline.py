@@ -68,7 +68,16 @@ class Kind:
     refused: type[ImportRefused] = ImportRefused
     untouched: str = "nothing"                  # "<file> refused, <untouched> untouched: <reason>"
     refused_status: str = ""                    # the result file's status line of a refused file
-    staging_table: str | None = None            # rows staged by prepare, dropped by finish
+    staging_table: str | None = None            # rows staged by prepare (seq numbered), checked by a fragment
+
+    @property
+    def staging_tables(self) -> tuple[str, ...]:
+        """Every table prepare stages this kind's rows in: dropped by finish, a refusal or a give-up."""
+        return (self.staging_table,) if self.staging_table else ()
+
+    def drop_staging(self, conn: psycopg.Connection, import_file_id: int) -> None:
+        for table in self.staging_tables:
+            conn.execute(f"delete from {table} where import_file_id = %s", (import_file_id,))
 
     def pick(self, found: list[DropFile]) -> tuple[list[DropFile], list[DropFile], list[DropFile]]:
         """(the files of this run, older ones superseded by them, ones left for the next runs). A report
@@ -106,6 +115,21 @@ class Kind:
                 cfg: Settings) -> int:
         """Backfill: the file's values into history where the current value is newer; the rows added."""
         raise NotImplementedError
+
+    # The lifecycle of this kind: STOCK.prepare(...) is prepare(STOCK, ...).
+    def prepare(self, dsn: str, params: FtpParams, found: Sequence, cfg: Settings, *,
+                dry_run: bool = False) -> PreparedFile:
+        return prepare(self, dsn, params, found, cfg, dry_run=dry_run)
+
+    def apply_fragment(self, dsn: str, fragment: Fragment | dict, cfg: Settings) -> int:
+        return apply_fragment(self, dsn, fragment, cfg)
+
+    def finish(self, dsn: str, params: FtpParams, prepared: PreparedFile | dict, cfg: Settings) -> ImportSummary:
+        return finish(self, dsn, params, prepared, cfg)
+
+    def backfill(self, dsn: str, params: FtpParams, cfg: Settings, start: datetime,
+                 end: datetime) -> "BackfillSummary":
+        return backfill(self, dsn, params, cfg, start, end)
 
 
 def drop_files(found: Sequence) -> list[DropFile]:
@@ -149,7 +173,7 @@ def prepare(kind: Kind, dsn: str, params: FtpParams, found: Sequence, cfg: Setti
             # A failure of any other kind is retried, then given up on with a result for staff (issue 17).
             with give_up.attempt(conn, params, cfg, kind=kind.name, import_file_id=main.import_file_id,
                                  file=take[0], refused=kind.refused, passthrough=(FileRefused,),
-                                 staging_table=kind.staging_table):
+                                 staging_tables=kind.staging_tables):
                 return _parse_and_stage(kind, conn, base, take[0], local, cfg)
         except (FileRefused, ImportRefused) as exc:
             if getattr(exc, "given_up", False):
@@ -193,8 +217,7 @@ def refuse(kind: Kind, conn: psycopg.Connection, params: FtpParams, cfg: Setting
     """The file refused whole: nothing of it staged or planned, ledger 'refused', a result file saying why,
     the file(s) out of the drop folder. Returns the exception to raise."""
     ids = [prepared.import_file_id, *prepared.details.get("parts", [])]
-    if kind.staging_table:
-        conn.execute(f"delete from {kind.staging_table} where import_file_id = %s", (prepared.import_file_id,))
+    kind.drop_staging(conn, prepared.import_file_id)
     fragments.forget_plan(conn, prepared.import_file_id)
     for i in ids:
         ledger.update(conn, i, status="refused", message=reason)
@@ -215,7 +238,7 @@ def _dry_run(kind: Kind, dsn: str, params: FtpParams, cfg: Settings, take: list[
         try:
             parsed = kind.parse(local, cfg, conn)
             result = kind.dry_run(conn, parsed, f, cfg)
-        except FileRefused as exc:
+        except (FileRefused, ImportRefused) as exc:
             conn.rollback()
             remote = report.publish_refusal(None, params, cfg, [], f.name, kind=f"{kind.name} (dry run)",
                                             reason=exc.reason, dry_run=True)
@@ -275,8 +298,7 @@ def finish(kind: Kind, dsn: str, params: FtpParams, prepared: PreparedFile | dic
     # Archived by the day the file was made, so a backfill of a period finds that period's files.
     files.archive(params, cfg, [p, *p.companions], made or now)
     with psycopg.connect(dsn) as conn:          # last, in one transaction: the staging and the checkpoint
-        if kind.staging_table:
-            conn.execute(f"delete from {kind.staging_table} where import_file_id = %s", (fid,))
+        kind.drop_staging(conn, fid)
         checkpoint = ledger.set_checkpoint(conn, kind.checkpoint, now)
     summary = ImportSummary(kind.name, p.name, fid, status, int(result.changed), result.items, result.rejected,
                             remote, checkpoint, message or "", result.details)

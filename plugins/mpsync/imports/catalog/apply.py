@@ -1,12 +1,11 @@
-"""Applying a parsed catalog, in the caller's transaction, set-based through temporary tables.
+"""Applying a staged catalog: a fragment upserts its products (apply_rows), finish does what needs them all
+(complete): switching off absent products, deletion marks, CommerceML prices and stock.
 
 - new articles create products; changed fields update them, and `updated_at` moves only when a field really
   changed. A field the file does not give (None) is left as it is.
 - a FULL file: active articles absent from it are marked inactive, never deleted (rejected articles count as
-  present: a bad row must not switch a product off). If that would switch off more than
-  `catalog.max_deactivate_share` of active products, the whole file is refused (truncated export?).
-- a PARTIAL CommerceML file (СодержитТолькоИзменения="true") leaves absent products alone.
-- ПометкаУдаления (1C's deletion mark) marks the product inactive.
+  present: a bad row must not switch a product off); a PARTIAL CommerceML file (СодержитТолькоИзменения)
+  leaves absent products alone; ПометкаУдаления (1C's deletion mark) marks the product inactive.
 - CommerceML prices go through the price guards (held/rejected reported); CommerceML stock (per 1C
   warehouse, mapped by `commerceml.warehouses`) is written where the quantity changed.
 """
@@ -16,26 +15,12 @@ from __future__ import annotations
 import psycopg
 
 from mpsync import categories
-from mpsync.imports.contracts import CatalogFileRefused
-from mpsync.imports.price import result as price_result, stage as price_stage
+from mpsync.imports import fragments
+from mpsync.imports.catalog.stage import DELETION_MARK, DIGEST_SQL
+from mpsync.imports.contracts import Fragment
+from mpsync.imports.price import stage as price_stage
 from mpsync.imports.price.settings import PriceSettings
-from mpsync.imports.warehouses import sync_warehouses
-from mpsync.onec.model import CatalogParse, Reject
-from mpsync.settings import ConfigError, Settings
-
-
-def max_deactivate_share(cfg: Settings) -> float:
-    value = cfg.section("catalog").get("max_deactivate_share", 0.2)
-    try:
-        share = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{cfg.source}: 'catalog.max_deactivate_share' must be a number, got {value!r}") from None
-    if not 0 <= share <= 1:
-        raise ConfigError(f"{cfg.source}: 'catalog.max_deactivate_share' must be within 0..1")
-    return share
-
-
-
+from mpsync.settings import Settings
 
 APPLY_PRODUCTS_SQL = """
 with upd as (
@@ -44,8 +29,8 @@ with upd as (
         brand = coalesce(s.brand, p.brand), model = coalesce(s.model, p.model), ean = coalesce(s.ean, p.ean),
         size_class = coalesce(s.size_class, p.size_class), rrp = coalesce(s.rrp, p.rrp),
         onec_id = coalesce(s.onec_id, p.onec_id), active = true, updated_at = now()
-    from catalog_stage s
-    where p.article = s.article and (
+    from catalog_staging s
+    where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s and p.article = s.article and (
         not p.active
         or (s.onec_code is not null and s.onec_code is distinct from p.onec_code)
         or (s.name is not null and s.name is distinct from p.name)
@@ -59,7 +44,9 @@ with upd as (
 ), ins as (
     insert into product (article, onec_code, name, brand, model, ean, size_class, rrp, onec_id)
     select s.article, s.onec_code, s.name, s.brand, s.model, s.ean, coalesce(s.size_class, 'normal'), s.rrp, s.onec_id
-    from catalog_stage s where not exists (select 1 from product p where p.article = s.article)
+    from catalog_staging s
+    where s.import_file_id = %(id)s and s.seq between %(first)s and %(last)s
+      and not exists (select 1 from product p where p.article = s.article)
     returning article
 )
 select 'updated', article from upd union all select 'created', article from ins
@@ -67,7 +54,8 @@ select 'updated', article from upd union all select 'created', article from ins
 
 APPLY_STOCK_SQL = """
 with src as (
-    select p.product_id, t.warehouse, t.qty from stock_stage t join product p on p.article = t.article
+    select p.product_id, t.warehouse, t.qty from catalog_stock_staging t join product p on p.article = t.article
+    where t.import_file_id = %(id)s
 ), upd as (
     update stock s set quantity = src.qty, updated_at = now(), import_file_id = %(id)s from src
     where s.product_id = src.product_id and s.warehouse = src.warehouse and s.quantity <> src.qty
@@ -81,78 +69,67 @@ with src as (
 select (select count(*) from upd) + (select count(*) from ins)
 """
 
+DEACTIVATE_ABSENT_SQL = """
+update product p set active = false, updated_at = now()
+where p.active
+  and not exists (select 1 from catalog_staging s where s.import_file_id = %(id)s and s.seq >= 0
+                  and s.article = p.article)
+  -- a rejected row is not a deleted product
+  and not exists (select 1 from import_reject r where r.import_file_id = %(id)s and r.article = p.article)
+  -- a product 1C marked for deletion is switched off as such (DEACTIVATE_MARKED_SQL)
+  and not exists (select 1 from catalog_staging m where m.import_file_id = %(id)s and m.seq < 0
+                  and m.status = %(mark)s and m.article = p.article)
+returning p.article
+"""
 
-def apply_catalog(conn: psycopg.Connection, import_file_id: int, parsed: CatalogParse, cfg: Settings) -> dict:
-    """Apply a parsed catalog in the caller's transaction. Raises CatalogFileRefused before writing anything
-    if a full file would deactivate too much."""
-    onec_ids = getattr(parsed, "onec_ids", {}) or {}
-    conn.execute("""create temp table catalog_stage (row_no int, article text primary key, onec_code text,
-                    name text, brand text, model text, ean text, size_class text, rrp numeric(14,2),
-                    onec_id text, grp text) on commit drop""")
-    with conn.cursor().copy("copy catalog_stage from stdin") as copy:
-        for it in parsed.items:
-            copy.write_row((it.row, it.article, it.onec_code, it.name, it.brand, it.model, it.ean,
-                            it.size_class, it.rrp, onec_ids.get(it.article), it.group))
-    _reject_nameless(conn, parsed)
-    # Present = staged, or rejected (a bad row is not a deleted product), or flagged for deletion.
-    present = {r.article for r in parsed.rejects if r.article}
-    deleted = list(parsed.layout.get("marked_for_deletion", []) or [])
-    to_deactivate = 0
-    if not parsed.partial:
-        to_deactivate, active = conn.execute(
-            """select count(*) filter (where not exists (select 1 from catalog_stage s where s.article = p.article)
-                                       and not (p.article = any(%s))), count(*)
-               from product p where p.active""", (list(present | set(deleted)),)).fetchone()
-        share = max_deactivate_share(cfg)
-        if active and to_deactivate > share * active:
-            raise CatalogFileRefused(
-                f"{parsed.file}: a full catalog without {to_deactivate} of {active} active products would "
-                f"switch off more than {share:.0%} of the catalog (truncated export?); nothing applied")
-    changes = conn.execute(APPLY_PRODUCTS_SQL).fetchall()
-    created = {a for k, a in changes if k == "created"}
+DEACTIVATE_MARKED_SQL = """
+update product p set active = false, updated_at = now()
+where p.active and p.article in (select article from catalog_staging
+                                 where import_file_id = %(id)s and seq < 0 and status = %(mark)s)
+returning p.article
+"""
+
+NOTES_SQL = """
+insert into catalog_staging (import_file_id, seq, article, status)
+select %(id)s, (select coalesce(min(seq), 0) from catalog_staging where import_file_id = %(id)s) - n, a, %(status)s
+from unnest(%(articles)s::text[]) with ordinality as u(a, n)
+"""
+
+
+def apply_rows(conn: psycopg.Connection, fragment: Fragment, plan: fragments.PlannedFragment) -> int:
+    """The fragment's products created or updated, in the caller's transaction; each staged row marked
+    created / updated / unchanged, so a re-run finds nothing pending and writes nothing."""
+    params = {"id": fragment.import_file_id, "first": fragment.first_seq, "last": fragment.last_seq}
+    fragments.check_digest(plan, conn.execute(DIGEST_SQL, (params["id"], params["first"],
+                                                           params["last"])).fetchone()[0])
+    pending = conn.execute("select count(*) from catalog_staging where import_file_id = %(id)s and seq between "
+                           "%(first)s and %(last)s and status is null", params).fetchone()[0]
+    if pending == 0:
+        return 0
+    changes = conn.execute(APPLY_PRODUCTS_SQL, params).fetchall()
+    created = [a for k, a in changes if k == "created"]
     updated = {a for k, a in changes if k == "updated"}
-    if parsed.groups:
-        categories.apply_groups(conn, parsed.groups)
-        updated |= categories.link_products(conn) - created
-    deactivated: list[str] = []
-    if not parsed.partial:
-        deactivated = [r[0] for r in conn.execute(
-            """update product p set active = false, updated_at = now()
-               where p.active and not exists (select 1 from catalog_stage s where s.article = p.article)
-                 and not (p.article = any(%s)) returning p.article""", (list(present),))]
-    if deleted:
-        deactivated += [r[0] for r in conn.execute(
-            "update product set active = false, updated_at = now() where active and article = any(%s) returning article",
-            (deleted,))]
-    # CommerceML prices: the same guards as the price file.
-    price_rows: list[tuple[list, str]] = []
-    if parsed.prices:
-        ps = PriceSettings.from_settings(cfg)
-        pre = price_stage.stage_items(conn, import_file_id, parsed.file, parsed.prices, [])
-        price_stage.evaluate_and_apply(conn, import_file_id, 0, 2**31 - 1, ps)
-        price_rows = price_result.row_statuses(conn, import_file_id, [])
-        conn.execute("delete from price_staging where import_file_id = %s", (import_file_id,))
-        parsed.rejects.extend(pre)
-    stock_changed = 0
-    if parsed.stock:
-        sync_warehouses(conn, cfg)
-        conn.execute("create temp table stock_stage (article text, warehouse text, qty numeric(14,3)) on commit drop")
-        with conn.cursor().copy("copy stock_stage from stdin") as copy:
-            for article, per_wh in parsed.stock.items():
-                for wh, q in per_wh.items():
-                    copy.write_row((article, wh, q))
-        stock_changed = conn.execute(APPLY_STOCK_SQL, {"id": import_file_id}).fetchone()[0]
-    return {"created": created, "updated": updated, "deactivated": deactivated, "price_rows": price_rows,
-            "stock_changed": int(stock_changed)}
+    updated |= categories.link_products(conn, params["id"], params["first"], params["last"]) - set(created)
+    conn.execute("""update catalog_staging set status = case when article = any(%(created)s) then 'created'
+                                                           when article = any(%(updated)s) then 'updated'
+                                                           else 'unchanged' end
+                    where import_file_id = %(id)s and seq between %(first)s and %(last)s""",
+                 {**params, "created": created, "updated": list(updated)})
+    return len(created) + len(updated)
 
 
-def _reject_nameless(conn: psycopg.Connection, parsed: CatalogParse) -> None:
-    """New articles without a name: rejected rows, not products (a marketplace offer needs a name)."""
-    gone = conn.execute(categories.sql("reject_nameless")).fetchall()
-    if not gone:
-        return
-    articles = {a for _, a in gone}
-    parsed.items = [it for it in parsed.items if it.article not in articles]
-    parsed.rejects.extend(Reject(parsed.file, row, "name", article, "new product without a name: not created")
-                          for row, article in gone)
-
+def complete(conn: psycopg.Connection, import_file_id: int, partial: bool, cfg: Settings) -> dict:
+    """What needs every product of the file, in the caller's transaction: counts of what it wrote."""
+    params = {"id": import_file_id, "mark": DELETION_MARK}
+    absent = [r[0] for r in conn.execute(DEACTIVATE_ABSENT_SQL, params)] if not partial else []
+    marked = [r[0] for r in conn.execute(DEACTIVATE_MARKED_SQL, params)]
+    for articles, status in ((absent, "applied: marked inactive (not in this full file)"),
+                             (marked, "applied: marked inactive (1C deletion mark)")):
+        if articles:
+            conn.execute(NOTES_SQL, {"id": import_file_id, "articles": articles, "status": status})
+    pending_prices = conn.execute("select count(*) from price_staging where import_file_id = %s and status is null",
+                                  (import_file_id,)).fetchone()[0]
+    if pending_prices:          # the same guards as the price file
+        price_stage.evaluate_and_apply(conn, import_file_id, 0, 2**31 - 1, PriceSettings.from_settings(cfg))
+    stock_changed = conn.execute(APPLY_STOCK_SQL, {"id": import_file_id}).fetchone()[0]
+    return {"deactivated": len(absent) + len(marked), "stock_changed": int(stock_changed)}

@@ -158,12 +158,8 @@ class PriceKind(Kind):
 
     def history(self, conn: psycopg.Connection, import_file_id: int, parsed: PriceParse, made: datetime,
                 cfg: Settings) -> int:
-        conn.execute("delete from price_staging where import_file_id = %s", (import_file_id,))
-        price_stage.stage_items(conn, import_file_id, parsed.file, parsed.items,
-                                list(PriceSettings.from_settings(cfg).overrides))
-        added = conn.execute(price_stage.PRICE_HISTORY_SQL, {"id": import_file_id, "made": made}).rowcount
-        conn.execute("delete from price_staging where import_file_id = %s", (import_file_id,))
-        return added
+        return price_stage.history(conn, import_file_id, parsed.file, parsed.items,
+                                   list(PriceSettings.from_settings(cfg).overrides), made)
 
 
 PRICE = PriceKind()

@@ -159,3 +159,13 @@ where s.import_file_id = %(id)s and s.price is not null and s.price > 0
 on conflict do nothing
 """
 
+
+
+def history(conn: psycopg.Connection, import_file_id: int, file: str, items: list[PriceItem], overrides: list[str],
+            made) -> int:
+    """Backfill: a file's prices into price_history where the current price is newer; the rows added."""
+    conn.execute("delete from price_staging where import_file_id = %s", (import_file_id,))
+    stage_items(conn, import_file_id, file, items, overrides)
+    added = conn.execute(PRICE_HISTORY_SQL, {"id": import_file_id, "made": made}).rowcount
+    conn.execute("delete from price_staging where import_file_id = %s", (import_file_id,))
+    return added
