@@ -37,6 +37,7 @@ from lxml import etree
 from mpsync import PROJECT_ROOT
 from mpsync.local import demo
 from mpsync.local.system import LocalSystem, Ports, port_open
+from mpsync.price_approval import APPLY, KEEP
 from mpsync.results import read_result_xlsx
 from mpsync.settings import load_settings
 
@@ -472,6 +473,45 @@ def _close_the_loop(af: Airflow, system: LocalSystem, own_dir: Path, products: l
             assert all(q >= least for q in figures), (channel, article, sent)
 
 
+def _approve_a_held_price(af: Airflow, system: LocalSystem, own_dir: Path, products: list[demo.DemoProduct],
+                          held: demo.DemoProduct) -> None:
+    """A price table whose one price tripled: held by the import, asked about in Airflow (Human-in-the-loop,
+    "Required actions"), approved by the operator through the REST API the UI uses, then applied."""
+    tripled = held.price * 3
+    table = [dataclasses.replace(p, price=tripled, old_price=tripled) if p is held else p for p in products]
+    local = demo.write_price_table(own_dir / "held" / demo.PRICE_FILE, table)
+    _upload(system, local, f"/1c/price/{demo.PRICE_FILE}")
+    asked = af.trigger("onec_price_import")
+    af.wait_success("onec_price_import", asked, timeout=240)
+    with psycopg.connect(system.exchange_dsn) as conn:
+        holds = conn.execute("select p.article, h.price from price_hold h join product p using (product_id)"
+                             " where h.decision is null").fetchall()
+    assert [(a, float(q)) for a, q in holds] == [(held.article, float(tripled))], holds
+
+    # The import's prices_held asset starts price_approvals; its `ask` task waits for a person.
+    deadline, waiting = time.monotonic() + 240, None
+    while time.monotonic() < deadline and waiting is None:
+        for run in af.runs("price_approvals"):
+            # Airflow 3.3 parks a Human-in-the-loop task as awaiting_input (earlier versions: deferred)
+            if af.task_state("price_approvals", run["dag_run_id"], "ask") in ("awaiting_input", "deferred"):
+                waiting = run["dag_run_id"]
+        time.sleep(1)
+    assert waiting, f"price_approvals never asked: {[(r['run_type'], r['state']) for r in af.runs('price_approvals')]}"
+    path = f"/api/v2/dags/price_approvals/dagRuns/{quote(waiting, safe='')}/taskInstances/ask/-1/hitlDetails"
+    detail = af.get(path)
+    assert held.article in detail["body"] and detail["options"] == [APPLY, KEEP], detail
+    r = system.api("PATCH", path, af.token, json={"chosen_options": [APPLY], "params_input": {"articles": ""}})
+    assert r.status_code == 200, r.text
+    af.wait_success("price_approvals", waiting, timeout=240)
+    with psycopg.connect(system.exchange_dsn) as conn:
+        price = conn.execute("select c.price from price c join product p using (product_id) where p.article = %s"
+                             " and c.price_list = 'default'", (held.article,)).fetchone()[0]
+        decision = conn.execute("select decision, decided_by from price_hold").fetchall()
+    assert float(price) == float(tripled) and decision == [("applied", "admin")], (price, decision)
+    with _ftp(system) as ftp:
+        assert any(".decision-" in n for n in ftp.nlst("/1c/results")), ftp.nlst("/1c/results")
+
+
 # ---- the test ------------------------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -572,6 +612,10 @@ def test_end_to_end_on_real_airflow_services(own_dir, monkeypatch):
         # 4. The loop closed: an order now, 1C's exchange, 1C's next report (issue 14).
         _close_the_loop(af, system, own_dir, products, cfg, sold)
         _timed("order -> every channel -> 1C -> next report: numbers right throughout", timings, t0)
+
+        # 5. A held price goes to a person, who approves it in Airflow (issue 19).
+        _approve_a_held_price(af, system, own_dir, products, held)
+        _timed("held price asked, approved, applied", timings, t0)
     finally:
         system.stop()
         _timed("stopped", timings, t0)
