@@ -9,7 +9,9 @@ from pathlib import Path
 import psycopg
 import yaml
 
+from mpsync import dropfolder
 from mpsync.ftp import FtpClient, FtpParams
+from mpsync.imports import stock
 from mpsync.settings import DEFAULT_CONFIG
 
 WAREHOUSES = ("sber", "ozon", "yandex")
@@ -58,3 +60,14 @@ def stock_snapshot(dsn: str) -> dict[tuple[str, str], float]:
             "select p.article, s.warehouse, s.quantity from stock s join product p using (product_id)"
         ).fetchall()
     return {(a, w): float(q) for a, w, q in rows}
+
+
+def run_import(dsn: str, params: FtpParams, cfg, **kw):
+    """The stock import as the DAG runs it (prepare, every fragment, finish): its summary; None with no file."""
+    files = dropfolder.new_stable_files(dsn, params, cfg.drops["stock"], cfg.stable_seconds)
+    if not files:
+        return None
+    prepared = stock.prepare(dsn, params, files, cfg, **kw)
+    for fragment in prepared.fragments:
+        stock.apply_fragment(dsn, fragment, cfg)
+    return stock.finish(dsn, params, prepared, cfg)

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 from pyftpdlib.filesystems import AbstractedFS
 
-from mpsync import db, dropfolder, ledger, stock_import
+from mpsync import db, dropfolder, ledger
+from mpsync.imports import stock
 from mpsync.ftp import FtpError, FtpParams
 from mpsync.local.ftpserver import LocalFtp
 from mpsync.local.postgres import free_port
@@ -63,13 +64,13 @@ def test_dropped_download_fails_the_attempt_and_the_retry_reads_the_file_whole_o
     drop(flaky_ftp, tmp_path, "Ostatki_MP_1.csv", stock_csv(rows))
     files = dropfolder.new_stable_files(exchange_dsn, flaky_ftp, cfg.drops["stock"], 0)
     with pytest.raises(FtpError, match="incomplete"):
-        stock_import.prepare(exchange_dsn, flaky_ftp, files, cfg)
+        stock.prepare(exchange_dsn, flaky_ftp, files, cfg)
     with psycopg.connect(exchange_dsn) as conn:
         assert conn.execute("select count(*) from import_file").fetchone()[0] == 0   # nothing half-recorded
-    prepared = stock_import.prepare(exchange_dsn, flaky_ftp, files, cfg)                # the task's retry
-    for f in prepared["fragments"]:
-        stock_import.apply_fragment(exchange_dsn, f, cfg.stock_columns)
-    stock_import.finish(exchange_dsn, flaky_ftp, prepared, cfg)
+    prepared = stock.prepare(exchange_dsn, flaky_ftp, files, cfg)                # the task's retry
+    for f in prepared.fragments:
+        stock.apply_fragment(exchange_dsn, f, cfg)
+    stock.finish(exchange_dsn, flaky_ftp, prepared, cfg)
     assert stock_snapshot(exchange_dsn) == {(a, w): float(i) for i, a in enumerate(ARTICLES, 1)
                                             for w in ("sber", "ozon", "yandex")}
     with psycopg.connect(exchange_dsn) as conn:
@@ -83,8 +84,8 @@ def test_postgres_restart_mid_fragment_then_retry_equals_a_clean_run(
     rows = [(a, i, 2 * i, 3 * i) for i, a in enumerate(ARTICLES, 1)]
     drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv(rows))
     files = dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], 0)
-    prepared = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)
-    first, rest = prepared["fragments"][0], prepared["fragments"][1:]
+    prepared = stock.prepare(exchange_dsn, ftp_params, files, cfg)
+    first, rest = prepared.fragments[0], prepared.fragments[1:]
     with psycopg.connect(exchange_dsn) as conn:       # make the fragment slow enough to be caught mid-way
         conn.execute("create function slow() returns trigger language plpgsql as "
                      "$$ begin perform pg_sleep(3); return null; end $$")
@@ -93,7 +94,7 @@ def test_postgres_restart_mid_fragment_then_retry_equals_a_clean_run(
 
     def apply_first():
         try:
-            stock_import.apply_fragment(exchange_dsn, first, cfg.stock_columns)
+            stock.apply_fragment(exchange_dsn, first, cfg)
         except Exception as exc:           # what the task would see
             errors.append(exc)
 
@@ -111,12 +112,12 @@ def test_postgres_restart_mid_fragment_then_retry_equals_a_clean_run(
         assert conn.execute("select count(*) from stock").fetchone()[0] == 0           # rolled back whole
         conn.execute("drop trigger slow on stock")
     for f in [first, *rest]:                # the retry, then the remaining fragments
-        stock_import.apply_fragment(exchange_dsn, f, cfg.stock_columns)
-    stock_import.apply_fragment(exchange_dsn, first, cfg.stock_columns)    # and a needless re-run
-    summary = stock_import.finish(exchange_dsn, ftp_params, prepared, cfg)
+        stock.apply_fragment(exchange_dsn, f, cfg)
+    stock.apply_fragment(exchange_dsn, first, cfg)    # and a needless re-run
+    summary = stock.finish(exchange_dsn, ftp_params, prepared, cfg)
     assert stock_snapshot(exchange_dsn) == {(a, w): float(k * i) for i, a in enumerate(ARTICLES, 1)
                                             for k, w in ((1, "sber"), (2, "ozon"), (3, "yandex"))}
-    assert summary["changed"] == len(ARTICLES) * 3
+    assert summary.changed == len(ARTICLES) * 3
 
 
 def test_unreachable_exchange_db_is_one_clear_line():

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import psycopg
 import pytest
 
-from mpsync import stock_import
+from mpsync.imports import stock
 from mpsync.ftp import FtpClient
 from mpsync.local.demo import demo_products, write_stock_report
 from tests.stock_helpers import add_products, drop, stock_snapshot
@@ -83,7 +83,7 @@ def test_mutated_demo_stock_files_end_refused_or_applied_with_a_result(exchange_
         drop(ftp_params, tmp_path, name, data)
         try:
             run_import(exchange_dsn, ftp_params, cfg)
-        except stock_import.StockFileRefused:
+        except stock.StockFileRefused:
             pass
         with FtpClient(ftp_params) as ftp:
             assert name not in [e.name for e in ftp.list_files("/1c/stock")], (seed, name)

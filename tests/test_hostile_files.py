@@ -20,7 +20,8 @@ import numpy as np
 import psycopg
 import pytest
 
-from mpsync import dropfolder, results, stock_import
+from mpsync import results
+from mpsync.imports import stock
 from mpsync.ftp import FtpClient
 from mpsync.onec import bounded
 from mpsync.onec.limits import ParseLimits
@@ -28,7 +29,7 @@ from mpsync.onec.model import FileRefused
 from mpsync.onec.stock import parse_stock
 from mpsync.settings import ConfigError, load_settings
 from tests.hostile_files import cell, doctype_xlsx, far_cell_xlsx, stock_rows, write_xlsx
-from tests.stock_helpers import add_products, drop, stock_snapshot, write_test_config
+from tests.stock_helpers import add_products, drop, run_import, stock_snapshot, write_test_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTICLES = ["A-1", "A-2", "A-3", "A-4"]
@@ -39,16 +40,6 @@ def cfg(tmp_path, monkeypatch):
     path = write_test_config(tmp_path / "mpsync.yaml")
     monkeypatch.setenv("MPSYNC_CONFIG", str(path))
     return load_settings(path)
-
-
-def run_import(dsn, params, cfg):
-    files = dropfolder.new_stable_files(dsn, params, cfg.drops["stock"], cfg.stable_seconds)
-    if not files:
-        return None
-    prepared = stock_import.prepare(dsn, params, files, cfg)
-    for fragment in prepared["fragments"]:
-        stock_import.apply_fragment(dsn, fragment, cfg.stock_columns)
-    return stock_import.finish(dsn, params, prepared, cfg)
 
 
 def inspect(path: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -161,14 +152,14 @@ def test_a_far_cell_stock_file_is_refused_with_a_result_and_moved_and_the_next_f
     add_products(exchange_dsn, ARTICLES)
     drop(ftp_params, tmp_path, "Ostatki_MP_far.xlsx", far_cell_xlsx(tmp_path / "far.xlsx", declared=False)
          .read_bytes())
-    with pytest.raises(stock_import.StockFileRefused, match="died on it"):
+    with pytest.raises(stock.StockFileRefused, match="died on it"):
         run_import(exchange_dsn, ftp_params, cfg)
     assert ftp_names(ftp_params, "/1c/stock") == []
     assert ledger_rows(exchange_dsn)[0][1] == "refused"
     assert "died on it" in result_of(ftp_params, tmp_path, "Ostatki_MP_far.xlsx")["summary"]["Refused because"]
     good = write_xlsx(tmp_path / "good.xlsx", stock_rows([("A-1", 1, 2, 3), ("A-2", 4, 5, 6)]))
     drop(ftp_params, tmp_path, "Ostatki_MP_good.xlsx", good.read_bytes())
-    assert run_import(exchange_dsn, ftp_params, cfg)["status"] == "applied"
+    assert run_import(exchange_dsn, ftp_params, cfg).status == "applied"
     assert stock_snapshot(exchange_dsn)[("A-2", "yandex")] == 6
 
 

@@ -12,7 +12,8 @@ import psycopg
 import pytest
 import yaml
 
-from mpsync import price_import, results, stock_import
+from mpsync import results
+from mpsync.imports import price, stock
 from mpsync.ftp import FtpClient
 from mpsync.onec.limits import ParseLimits
 from mpsync.onec.value_limits import check_stock, cut_last_line
@@ -53,7 +54,7 @@ def test_a_csv_cut_in_its_last_field_never_applies_a_cut_number_or_a_zero(exchan
     summary = run_import(exchange_dsn, ftp_params, cfg)
     snap = stock_snapshot(exchange_dsn)
     assert snap[("A-3", "yandex")] == 45 and snap[("A-3", "sber")] == 7     # the cut row changed nothing
-    assert snap[("A-1", "sber")] == 5 and summary["rejected"] == 1
+    assert snap[("A-1", "sber")] == 5 and summary.rejected == 1
     rows = result_of(ftp_params, tmp_path, "Ostatki_MP_2.csv")["rows"]
     assert any(r[1] == "A-3" and "does not end with a line break" in r[-1] for r in rows)
 
@@ -87,7 +88,7 @@ def test_stock_values_beyond_the_columns_are_rejected_rows_and_the_rest_applies(
             + "A\x00-3;3;3;3\r\n" + "A-4;4;4;" + "9" * 200_000 + "\r\nA-3;2;2;2\r\n")
     drop(ftp_params, tmp_path, "Ostatki_MP_v.csv", (HEAD + body).encode())
     summary = run_import(exchange_dsn, ftp_params, cfg)
-    assert summary["status"] == "applied"
+    assert summary.status == "applied"
     with psycopg.connect(exchange_dsn) as conn:
         rejects = dict(conn.execute("select row_no, column_name || ': ' || reason from import_reject"))
     assert "too large for the database (numeric(14, 3)" in rejects[3] and rejects[3].startswith("B")
@@ -103,11 +104,11 @@ def test_prices_beyond_numeric_14_2_are_rejected_rows_naming_row_and_column(exch
     path = write_price_xlsx(tmp_path / "MP_PRICE.xlsx", [("A-1", 100, 120), ("A-2", 1e13, 120),
                                                          ("A-3", 1e30, None), ("A-4", 150, 1e30)])
     drop(ftp_params, tmp_path, "MP_PRICE.xlsx", path.read_bytes(), folder=cfg.drops["price"].folders[0])
-    files = price_import.waiting_files(ftp_params, cfg, exchange_dsn)
-    prepared = price_import.prepare(exchange_dsn, ftp_params, [f.to_dict() for f in files], cfg)
-    for fragment in prepared["fragments"]:
-        price_import.apply_fragment(exchange_dsn, fragment, cfg)
-    price_import.finish(exchange_dsn, ftp_params, prepared, cfg)
+    files = price.waiting_files(ftp_params, cfg, exchange_dsn)
+    prepared = price.prepare(exchange_dsn, ftp_params, [f.to_dict() for f in files], cfg)
+    for fragment in prepared.fragments:
+        price.apply_fragment(exchange_dsn, fragment, cfg)
+    price.finish(exchange_dsn, ftp_params, prepared, cfg)
     with psycopg.connect(exchange_dsn) as conn:
         rejects = {r[0]: r[1:] for r in conn.execute("select article, column_name, reason from import_reject")}
         prices = dict(conn.execute("select p.article, c.price from price c join product p using (product_id)"))
@@ -118,7 +119,7 @@ def test_prices_beyond_numeric_14_2_are_rejected_rows_naming_row_and_column(exch
 
 
 def test_a_huge_commerceml_name_is_a_rejected_row(tmp_path):
-    from mpsync.catalog_import import parse_exchange
+    from mpsync.imports.catalog import parse_exchange
     from tests.commerceml_files import Goods, write_cml2
 
     files = write_cml2(tmp_path, [Goods("g1", "A-1", "Товар"), Goods("g2", "A-2", "Ы" * 1_000_000)], [])
@@ -164,7 +165,7 @@ def test_a_failure_on_the_last_attempt_ends_failed_moved_and_with_a_result(excha
         run_import(exchange_dsn, ftp_params, cfg)      # attempt 1: retried, the file stays
     assert ftp_names(ftp_params, "/1c/stock") == ["Ostatki_MP_1.csv"]
     assert ledger_rows(exchange_dsn)[0][1] == "parsed"                  # not final
-    with pytest.raises(stock_import.StockFileRefused, match="import failed 2 time"):
+    with pytest.raises(stock.StockFileRefused, match="import failed 2 time"):
         run_import(exchange_dsn, ftp_params, cfg)      # the sensor offers it again; attempt 2 gives up
     assert ftp_names(ftp_params, "/1c/stock") == []
     name, status, message = ledger_rows(exchange_dsn)[0]
@@ -186,8 +187,8 @@ def test_a_file_whose_import_died_is_offered_again_and_given_up_on_after_the_att
                      (files[0].path, files[0].name, files[0].size, files[0].modified))
     again = dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], cfg.stable_seconds)
     assert [f.name for f in again] == ["Ostatki_MP_1.csv"]             # was: skipped as known, forever
-    with pytest.raises(stock_import.StockFileRefused, match="earlier attempts ended without finishing"):
-        stock_import.prepare(exchange_dsn, ftp_params, again, cfg)
+    with pytest.raises(stock.StockFileRefused, match="earlier attempts ended without finishing"):
+        stock.prepare(exchange_dsn, ftp_params, again, cfg)
     assert ledger_rows(exchange_dsn)[0][1] == "failed" and ftp_names(ftp_params, "/1c/stock") == []
     assert result_of(ftp_params, tmp_path, "Ostatki_MP_1.csv")["summary"]["Status"].startswith("FAILED")
     assert stock_snapshot(exchange_dsn) == {}

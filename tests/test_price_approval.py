@@ -14,7 +14,7 @@ import yaml
 from mpsync import price_approval, results
 from mpsync.settings import ConfigError, load_settings
 from tests.stock_helpers import write_test_config
-from tests.test_price_import import cfg, drop_price, prices, run_import, seed  # noqa: F401  (cfg is a fixture)
+from tests.imports.price.test_price_import import cfg, drop_price, prices, run_import, seed  # noqa: F401  (cfg is a fixture)
 
 DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "price_approvals.py"
 
@@ -29,8 +29,8 @@ def import_with_holds(dsn, ftp_params, cfg, tmp_path) -> int:
     seed(dsn)
     drop_price(ftp_params, tmp_path, "MP_PRICE_1.xlsx")
     out = run_import(dsn, ftp_params, cfg)
-    assert out["summary"]["held_for_approval"] == 2
-    return out["summary"]["import_file_id"]
+    assert out["summary"].details["held_for_approval"] == 2
+    return out["summary"].import_file_id
 
 
 def test_held_prices_are_recorded_and_applied_only_where_chosen_and_still_valid(exchange_dsn, ftp_params, cfg,

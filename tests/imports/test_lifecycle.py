@@ -12,12 +12,12 @@ import yaml
 
 from mpsync import dropfolder
 from mpsync.ftp import FtpClient
-from mpsync.imports import price, stock
+from mpsync.imports import price
 from mpsync.imports.contracts import ImportRefused
 from mpsync.results import read_result_xlsx
 from mpsync.settings import DEFAULT_CONFIG, load_settings, settings
-from tests.test_price_import import OVERRIDES, drop_price, seed
-from tests.stock_helpers import add_products, drop, stock_csv, stock_snapshot, write_test_config
+from tests.imports.price.test_price_import import OVERRIDES, drop_price, seed
+from tests.stock_helpers import add_products, drop, run_import, stock_csv, stock_snapshot, write_test_config
 
 ARTICLES = [f"L-{i}" for i in range(1, 6)]
 
@@ -41,25 +41,17 @@ def result_on_ftp(ftp_params, tmp_path, remote: str) -> dict:
     return read_result_xlsx(local)
 
 
-def stock_run(dsn, params, cfg, **kw):
-    found = dropfolder.new_stable_files(dsn, params, cfg.drops["stock"], 0)
-    prepared = stock.prepare(dsn, params, found, cfg, **kw)
-    for f in prepared.fragments:
-        stock.apply_fragment(dsn, f, cfg)
-    return stock.finish(dsn, params, prepared, cfg)
-
-
 def test_stock_records_its_result_file_applied_stale_refused_and_given_up(exchange_dsn, ftp_params, stock_cfg,
                                                                           work_dir, tmp_path, monkeypatch):
     add_products(exchange_dsn, ARTICLES)
     drop(ftp_params, tmp_path, "Ostatki_MP_2.csv", stock_csv([(a, 1, 2, 3) for a in ARTICLES], made="01.12.2026 10:00"))
-    applied = stock_run(exchange_dsn, ftp_params, stock_cfg)
+    applied = run_import(exchange_dsn, ftp_params, stock_cfg)
     drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv([(a, 5, 5, 5) for a in ARTICLES], made="01.12.2026 09:00"))
-    stale = stock_run(exchange_dsn, ftp_params, stock_cfg)
+    stale = run_import(exchange_dsn, ftp_params, stock_cfg)
     assert (applied.status, stale.status) == ("applied", "stale")
     drop(ftp_params, tmp_path, "Ostatki_MP_3.csv", stock_csv([("NO-SUCH", 1, 1, 1)]))
     with pytest.raises(ImportRefused, match="no known articles"):
-        stock_run(exchange_dsn, ftp_params, stock_cfg)
+        run_import(exchange_dsn, ftp_params, stock_cfg)
     # given up: the database refuses every stock write, the import fails on each of its attempts
     with psycopg.connect(exchange_dsn) as conn:
         conn.execute("create function no_stock() returns trigger language plpgsql as "
@@ -68,11 +60,11 @@ def test_stock_records_its_result_file_applied_stale_refused_and_given_up(exchan
                      "execute function no_stock()")
     drop(ftp_params, tmp_path, "Ostatki_MP_4.csv", stock_csv([(a, 9, 9, 9) for a in ARTICLES], made="01.12.2026 11:00"))
     with pytest.raises(Exception):
-        stock_run(exchange_dsn, ftp_params, stock_cfg)
+        run_import(exchange_dsn, ftp_params, stock_cfg)
     with pytest.raises(Exception):
-        stock_run(exchange_dsn, ftp_params, stock_cfg)
+        run_import(exchange_dsn, ftp_params, stock_cfg)
     with pytest.raises(ImportRefused, match="given up"):
-        stock_run(exchange_dsn, ftp_params, stock_cfg)
+        run_import(exchange_dsn, ftp_params, stock_cfg)
     rows = ledger_rows(exchange_dsn)
     assert {n: s for n, (s, _) in rows.items()} == {"Ostatki_MP_2.csv": "applied", "Ostatki_MP_1.csv": "stale",
                                                     "Ostatki_MP_3.csv": "refused", "Ostatki_MP_4.csv": "failed"}
@@ -87,12 +79,12 @@ def test_stock_records_its_result_file_applied_stale_refused_and_given_up(exchan
 def test_a_stock_dry_run_writes_only_its_result_file(exchange_dsn, ftp_params, stock_cfg, work_dir, tmp_path):
     add_products(exchange_dsn, ARTICLES)
     drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv([(a, 1, 1, 1) for a in ARTICLES]))
-    stock_run(exchange_dsn, ftp_params, stock_cfg)
+    run_import(exchange_dsn, ftp_params, stock_cfg)
     before = stock_snapshot(exchange_dsn)
     rows = [(a, 1, 1, 1) for a in ARTICLES] + [("NO-SUCH", 1, 1, 1)]
     rows[1] = (rows[1][0], 7, 1, 1)
     drop(ftp_params, tmp_path, "Ostatki_MP_2.csv", stock_csv(rows))
-    summary = stock_run(exchange_dsn, ftp_params, stock_cfg, dry_run=True)
+    summary = run_import(exchange_dsn, ftp_params, stock_cfg, dry_run=True)
     assert summary.status == "dry run" and summary.changed == 0
     assert stock_snapshot(exchange_dsn) == before
     assert list(ledger_rows(exchange_dsn)) == ["Ostatki_MP_1.csv"]          # not even in the ledger
@@ -104,7 +96,7 @@ def test_a_stock_dry_run_writes_only_its_result_file(exchange_dsn, ftp_params, s
     assert statuses[ARTICLES[1]] == "would apply" and statuses[ARTICLES[0]] == "unchanged"
     assert statuses["NO-SUCH"].startswith("rejected: unknown article")
     assert (result["summary"]["Would apply"], result["summary"]["Unchanged"]) == (1, len(ARTICLES) - 1)
-    assert stock_run(exchange_dsn, ftp_params, stock_cfg).changed == 1            # the real run applies it
+    assert run_import(exchange_dsn, ftp_params, stock_cfg).changed == 1            # the real run applies it
 
 
 def price_run(dsn, params, cfg, **kw):

@@ -10,14 +10,14 @@ import psycopg
 import pytest
 
 from mpsync import dropfolder
+from mpsync.ftp import FtpClient
 from mpsync.imports import fragments, stock
 from mpsync.imports.files import work_dir as work_folder
 from mpsync.imports.stock import apply, hashes
-from mpsync.imports.stock.lookup import product_ids
 from mpsync.imports.stock import stage as stock_stage
-from mpsync.ftp import FtpClient
+from mpsync.imports.stock.lookup import product_ids
 from mpsync.settings import load_settings
-from tests.stock_helpers import add_products, drop, stock_csv, stock_snapshot, write_test_config
+from tests.stock_helpers import add_products, drop, run_import, stock_csv, stock_snapshot, write_test_config
 
 ARTICLES = ["0557722", "МП00-007875", "Б- 130005", "A-1", "A-2", "A-3", "A-4"]
 
@@ -27,16 +27,6 @@ def cfg(tmp_path, monkeypatch):
     path = write_test_config(tmp_path / "mpsync.yaml")
     monkeypatch.setenv("MPSYNC_CONFIG", str(path))
     return load_settings(path)
-
-
-def run_import(dsn, params, cfg):
-    files = dropfolder.new_stable_files(dsn, params, cfg.drops["stock"], cfg.stable_seconds)
-    if not files:
-        return None
-    prepared = stock.prepare(dsn, params, files, cfg)
-    for fragment in prepared.fragments:
-        stock.apply_fragment(dsn, fragment, cfg)
-    return stock.finish(dsn, params, prepared, cfg)
 
 
 def test_fragment_count_stays_far_under_max_map_length():

@@ -10,8 +10,8 @@ from mpsync.onec.price import parse_price
 from mpsync.onec.stock import parse_stock
 from mpsync.results import read_result_xlsx
 from tests.commerceml_files import PRICE_RETAIL, WH_MAIN, Goods, Offer, write_cml2
+from tests.imports.catalog.test_catalog_import import cfg, run, upload  # noqa: F401  (cfg: the fixture)
 from tests.onec_files import write_stock_csv
-from tests.test_catalog_import import cfg, run, upload  # noqa: F401  (cfg: the fixture)
 
 
 def _categories(dsn) -> dict[str, tuple[str | None, str]]:
@@ -36,7 +36,7 @@ def test_commerceml_groups_become_categories_and_names_are_cleaned(exchange_dsn,
     offers = [Offer(g.gid, prices={PRICE_RETAIL: "100"}, stock={WH_MAIN: "1"}) for g in goods]
     upload(ftp_params, write_cml2(tmp_path / "x", goods, offers, groups=True))
     s = run(exchange_dsn, ftp_params, cfg)
-    assert s["cleaned"] == 1
+    assert s.details["cleaned"] == 1
     assert _categories(exchange_dsn) == {"grp-kitchen": (None, "Кухня"), "grp-kettles": ("grp-kitchen", "Чайники"),
                                          "grp-garden": (None, "Сад")}
     assert _product_groups(exchange_dsn) == {"ART-1": ("grp-kettles", "Чайник стальной"),
@@ -44,7 +44,7 @@ def test_commerceml_groups_become_categories_and_names_are_cleaned(exchange_dsn,
     local = tmp_path / "r.xlsx"
     from mpsync.ftp import FtpClient
     with FtpClient(ftp_params) as ftp:
-        ftp.download(s["result"], local)
+        ftp.download(s.result_file, local)
     statuses = [r[-1] for r in read_result_xlsx(local)["rows"]]
     assert any("cleaned" in str(x) and "U+FDD0" in str(x) for x in statuses)
     # A group renamed in 1C keeps its id; its products follow.
@@ -53,7 +53,7 @@ def test_commerceml_groups_become_categories_and_names_are_cleaned(exchange_dsn,
     goods[1] = Goods("g-2", "ART-2", "Лейка", group="grp-kettles")
     upload(ftp_params, write_cml2(tmp_path / "y", goods, offers, groups=True))
     s2 = run(exchange_dsn, ftp_params, cfg)
-    assert s2["updated"] >= 1 and _product_groups(exchange_dsn)["ART-2"][0] == "grp-kettles"
+    assert s2.details["updated"] >= 1 and _product_groups(exchange_dsn)["ART-2"][0] == "grp-kettles"
     with psycopg.connect(exchange_dsn) as conn:
         assert conn.execute("select category_id from category where onec_key = 'grp-garden'").fetchone()[0] == before
 
@@ -81,7 +81,7 @@ def test_sheet_groups_nameless_rows_and_control_characters(exchange_dsn, ftp_par
         (6, "S-1", "C (Бренд): removed 1 control/non-character(s) (U+0001)")]
     upload(ftp_params, [path])
     s = run(exchange_dsn, ftp_params, cfg)
-    assert s["created"] == 2 and s["rejected"] >= 1 and s["cleaned"] == 2
+    assert s.details["created"] == 2 and s.rejected >= 1 and s.details["cleaned"] == 2
     groups = _product_groups(exchange_dsn)
     assert set(groups) == {"K-1", "S-1"} and groups["K-1"] == ("sheet:Кухня", "Чайник синий")
     with psycopg.connect(exchange_dsn) as conn:

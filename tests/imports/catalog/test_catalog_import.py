@@ -12,7 +12,8 @@ import psycopg
 import pytest
 import yaml
 
-from mpsync import catalog_import, dropfolder
+from mpsync import dropfolder
+from mpsync.imports import catalog
 from mpsync.ftp import FtpClient
 from mpsync.results import read_result_xlsx
 from mpsync.settings import DEFAULT_CONFIG, settings
@@ -20,7 +21,7 @@ from tests.commerceml_files import PRICE_RETAIL, WH_MAIN, WH_SPB, Goods, Offer, 
 from tests.conftest import shared_path
 from tests.onec_files import write_catalog_xlsx
 
-DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "onec_catalog_import.py"
+DAG_FILE = Path(__file__).resolve().parents[3] / "dags" / "onec_catalog_import.py"
 
 
 @pytest.fixture
@@ -43,9 +44,9 @@ def upload(params, paths: list[Path], folder="/1c/catalog") -> None:
             ftp.upload(p, f"{folder}/{p.name}")
 
 
-def run(dsn, params, cfg) -> dict:
+def run(dsn, params, cfg):
     files = dropfolder.new_stable_files(dsn, params, cfg.drops["catalog"], 0)
-    return catalog_import.run(dsn, params, [f.to_dict() for f in files], cfg)
+    return catalog.run(dsn, params, [f.to_dict() for f in files], cfg)
 
 
 def products(dsn) -> dict[str, dict]:
@@ -78,8 +79,8 @@ OFFERS = [Offer(f"g-{i}", prices={PRICE_RETAIL: str(100 * i)}, stock={WH_MAIN: s
 def test_commerceml_full_then_full_without_one_then_partial(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
     upload(ftp_params, write_cml2(tmp_path / "x1", GOODS, OFFERS))
     s1 = run(exchange_dsn, ftp_params, cfg)
-    assert (s1["created"], s1["updated"], s1["deactivated"], s1["prices_changed"]) == (5, 0, 0, 5)
-    assert s1["stock_changed"] == 10 and s1["status"] == "applied" and s1["partial"] is False
+    assert (s1.details["created"], s1.details["updated"], s1.details["deactivated"], s1.details["prices_changed"]) == (5, 0, 0, 5)
+    assert s1.details["stock_changed"] == 10 and s1.status == "applied" and s1.details["partial"] is False
     p = products(exchange_dsn)
     assert p["ART-3"]["size_class"] == "kgt" and p["ART-1"]["brand"] == "Acme"
     assert p["ART-1"]["onec_code"] == "00000001001" and p["ART-1"]["onec_id"] == "g-1"
@@ -98,7 +99,7 @@ def test_commerceml_full_then_full_without_one_then_partial(exchange_dsn, ftp_pa
     goods2 = [Goods("g-1", "ART-1", "Новое имя", code="1001", brand_value_id="bv-1", kgt="нет")] + GOODS[1:4]
     upload(ftp_params, write_cml2(tmp_path / "x2", goods2, OFFERS[:4]))
     s2 = run(exchange_dsn, ftp_params, cfg)
-    assert (s2["created"], s2["updated"], s2["deactivated"], s2["prices_changed"], s2["stock_changed"]) == (0, 1, 1, 0, 0)
+    assert (s2.details["created"], s2.details["updated"], s2.details["deactivated"], s2.details["prices_changed"], s2.details["stock_changed"]) == (0, 1, 1, 0, 0)
     p2 = products(exchange_dsn)
     assert p2["ART-5"]["active"] is False and p2["ART-1"]["name"] == "Новое имя"
     assert p2["ART-1"]["updated_at"] > p["ART-1"]["updated_at"]
@@ -109,7 +110,7 @@ def test_commerceml_full_then_full_without_one_then_partial(exchange_dsn, ftp_pa
     upload(ftp_params, write_cml31(tmp_path / "x3", [], [Offer("g-2", prices={PRICE_RETAIL: "250"},
                                                               stock={WH_MAIN: "9"})], partial=True))
     s3 = run(exchange_dsn, ftp_params, cfg)
-    assert s3["partial"] is True and s3["deactivated"] == 0 and s3["created"] == 0
+    assert s3.details["partial"] is True and s3.details["deactivated"] == 0 and s3.details["created"] == 0
     p3 = products(exchange_dsn)
     assert [a for a, r in p3.items() if not r["active"]] == ["ART-5"]
     assert default_prices(exchange_dsn)["ART-2"] == Decimal("250.00")
@@ -121,7 +122,7 @@ def test_full_file_that_would_switch_off_the_catalog_is_refused(exchange_dsn, ft
     run(exchange_dsn, ftp_params, cfg)
     before = products(exchange_dsn)
     upload(ftp_params, write_cml2(tmp_path / "b", GOODS[:1], OFFERS[:1]))      # 4 of 5 would go: truncated?
-    with pytest.raises(catalog_import.CatalogFileRefused, match="switch off"):
+    with pytest.raises(catalog.CatalogFileRefused, match="switch off"):
         run(exchange_dsn, ftp_params, cfg)
     assert products(exchange_dsn) == before
     with FtpClient(ftp_params) as ftp:
@@ -138,11 +139,11 @@ def test_spreadsheet_catalog_repairs_codes_and_checks_ean(exchange_dsn, ftp_para
     path = write_catalog_xlsx(tmp_path / "nomenclature.xlsx", items, code_as_number=True)
     upload(ftp_params, [path])
     s = run(exchange_dsn, ftp_params, cfg)
-    assert s["created"] == 2
+    assert s.details["created"] == 2
     p = products(exchange_dsn)
     assert p["0557722"]["onec_code"] == "00000015452" and p["0557722"]["ean"] == "4600000000008"
     assert p["0557722"]["size_class"] == "kgt" and p["ART-X"]["ean"] is None
-    assert s["rejected"] >= 1                                   # the bad EAN is reported
+    assert s.rejected >= 1                                   # the bad EAN is reported
 
 
 def test_mit_sample_imports_articles_prices_and_stock(exchange_dsn, ftp_params, cfg, work_dir, tmp_path, monkeypatch):
@@ -158,9 +159,9 @@ def test_mit_sample_imports_articles_prices_and_stock(exchange_dsn, ftp_params, 
         shutil.copy(folder / n, local / n)
     upload(ftp_params, sorted(local.iterdir()))
     s = run(exchange_dsn, ftp_params, settings())
-    assert s["created"] == 36 and s["prices_changed"] == 36
+    assert s.details["created"] == 36 and s.details["prices_changed"] == 36
     # 8 offers have no goods item: their own article is used, and it is not a product: rejected
-    assert s["rejected"] >= 8
+    assert s.rejected >= 8
     p = products(exchange_dsn)
     assert p["PM-421-WP"]["ean"] == "8809288404089"
     assert default_prices(exchange_dsn)["PM-421-WP"] == Decimal("100.00")
