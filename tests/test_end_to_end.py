@@ -141,6 +141,7 @@ class Airflow:
             lines.append(f"  {label}: {ti['state']} (try {ti['try_number']})")
             if ti["state"] not in ("success", "skipped", None, "scheduled", "queued"):
                 lines.append(_indent(self.log_tail(dag_id, run_id, ti["task_id"], ti["map_index"])))
+                lines.append(_indent(self.services_said(ti.get("id"))))
         return "\n".join(lines)
 
     def log_tail(self, dag_id: str, run_id: str, task_id: str, map_index: int, chars: int = 2500) -> str:
@@ -151,6 +152,15 @@ class Airflow:
         if not logs:
             return f"(no log under {folder})"
         return f"{logs[-1]}:\n" + logs[-1].read_text(errors="replace")[-chars:]
+
+    def services_said(self, ti_id: str | None, most: int = 12) -> str:
+        """What the scheduler, API server and supervisors logged about one task instance (a task that returned
+        and still failed was failed by them: a timed-out state update, a heartbeat)."""
+        path = self.system.airflow_home / "standalone.log"
+        if not ti_id or not path.exists():
+            return "(no services log lines)"
+        said = [ln for ln in path.read_text(errors="replace").splitlines() if ti_id in ln]
+        return "services about this task instance:\n" + "\n".join(ln[:600] for ln in said[-most:])
 
     def wait_success(self, dag_id: str, run_id: str, timeout: float) -> dict:
         deadline = time.monotonic() + timeout

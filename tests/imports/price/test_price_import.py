@@ -285,6 +285,9 @@ def test_backfill_restores_price_history_without_rolling_back(exchange_dsn, ftp_
     start = datetime(2025, 12, 20, 9, 0, tzinfo=timezone.utc)
     summary = price.reprocess_archive(exchange_dsn, ftp_params, cfg, start, start + timedelta(hours=2))
     assert [f["file"] for f in summary.files] == ["MP_PRICE_10.xlsx"]
+    price.reprocess_archive(exchange_dsn, ftp_params, cfg, start, start + timedelta(hours=2))      # again
+    with psycopg.connect(exchange_dsn) as conn:
+        assert conn.execute("select count(*) from price_history").fetchone()[0] == 1     # not twice
     assert prices(exchange_dsn) == current                  # current prices untouched
     with psycopg.connect(exchange_dsn) as conn:
         at_11 = conn.execute("select price, file_name from price_as_of('P-1', '2025-12-20 11:00+00') "

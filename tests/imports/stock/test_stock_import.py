@@ -421,6 +421,8 @@ def test_backfill_restores_history_from_the_archive_without_rolling_back(exchang
     summary = stock.reprocess_archive(exchange_dsn, ftp_params, cfg, start, end)
     assert [f["file"] for f in summary.files] == ["Ostatki_MP_10.csv"]
     assert summary.history_rows == len(ARTICLES) * 3
+    # the same backfill again adds nothing (the history is keyed by day partition: no conflict stops it)
+    assert stock.reprocess_archive(exchange_dsn, ftp_params, cfg, start, end).history_rows == 0
     assert stock_snapshot(exchange_dsn) == current             # current values untouched
     with psycopg.connect(exchange_dsn) as conn:
         at_11 = conn.execute("select quantity, file_name from stock_as_of(%s, %s) where warehouse = 'ozon'",

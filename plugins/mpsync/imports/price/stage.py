@@ -156,6 +156,9 @@ where s.import_file_id = %(id)s and s.price is not null and s.price > 0
   -- history only: never where the current price is older than this file (that would be a rollback)
   and exists (select 1 from price c where c.product_id = p.product_id and c.price_list = s.price_list
               and c.valid_from > %(made)s)
+  -- once (the history's key includes the day partition since migration 0024: no conflict to stop a repeat)
+  and not exists (select 1 from price_history h where h.product_id = p.product_id and h.price_list = s.price_list
+                  and h.valid_from = %(made)s)
 on conflict do nothing
 """
 

@@ -57,6 +57,10 @@ where s.import_file_id = %(id)s and s.quantities is not null and q.milli is not 
   -- history only: never where the current value is older than this file (that would be a rollback)
   and exists (select 1 from stock t where t.product_id = s.product_id and t.warehouse = q.warehouse
               and t.valid_from > %(made)s)
+  -- once: the history's key includes the day partition (migration 0024), so a value already there from this
+  -- file (applied then, or an earlier backfill) is not a conflict any more and is skipped here
+  and not exists (select 1 from stock_history h where h.product_id = s.product_id and h.warehouse = q.warehouse
+                  and h.valid_from = %(made)s)
 on conflict do nothing
 """
 
