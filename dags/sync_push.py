@@ -11,7 +11,9 @@ subscriber; docs/sync-push.md).
    subscriber, each system in its own pool (`push_<system>`). Log and output: changed, sent,
    acknowledged, failed, parked. A failed instance means the receiver kept refusing whole requests
    (down, 5xx, rate limit, bad credentials): no object's state was changed; Airflow retries it, and the
-   other subscribers are not held back.
+   other subscribers are not held back. After a Yandex price push the same task reads Yandex's price
+   quarantine and confirms the prices mpsync vouches for (its own log line; docs/feeds.md); the rest is
+   reported by the freshness check `quarantine`.
 4. **report_parked_objects** – objects that failed `max_failures` times are parked and listed here with
    their last error. Fix the data (a changed object comes back by itself), or unpark them: trigger this
    DAG with `unpark_subscribers` and/or `unpark_object_ids`.

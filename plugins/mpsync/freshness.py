@@ -6,6 +6,7 @@
     orders  an order account's checkpoint has not moved for `max_stall_minutes`
     parked  more than `max_objects` sync objects are parked
     held    prices a guard held wait for an operator's decision (price_approvals DAG, Required actions)
+    quarantine  offers Yandex keeps in its price quarantine that mpsync did not confirm (issue 20)
 
 Each check returns Findings (one line each, with a stable key). `evaluate()` runs them all and decides whether
 to alert now: a stale thing is alerted when first seen and again every `realert_minutes` while it stays stale,
@@ -126,7 +127,7 @@ def parse_freshness_settings(raw: dict[str, Any] | None, source, feeds_republish
         raise ConfigError(f"{source}: '{w}parked.max_objects' must be an integer >= 0, got {parked_max!r}")
 
     enabled = set()
-    for check in ("stock", "feeds", "orders", "parked", "reservations", "held"):
+    for check in ("stock", "feeds", "orders", "parked", "reservations", "held", "quarantine"):
         flag = _section(raw, check, w, source).get("enabled", True)
         if not isinstance(flag, bool):
             raise ConfigError(f"{source}: '{w}{check}.enabled' must be true or false, got {flag!r}")
@@ -317,6 +318,13 @@ def check_held(conn: psycopg.Connection) -> list[Finding]:
             for file_id, name, n, sample in rows]
 
 
+def check_quarantine(conn: psycopg.Connection) -> list[Finding]:
+    """Offers in Yandex's price quarantine that mpsync did not confirm, one finding each (outbox.quarantine)."""
+    from mpsync.outbox.quarantine_store import findings    # the outbox is heavy: loaded only when checked
+
+    return findings(conn)
+
+
 # ---- all checks, and whether to alert now -----------------------------------------------------------------
 
 @dataclass
@@ -362,7 +370,8 @@ def collect_findings(conn: psycopg.Connection, cfg: FreshnessSettings, now: date
             + (check_orders(conn, cfg, now, order_accounts) if "orders" in on else [])
             + (check_parked(conn, cfg) if "parked" in on else [])
             + (check_reservations(conn) if "reservations" in on else [])
-            + (check_held(conn) if "held" in on else []))
+            + (check_held(conn) if "held" in on else [])
+            + (check_quarantine(conn) if "quarantine" in on else []))
 
 
 def decide(conn: psycopg.Connection, findings: list[Finding], cfg: FreshnessSettings, now: datetime) -> Verdict:

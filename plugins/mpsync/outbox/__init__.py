@@ -4,6 +4,8 @@ Entry points (plain Python; the Airflow glue only resolves connections and calls
 - `push(dsn, subscriber, api)`: one run for one subscriber -> PushCounts (raises SubscriberUnavailable).
 - `unpark_objects(dsn, subscribers=None, object_ids=None)`: the operator's manual unpark.
 - `parked_report(dsn)`: what is parked, per subscriber, with the last errors.
+- `settle_quarantine(dsn, subscriber, api)`: after a Yandex price push, Yandex's price quarantine read,
+  confirmed where mpsync vouches for the price, the rest stored for the freshness check (outbox/quarantine.py).
 See docs/sync-push.md.
 """
 
@@ -21,7 +23,8 @@ from mpsync.outbox.sources import ObjectSource, TableSource, source_for
 from mpsync.settings import settings
 
 __all__ = ["ApiParams", "ObjectSource", "PushCounts", "PushSettings", "Subscriber", "SubscriberUnavailable",
-           "TableSource", "parked_report", "push", "push_settings", "source_for", "unpark_objects"]
+           "TableSource", "parked_report", "push", "push_settings", "settle_quarantine", "source_for",
+           "unpark_objects"]
 
 
 def push(dsn: str, subscriber: str, api: ApiParams, cfg: PushSettings | None = None, **kwargs) -> PushCounts:
@@ -33,6 +36,15 @@ def push(dsn: str, subscriber: str, api: ApiParams, cfg: PushSettings | None = N
         return push_subscriber(dsn, sub, source_for(sub, base), client, cfg, **kwargs)
     finally:
         client.close()
+
+
+def settle_quarantine(dsn: str, subscriber: str, api: ApiParams, cfg: PushSettings | None = None, **kwargs):
+    """Yandex's price quarantine after the push of a `yandex_prices` subscriber -> QuarantineCounts."""
+    from mpsync.outbox.quarantine import settle
+
+    base = settings()
+    cfg = cfg or push_settings(base)
+    return settle(dsn, cfg.subscriber(subscriber), api, cfg, base, **kwargs)
 
 
 def _wildberries_cards(dsn: str, sub: Subscriber, api: ApiParams, *, force: bool) -> None:

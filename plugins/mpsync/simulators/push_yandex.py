@@ -6,6 +6,9 @@
   discountBase?}}]}: 1..500 unique offerIds, value > 0.
 Whole-request answers: 200 `{"status": "OK"}`, 400 `{"status": "ERROR", "errors": [{code, message}]}`
 (also when any item is in `fail_items`), 420 when over `calls_per_minute`. Header Api-Key is required.
+
+The price quarantine (issue 20) is in `YandexQuarantine` (simulators/yandex_quarantine.py): an accepted
+price that changes sharply hides the offer until it is confirmed.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import re
 
 from mpsync.simulators.push_common import PushSimulator, Reply
+from mpsync.simulators.yandex_quarantine import CONFIRM, QUARANTINE, YandexQuarantine
 
 STOCKS = re.compile(r"^/v2/campaigns/(\d+)/offers/stocks$")
 PRICES = re.compile(r"^/v2/businesses/(\d+)/offer-prices/updates$")
@@ -22,12 +26,13 @@ def _error(code: str, message: str) -> dict:
     return {"status": "ERROR", "errors": [{"code": code, "message": message}]}
 
 
-class YandexSimulator(PushSimulator):
+class YandexSimulator(YandexQuarantine, PushSimulator):
     rate_limit_status = 420
 
     def __init__(self, port: int = 0, campaign_id: int = 1001, business_id: int = 2002):
         super().__init__(port)
         self.campaign_id, self.business_id = campaign_id, business_id
+        self.init_quarantine()
 
     def check_auth(self, headers, body):
         if not headers.get("Api-Key"):
@@ -37,6 +42,13 @@ class YandexSimulator(PushSimulator):
         return _error("LIMIT_EXCEEDED", "Too many requests")
 
     def handle(self, method, path, body, record):
+        path, _, query = path.partition("?")
+        for pattern, serve in ((QUARANTINE, self.list_quarantine), (CONFIRM, self.confirm_quarantine)):
+            m = pattern.match(path)
+            if m and method == "POST":
+                if int(m.group(1)) != self.business_id:
+                    raise Reply(403, _error("FORBIDDEN", "business not accessible"))
+                return serve(query, body, record)
         m = STOCKS.match(path)
         if m and method == "PUT":
             if int(m.group(1)) != self.campaign_id:
@@ -91,6 +103,7 @@ class YandexSimulator(PushSimulator):
         self.in_flight(keys)
         for k, o in zip(keys, offers):
             self.accept(k, o)
+            self.reprice(k, float(o["price"]["value"]))
         return 200, {"status": "OK"}
 
 
