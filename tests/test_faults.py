@@ -12,8 +12,8 @@ import pytest
 from pyftpdlib.filesystems import AbstractedFS
 
 from mpsync import db, dropfolder, ledger
-from mpsync.imports import stock
 from mpsync.ftp import FtpError, FtpParams
+from mpsync.imports import stock
 from mpsync.local.ftpserver import LocalFtp
 from mpsync.local.postgres import free_port
 from mpsync.settings import load_settings

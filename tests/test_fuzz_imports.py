@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 import psycopg
 import pytest
 
-from mpsync.imports import stock
 from mpsync.ftp import FtpClient
+from mpsync.imports import stock
 from mpsync.local.demo import demo_products, write_stock_report
 from tests.stock_helpers import add_products, drop, stock_snapshot
 from tests.test_hostile_files import cfg, result_of, run_import  # noqa: F401 - cfg is a fixture

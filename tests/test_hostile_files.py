@@ -21,8 +21,8 @@ import psycopg
 import pytest
 
 from mpsync import results
-from mpsync.imports import stock
 from mpsync.ftp import FtpClient
+from mpsync.imports import stock
 from mpsync.onec import bounded
 from mpsync.onec.limits import ParseLimits
 from mpsync.onec.model import FileRefused

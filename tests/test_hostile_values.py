@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from mpsync import results
-from mpsync.imports import price, stock
 from mpsync.ftp import FtpClient
+from mpsync.imports import price, stock
 from mpsync.onec.limits import ParseLimits
 from mpsync.onec.value_limits import check_stock, cut_last_line
 from mpsync.settings import load_settings
