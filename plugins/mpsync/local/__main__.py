@@ -34,6 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--airflow-port", type=int, default=d.airflow)
     p.add_argument("--worker-log-port", type=int, default=d.worker_log)
     p.add_argument("--trigger-log-port", type=int, default=d.trigger_log)
+    p.add_argument("--executor", choices=("local", "celery"), default="local",
+                   help="local: LocalExecutor (default); celery: a redis-server broker (Debian's package, installed "
+                        "when missing) and Celery workers, all on 127.0.0.1 (docs/run.md)")
+    p.add_argument("--workers", type=int, default=2, help="Celery workers with --executor celery (default 2)")
+    p.add_argument("--worker-concurrency", type=int, default=4, help="tasks at once per Celery worker (default 4)")
+    p.add_argument("--no-flower", action="store_true", help="with --executor celery: do not start Flower")
+    p.add_argument("--redis-port", type=int, default=d.redis)
+    p.add_argument("--flower-port", type=int, default=d.flower)
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for Airflow to be healthy")
     return p
 
@@ -48,9 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     ftp_log.setLevel(logging.INFO)
     ftp_log.propagate = False
     ports = Ports(args.pg_port, args.ftp_port, args.feeds_port, args.airflow_port,
-                  args.worker_log_port, args.trigger_log_port)
+                  args.worker_log_port, args.trigger_log_port, args.redis_port, args.flower_port)
     system = LocalSystem(args.var, ports=ports, airflow=not args.no_airflow, simulators=not args.no_simulators,
                          seed_demo=not args.no_demo, dags_paused_at_creation=args.paused,
+                         executor=args.executor, celery_workers=args.workers,
+                         worker_concurrency=args.worker_concurrency, flower=not args.no_flower,
                          log=lambda line: print(line, flush=True))
 
     def _terminate(signum, _frame):

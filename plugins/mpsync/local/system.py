@@ -59,6 +59,8 @@ class Ports:
     airflow: int = 8080
     worker_log: int = 8793
     trigger_log: int = 8794
+    redis: int = 6380           # the Celery broker (--executor celery only)
+    flower: int = 5556          # Flower (--executor celery only)
 
     @classmethod
     def free(cls) -> "Ports":
@@ -78,9 +80,9 @@ class Ports:
                     s.close()
                     continue
                 socks.append(s)
-                if len(socks) == 6:
+                if len(socks) == 8:
                     return cls(*(s.getsockname()[1] for s in socks))
-            raise RuntimeError("no six free ports between 20000 and 32000 on 127.0.0.1")
+            raise RuntimeError("no eight free ports between 20000 and 32000 on 127.0.0.1")
         finally:
             for s in socks:
                 s.close()
@@ -202,6 +204,12 @@ class LocalSystem:
     dags_paused_at_creation: bool = False
     # LocalExecutor slots: modest, the demo machine has 2 cores.
     parallelism: int = 8
+    # "local" (LocalExecutor) or "celery": a redis-server broker and `celery_workers` Celery workers
+    # (mpsync.local.celery), each running up to `worker_concurrency` tasks, and Flower unless flower=False.
+    executor: str = "local"
+    celery_workers: int = 2
+    worker_concurrency: int = 4
+    flower: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
     log: Callable[[str], None] = print
 
@@ -222,6 +230,12 @@ class LocalSystem:
         self._demo_thread: threading.Thread | None = None
         self._alerts_stop: threading.Event | None = None
         self.timings: dict[str, float] = {}
+        if self.executor not in ("local", "celery"):
+            raise ValueError(f"executor must be 'local' or 'celery', not {self.executor!r}")
+        from mpsync.local.broker import LocalRedis
+
+        self.redis = LocalRedis(self.var_dir / "redis", self.ports.redis) if self.executor == "celery" else None
+        self._redis_started = False
 
     # ---- folders and secrets -------------------------------------------------------------------------
     @property
@@ -472,7 +486,8 @@ class LocalSystem:
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+            "AIRFLOW__CORE__PARALLELISM": str(self.parallelism if self.redis is None
+                                              else max(self.parallelism, self.celery_workers * self.worker_concurrency)),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(self.dags_paused_at_creation),
             "AIRFLOW__CORE__FERNET_KEY": creds["fernet_key"],
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
@@ -491,6 +506,12 @@ class LocalSystem:
             "MPSYNC_ALERTS_LOG": str(self.alerts_log),
         })
         env.update({f"AIRFLOW_CONN_{conn_id.upper()}": uri for conn_id, uri in self.connections.items()})
+        if self.redis is not None:
+            from mpsync.local.celery import celery_env
+
+            env.update(celery_env(self.redis.url, self.pg.dsn("airflow"), workers=self.celery_workers,
+                                  concurrency=self.worker_concurrency,
+                                  flower_port=self.ports.flower if self.flower else None))
         env.update(self.extra_env)
         return env
 
@@ -499,11 +520,18 @@ class LocalSystem:
             raise RuntimeError("Airflow is already started by this LocalSystem")
         t = time.monotonic()
         self._stop_leftover_airflow()
-        busy = [p for p in (self.ports.airflow, self.ports.worker_log, self.ports.trigger_log) if port_open(p)]
+        wanted = [self.ports.airflow, self.ports.worker_log, self.ports.trigger_log]
+        if self.redis is not None:
+            wanted += [self.ports.redis] + ([self.ports.flower] if self.flower else [])
+        busy = [p for p in wanted if port_open(p)]
         if busy:
             raise RuntimeError(f"ports {busy} on 127.0.0.1 are taken: is another Airflow running? "
                                "Stop it, or pick other ports (python -m mpsync.local --help)")
         self.pg.create_database("airflow")
+        if self.redis is not None:
+            self._redis_started = True
+            self.redis.start()
+            self.log(f"Celery       broker {self.redis.url} (redis-server, data {self.redis.folder})")
         env = self.airflow_env()
         log_path = self.airflow_home / "standalone.log"
         self._airflow_log = open(log_path, "ab")
@@ -520,6 +548,8 @@ class LocalSystem:
         self._alerts_stop = alerts_console.start(self.alerts_log, lambda line: self.log(f"ALERT        {line}"))
         self.log(f"alerts       shown here and kept in {self.alerts_log}")
         self.wait_for_airflow(wait_timeout)
+        if self.redis is not None:
+            self.wait_for_workers(wait_timeout)
         self.timings["airflow"] = time.monotonic() - t
         self._create_pools()
 
@@ -552,6 +582,8 @@ class LocalSystem:
         pg_pid = self.pg.pid()
         if pg_pid:
             roots.append(pg_pid)
+        if self.redis is not None and self.redis.pid():
+            roots.append(self.redis.pid())
         out = []
         for pid in {p for r in roots for p in (r, *_descendants(r))}:
             try:
@@ -587,6 +619,28 @@ class LocalSystem:
             time.sleep(1)
         raise RuntimeError(f"Airflow not healthy after {timeout:.0f}s (last health: {last}):\n"
                            + self.airflow_log_tail())
+
+    def wait_for_workers(self, timeout: float = 300) -> list[str]:
+        """Until every Celery worker answers a ping through the broker; their names."""
+        from mpsync.local.celery import workers_answering
+
+        deadline, env = time.monotonic() + timeout, self.airflow_env()
+        answering: list[str] = []
+        while time.monotonic() < deadline:
+            answering = workers_answering(env)
+            if len(answering) >= self.celery_workers:
+                self.log(f"Celery       workers {', '.join(answering)}"
+                         + (f"; Flower http://127.0.0.1:{self.ports.flower}/" if self.flower else ""))
+                return answering
+            time.sleep(2)
+        raise RuntimeError(f"{len(answering)} of {self.celery_workers} Celery workers answer after {timeout:.0f}s "
+                           f"({answering}):\n" + self.airflow_log_tail())
+
+    def worker_pids(self, name: str) -> list[int]:
+        """Processes of Celery worker `name` ('mpsync-worker-1'...): its main process and every child."""
+        from mpsync.local.celery import worker_pids
+
+        return worker_pids(self._airflow_proc.pid, name, _descendants) if self._airflow_proc else []
 
     def airflow_log_tail(self, chars: int = 3000) -> str:
         path = self.airflow_home / "standalone.log"
@@ -669,6 +723,9 @@ class LocalSystem:
         if self.ftp is not None:
             self.ftp.stop()
             self.ftp = None
+        if self.redis is not None and self._redis_started:
+            self.redis.stop()
+            self._redis_started = False
         if self._pg_started:
             self.log("PostgreSQL   stopping")
             self.pg.stop()
@@ -690,6 +747,9 @@ class LocalSystem:
     def summary(self) -> str:
         creds = self.secrets()
         lines = ["", "mpsync is running (all on 127.0.0.1). Ctrl-C stops everything.", ""]
+        if self._airflow_proc is not None and self.redis is not None:
+            lines += [f"  Celery         {self.celery_workers} workers, broker {self.redis.url}"
+                      + (f", Flower http://127.0.0.1:{self.ports.flower}/" if self.flower else "")]
         if self._airflow_proc is not None:
             lines += [f"  Airflow UI     {self.airflow_url}/   login admin / {self.admin_password()}",
                       f"  Airflow log    {self.airflow_home / 'standalone.log'}",
