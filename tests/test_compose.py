@@ -155,7 +155,7 @@ def test_two_separate_databases(compose, env_example):
     for name, service in _airflow_services(compose).items():
         env = service["environment"]
         assert "@postgres:5432/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], name
-        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor", name
+        assert _default(env["AIRFLOW__CORE__EXECUTOR"]) == "LocalExecutor", name      # the default profile
     exchange = env_example["AIRFLOW_CONN_EXCHANGE_DB"]
     m = re.fullmatch(r"postgres(?:ql)?://([^:@]+)(?::[^@]*)?@([^:/]+):(\d+)/(\w+)", exchange)
     assert m, f".env.example AIRFLOW_CONN_EXCHANGE_DB is not a postgresql:// URI: {exchange}"
@@ -218,6 +218,56 @@ def test_real_env_is_ignored_and_example_is_not():
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT).returncode == 0
     assert ignored, ".env (real credentials) must be git-ignored"
     assert subprocess.run(["git", "check-ignore", "-q", ".env.example"], cwd=ROOT).returncode == 1
+
+
+# ---- the opt-in CeleryExecutor profile (issue 21) -----------------------------------------------------------
+
+def _default(value: str) -> str:
+    """A compose value with ${VAR:-default} taken at its default."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
+
+
+def test_celery_is_an_opt_in_profile_switched_by_one_variable(compose):
+    services = compose["services"]
+    celery = {n for n, s in services.items() if "celery" in s.get("profiles", [])}
+    assert celery == {"redis", "airflow-worker", "flower"}, celery
+    scheduler_env = services["scheduler"]["environment"]
+    executor = scheduler_env["AIRFLOW__CORE__EXECUTOR"]
+    assert re.fullmatch(r"\$\{([A-Z_]+):-LocalExecutor\}", executor), executor
+    variable = re.fullmatch(r"\$\{([A-Z_]+):-", executor[:executor.index("-") + 1]).group(1)
+    for name in [*AIRFLOW_SERVICES, "airflow-init", "airflow-worker", "flower"]:
+        # every Airflow part reads the same switch: a scheduler on Celery with LocalExecutor workers is no system
+        assert services[name]["environment"]["AIRFLOW__CORE__EXECUTOR"] == executor, name
+    assert variable in (ROOT / "docker-compose.yaml").read_text() and "CeleryExecutor" in \
+        (ROOT / "docker-compose.yaml").read_text().split("services:")[0]
+    # the broker is the redis service, the result backend Airflow's metadata database
+    broker = scheduler_env["AIRFLOW__CELERY__BROKER_URL"]
+    assert re.fullmatch(r"redis://redis:6379/\d+", broker), broker
+    assert services["redis"]["healthcheck"] and not services["redis"].get("ports")
+    backend = scheduler_env["AIRFLOW__CELERY__RESULT_BACKEND"]
+    assert backend.startswith("db+postgresql://") and "@postgres:5432/airflow" in backend
+    assert backend[len("db+"):] == scheduler_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
+
+
+def test_the_celery_worker_is_scalable_and_shares_what_the_scheduler_shares(compose):
+    services = compose["services"]
+    worker, scheduler = services["airflow-worker"], services["scheduler"]
+    assert _command(worker).split()[:2] == ["celery", "worker"]
+    assert "container_name" not in worker and not worker.get("ports"), "--scale needs no fixed name or port"
+    assert worker.get("build") == "." and worker["image"] == scheduler["image"]
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert worker["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    # the same mounts: feeds it publishes are what the feeds server serves, its logs what the API server reads
+    assert sorted(worker["volumes"]) == sorted(scheduler["volumes"])
+    assert worker["environment"] == scheduler["environment"] and ".env" in worker["env_file"]
+    # the healthcheck pings this worker through the Celery app the provider really has
+    import importlib
+
+    app_path = re.search(r"--app (\S+)", " ".join(worker["healthcheck"]["test"])).group(1)
+    module, _, attr = app_path.rpartition(".")
+    assert hasattr(importlib.import_module(module), attr), app_path
+    assert _command(services["flower"]).split()[:2] == ["celery", "flower"]
+    assert all(addr == "127.0.0.1" for addr, *_ in _published(services["flower"]))
 
 
 # ---- exposure (issue 17): published on 127.0.0.1 by default, TLS proxy opt-in, no placeholder secrets --------
