@@ -19,7 +19,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from mpsync import dropfolder, price_import, staging, stock_import
+from mpsync import dropfolder
+from mpsync.imports import price as price_import
+from mpsync.imports import stock as stock_import
+from mpsync.imports.fragments import StagingLost
 from mpsync.ftp import FtpClient
 from mpsync.results import read_result_xlsx
 from mpsync.settings import load_settings
@@ -98,15 +101,15 @@ def stock_state(dsn: str) -> dict:
         }
 
 
-def result_of(ftp_params, tmp_path: Path, summary: dict) -> dict:
-    local = tmp_path / "got" / posixpath.basename(summary["result_file"])
+def result_of(ftp_params, tmp_path: Path, summary) -> dict:
+    local = tmp_path / "got" / posixpath.basename(summary.result_file)
     with FtpClient(ftp_params) as ftp:
-        ftp.download(summary["result_file"], local)
+        ftp.download(summary.result_file, local)
     return comparable(read_result_xlsx(local))
 
 
 def comparable(result: dict) -> dict:
-    for key in ("_title", "Processed at (UTC)"):           # when, not what
+    for key in ("_title", "Обработан (UTC)", "Processed at (UTC)"):           # when, not what
         result["summary"].pop(key, None)
     return result
 
@@ -127,10 +130,10 @@ def stock_report(dsn, ftp_params, cfg, tmp_path, name, rows, made, *, crash_in=N
     if crash_in == "prepare":
         assert isinstance(crash_while(pg_server, dsn, "stock_staging", "insert", prepare), psycopg.OperationalError)
     prepared = prepare()
-    fragments = prepared["fragments"]
+    fragments = prepared.fragments
     assert len(fragments) >= 3
     for i, f in enumerate(fragments):
-        apply = lambda: stock_import.apply_fragment(dsn, f, cfg.stock_columns)     # noqa: E731
+        apply = lambda: stock_import.apply_fragment(dsn, f, cfg)     # noqa: E731
         if crash_in == "fragment" and i == 1:
             assert isinstance(crash_while(pg_server, dsn, "stock", "update or insert", apply),
                               psycopg.OperationalError)
@@ -171,7 +174,7 @@ def test_stock_import_after_a_server_crash_equals_a_clean_run(pg_server, exchang
     clean, crashed = runs[False], runs[True]
     assert crashed[0] == clean[0]                                   # stock, history, ledger: cell by cell
     assert crashed[1] == clean[1]                                   # the staff's result file
-    assert crashed[2]["changed"] == clean[2]["changed"] > 0
+    assert crashed[2].changed == clean[2].changed > 0
     assert clean[0]["staging"] == [(0,)]
 
 
@@ -185,9 +188,9 @@ def test_the_next_report_heals_a_report_whose_run_failed_after_a_crash(pg_server
     drop(ftp_params, tmp_path, "Ostatki_MP_2.csv", stock_csv(SECOND, made="01.12.2026 10:00"))
     files = dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], 0)
     prepared = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)
-    stock_import.apply_fragment(exchange_dsn, prepared["fragments"][0], cfg.stock_columns)
+    stock_import.apply_fragment(exchange_dsn, prepared.fragments[0], cfg)
     err = crash_while(pg_server, exchange_dsn, "stock", "update or insert",
-                      lambda: stock_import.apply_fragment(exchange_dsn, prepared["fragments"][1], cfg.stock_columns))
+                      lambda: stock_import.apply_fragment(exchange_dsn, prepared.fragments[1], cfg))
     assert isinstance(err, psycopg.OperationalError)
     third = [(a, q1, q2 + 3, q3) for a, q1, q2, q3 in SECOND]
     stock_report(exchange_dsn, ftp_params, cfg, tmp_path, "Ostatki_MP_3.csv", third, "01.12.2026 11:00")
@@ -207,24 +210,24 @@ def test_a_fragment_whose_staging_is_gone_writes_nothing_and_fails_loudly(exchan
     drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv(FIRST, made="01.12.2026 09:00"))
     files = dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], 0)
     prepared = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)
-    first = prepared["fragments"][0]
+    first = prepared.fragments[0]
     with psycopg.connect(exchange_dsn) as conn:
-        conn.execute("delete from stock_staging where seq = %s", (first["first_seq"] + 1,))
-    with pytest.raises(staging.StagingLost, match="clear the prepare task"):
-        stock_import.apply_fragment(exchange_dsn, first, cfg.stock_columns)
+        conn.execute("delete from stock_staging where seq = %s", (first.first_seq + 1,))
+    with pytest.raises(StagingLost, match="clear the prepare task"):
+        stock_import.apply_fragment(exchange_dsn, first, cfg)
     with psycopg.connect(exchange_dsn) as conn:
         assert conn.execute("select count(*) from stock").fetchone()[0] == 0
         # all rows there again, but one of them other than prepare staged it: the digest tells
         conn.execute("insert into stock_staging (import_file_id, row_no, seq, product_id, quantities) "
                      "select import_file_id, row_no + 1, %s, product_id + 1, quantities from stock_staging "
-                     "where seq = %s", (first["first_seq"] + 1, first["first_seq"]))
-    with pytest.raises(staging.StagingLost, match="differ from what prepare staged"):
-        stock_import.apply_fragment(exchange_dsn, first, cfg.stock_columns)
+                     "where seq = %s", (first.first_seq + 1, first.first_seq))
+    with pytest.raises(StagingLost, match="differ from what prepare staged"):
+        stock_import.apply_fragment(exchange_dsn, first, cfg)
     prepared = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)     # the operator clears prepare
-    for f in prepared["fragments"]:
-        stock_import.apply_fragment(exchange_dsn, f, cfg.stock_columns)
+    for f in prepared.fragments:
+        stock_import.apply_fragment(exchange_dsn, f, cfg)
     summary = stock_import.finish(exchange_dsn, ftp_params, prepared, cfg)
-    assert summary["status"] == "applied"
+    assert summary.status == "applied"
     with psycopg.connect(exchange_dsn) as conn:
         got = {(a, w): float(q) for a, w, q in conn.execute(
             "select p.article, s.warehouse, s.quantity from stock s join product p using (product_id)")}
@@ -238,10 +241,10 @@ def test_finish_applies_a_planned_fragment_whose_record_was_lost(exchange_dsn, f
     drop(ftp_params, tmp_path, "Ostatki_MP_1.csv", stock_csv(FIRST, made="01.12.2026 09:00"))
     files = dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], 0)
     prepared = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)
-    for f in prepared["fragments"][1:]:                       # the first one's commit "lost"
-        stock_import.apply_fragment(exchange_dsn, f, cfg.stock_columns)
+    for f in prepared.fragments[1:]:                       # the first one's commit "lost"
+        stock_import.apply_fragment(exchange_dsn, f, cfg)
     summary = stock_import.finish(exchange_dsn, ftp_params, prepared, cfg)
-    assert summary["status"] == "applied" and summary["changed"] == sum(1 for r in FIRST for q in r[1:] if q)
+    assert summary.status == "applied" and summary.changed == sum(1 for r in FIRST for q in r[1:] if q)
 
 
 # ---------------------------------------------------------------- price
@@ -296,8 +299,8 @@ def test_price_import_after_a_server_crash_equals_a_clean_run(pg_server, exchang
             ftp.upload(local, "/1c/price/MP_PRICE.xlsx")
         files = [f.to_dict() for f in price_import.waiting_files(ftp_params, cfg, dsn)]
         prepared = price_import.prepare(dsn, ftp_params, files, cfg)
-        assert len(prepared["fragments"]) >= 3
-        for i, f in enumerate(prepared["fragments"]):
+        assert len(prepared.fragments) >= 3
+        for i, f in enumerate(prepared.fragments):
             apply = lambda: price_import.apply_fragment(dsn, f, cfg)      # noqa: E731
             if crashing and crash_in == "fragment" and i == 1:
                 assert isinstance(crash_while(pg_server, dsn, "price", "insert or update", apply),
@@ -308,10 +311,10 @@ def test_price_import_after_a_server_crash_equals_a_clean_run(pg_server, exchang
             assert isinstance(crash_while(pg_server, dsn, "sync", "insert or update", finish),
                               psycopg.OperationalError)
         summary = finish()
-        local = tmp_path / "got" / posixpath.basename(summary["result"])
+        local = tmp_path / "got" / posixpath.basename(summary.result_file)
         with FtpClient(ftp_params) as ftp:
-            ftp.download(summary["result"], local)
-        runs[crashing] = (price_state(dsn), comparable(read_result_xlsx(local)), summary["changed"])
+            ftp.download(summary.result_file, local)
+        runs[crashing] = (price_state(dsn), comparable(read_result_xlsx(local)), summary.changed)
     assert runs[True] == runs[False]
     assert runs[False][2] > 0 and runs[False][0]["staging"] == [(0,)]
 

@@ -339,7 +339,8 @@ def test_a_report_and_the_release_it_brings_are_one_step_for_every_reader(exchan
                                                                           tmp_path, monkeypatch):
     # Between a stock report's fragments (new stock committed) and its finish, a push reading the stock
     # must not see the report's figure (the sale counted by 1C) AND the sale's reservation: both or neither.
-    from mpsync import dropfolder, stock_import
+    from mpsync import dropfolder
+    from mpsync.imports import stock as stock_import
     from mpsync.settings import _cached
     from tests.stock_helpers import add_products, drop, stock_csv, write_test_config
 
@@ -353,8 +354,8 @@ def test_a_report_and_the_release_it_brings_are_one_step_for_every_reader(exchan
                                                     ("D", 1, 1, 1)], made=made))
         files = dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], cfg.stable_seconds)
         prepared = stock_import.prepare(exchange_dsn, ftp_params, files, cfg)
-        for fragment in prepared["fragments"]:
-            stock_import.apply_fragment(exchange_dsn, fragment, cfg.stock_columns)
+        for fragment in prepared.fragments:
+            stock_import.apply_fragment(exchange_dsn, fragment, cfg)
             seen.append(sellable(exchange_dsn, cfg, "ozon_stock")["A"])      # what a push would read now
         stock_import.finish(exchange_dsn, ftp_params, prepared, cfg)
         seen.append(sellable(exchange_dsn, cfg, "ozon_stock")["A"])
