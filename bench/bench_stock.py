@@ -237,6 +237,10 @@ def child(args) -> None:
         from bench._isolation import phase_isolation
 
         out = phase_isolation(args.file, args.warehouses)
+    elif args.phase in ("cold-in_process", "cold-bounded"):
+        from bench._isolation import phase_cold_one
+
+        out = phase_cold_one(args.file, args.warehouses, args.phase.split("-", 1)[1])
     elif args.phase == "ours":
         out = phase_ours(args.dsn, args.file, args.warehouses, args.label)
     else:
@@ -378,20 +382,9 @@ def report(results: list[dict], command: str) -> str:
 
 
 def isolation(args) -> None:
-    from bench._isolation import report as isolation_report
-    from bench._results import write_section
+    from bench._isolation import run
 
-    rows = []
-    for kind, n, w in (("csv", args.articles, args.warehouses), ("xlsx", args.xlsx_articles, args.xlsx_warehouses)):
-        if n:
-            data = dataset(kind, n, w)
-            print(f"[{kind}_{n}x{w}] parse, in process vs bounded ...", flush=True)
-            out = run_child("--phase", "isolation", "--file", data["first"], "--warehouses", str(w))
-            rows.append({"file": f"{kind} {n:,} x {w}", **out})
-    text = isolation_report(rows, ("python bench/bench_stock.py " + " ".join(sys.argv[1:])).strip())
-    print(text)
-    if not args.no_write:
-        write_section("stock-isolation", text)
+    run(args, dataset, run_child)
 
 
 def main() -> None:
