@@ -2,8 +2,11 @@
 
 Parses a 1C file with the very functions the import DAGs use and prints a JSON summary to stdout:
 kind (given, or detected by content / file name), layout, counts, every reject, and the parsed items.
-Touches no database and no FTP. Exit code 0 when the file is usable, 2 when it is refused (the reason
-goes to stderr; stdout still gets the JSON with "refused"), 64 for a usage error.
+Touches no FTP, and no database unless asked: with --against-db (the DSN as `python -m mpsync migrate`
+finds it, or --dsn) the file is compared with the last applied import of its kind, read-only, and the
+verdict is the import's own (inspect_against_db.py). Exit code 0 when the file is usable, 2 when it is
+refused or would be (the reason goes to stderr; stdout still gets the JSON with "refused"), 1 when the
+database cannot be read, 64 for a usage error.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from mpsync.onec.report_layout import is_article_header
 from mpsync.onec.value_limits import finite_or_none
 
 KINDS = ("stock", "price", "catalog")
-EXIT_OK, EXIT_REFUSED = 0, 2
+EXIT_OK, EXIT_NO_DB, EXIT_REFUSED = 0, 1, 2
 _PRICE_HEADERS = ("текущая цена", "цена без акции")
+NOT_COMPARED = {"made": False, "why": "run with --against-db (or --dsn) to compare the file with the last applied "
+                                     "import and get the import's own verdict"}
 _CATALOG_HEADERS = ("штрихкод", "штрих-код", "ean", "бренд", "модель", "ррц", "rrp", "габарит", "код 1с",
                     "код", "торговая марка", "кгт")
 
@@ -36,6 +41,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warehouses", type=int, metavar="N",
                    help="quantity columns of a stock report (default: the configured warehouses.stock_columns)")
     p.add_argument("--max-items", type=int, metavar="N", help="print at most N items (counts stay complete)")
+    p.add_argument("--against-db", action="store_true",
+                   help="compare with the last applied import in the exchange database (read-only) and say "
+                        "whether the import would refuse the file")
+    p.add_argument("--dsn", help="PostgreSQL URI of the exchange database (implies --against-db; default: "
+                                 "AIRFLOW_CONN_EXCHANGE_DB, as for `migrate`)")
+    p.add_argument("--list", type=int, metavar="N", default=20,
+                   help="with --against-db: name at most N articles gone and new (default 20; counts stay complete)")
 
 
 def detect_kind(paths: list[Path]) -> tuple[str, str]:
@@ -77,9 +89,11 @@ def _kind_by_header(path: Path) -> tuple[str, str]:
     return "stock", "default: no header found (a stock report may have none)"
 
 
-def parse(kind: str, paths: list[Path], warehouses: int | None) -> StockParse | PriceParse | CatalogParse:
-    """The DAGs' parse step for this kind, without database or FTP: in the same bounded child process, with
-    the same value limits (onec.bounded, onec.value_limits)."""
+def parse(kind: str, paths: list[Path], warehouses: int | None,
+          conn: Any = None) -> StockParse | PriceParse | CatalogParse:
+    """The DAGs' parse step for this kind, without FTP: in the same bounded child process, with the same value
+    limits (onec.bounded, onec.value_limits). `conn` (with --against-db) only reads: CommerceML offers are
+    matched to the products 1C ids already known, as the import matches them."""
     from mpsync.onec import bounded, limits, value_limits
     from mpsync.settings import settings
 
@@ -103,7 +117,7 @@ def parse(kind: str, paths: list[Path], warehouses: int | None) -> StockParse | 
         return parsed
     from mpsync.imports.catalog.parse import parse_exchange
 
-    return parse_exchange(paths, None)        # no connection: offers of unknown goods are reported
+    return parse_exchange(paths, conn)        # no connection: offers of unknown goods are reported
 
 
 def _num(v: float | Decimal | None) -> int | float | None:
@@ -187,25 +201,84 @@ def _default(o: Any) -> Any:
     return str(o)
 
 
+def _connect(args: argparse.Namespace):
+    """The exchange database, read-only (raises ExchangeDbUnreachable; SystemExit without any DSN)."""
+    from mpsync import db
+    from mpsync.migrate_cmd import dsn_from_env
+
+    conn = db.connect(args.dsn or dsn_from_env())
+    conn.read_only = True                     # before the first transaction: nothing can be written
+    return conn
+
+
+def _print(doc: dict[str, Any]) -> None:
+    json.dump(doc, sys.stdout, ensure_ascii=False, indent=2, default=_default)
+    sys.stdout.write("\n")
+
+
+def _usage_error(args: argparse.Namespace, kind: str) -> str | None:
+    if args.warehouses is not None and args.warehouses < 1:
+        return "--warehouses must be at least 1"
+    if args.list < 0:
+        return "--list must not be negative"
+    if (args.against_db or args.dsn) and kind == "stock" and args.warehouses is not None:
+        from mpsync.settings import settings
+
+        configured = len(settings().stock_columns)
+        if args.warehouses != configured:
+            return (f"--against-db compares what the import reads, with the configured {configured} warehouse "
+                    "columns: drop --warehouses")
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     paths = [Path(f) for f in args.files]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         print(f"inspect: file not found: {', '.join(missing)}", file=sys.stderr)
         return EXIT_REFUSED
-    if args.warehouses is not None and args.warehouses < 1:
-        print("inspect: --warehouses must be at least 1", file=sys.stderr)
-        return 64
     kind, detected_by = (args.kind, "--kind") if args.kind else detect_kind(paths)
+    wrong = _usage_error(args, kind)
+    if wrong:
+        print(f"inspect: {wrong}", file=sys.stderr)
+        return 64
+    if not (args.against_db or args.dsn):
+        return _inspect(args, paths, kind, detected_by, None)
+    import psycopg
+
+    from mpsync.db import ExchangeDbUnreachable
+
     try:
-        result = parse(kind, paths, args.warehouses)
+        with _connect(args) as conn:
+            return _inspect(args, paths, kind, detected_by, conn)
+    except (ExchangeDbUnreachable, psycopg.Error, SystemExit) as exc:      # SystemExit: no DSN anywhere
+        print(f"inspect: cannot compare with the exchange database: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_NO_DB
+
+
+def _inspect(args: argparse.Namespace, paths: list[Path], kind: str, detected_by: str, conn: Any) -> int:
+    """Parse, print, and with a connection compare; the exit code."""
+    try:
+        result = parse(kind, paths, args.warehouses, conn)
     except FileRefused as exc:
-        doc = {"file": exc.file, "kind": kind, "kind_detected_by": detected_by, "refused": exc.reason}
-        json.dump(doc, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        _print({"file": exc.file, "kind": kind, "kind_detected_by": detected_by, "refused": exc.reason})
         print(f"refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED
-    json.dump(summary(result, kind, detected_by, args.max_items), sys.stdout, ensure_ascii=False, indent=2,
-              default=_default)
-    sys.stdout.write("\n")
+    doc = summary(result, kind, detected_by, args.max_items)
+    if conn is None:
+        _print({**doc, "against_db": dict(NOT_COMPARED)})
+        return EXIT_OK
+    from mpsync import inspect_against_db
+    from mpsync.settings import settings
+
+    doc["against_db"] = inspect_against_db.compare(conn, kind, result, settings(), args.list)
+    for warning in doc["against_db"]["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    reason = doc["against_db"]["refused"]
+    if reason:
+        doc["refused"] = reason
+    _print(doc)
+    if reason:
+        print(f"would be refused: {reason}", file=sys.stderr)
+        return EXIT_REFUSED
     return EXIT_OK

@@ -117,6 +117,29 @@ def newest_applied(conn: psycopg.Connection, kind: str, import_file_id: int) -> 
     return (row[0], row[1]) if row else None
 
 
+@dataclass(frozen=True)
+class AppliedFile:
+    """The last applied import of a kind, as the next file of that kind is compared with it."""
+    import_file_id: int
+    name: str
+    items: int
+    layout: dict | None
+    report_time: datetime | None
+
+
+def last_applied(conn: psycopg.Connection, kind: str, other_than: int = -1) -> AppliedFile | None:
+    """The newest finished import of a kind that was applied (or changed nothing) and counted its items, other
+    than `other_than`: what a stock report's coverage is measured against (imports/refusal.py). A file with the
+    same content as an earlier one is 'unchanged' without items, so it never stands in for that one."""
+    row = conn.execute(
+        """select import_file_id, name, items, layout, report_time from import_file
+           where kind = %s and status in ('applied', 'unchanged') and import_file_id <> %s and items is not null
+           order by finished_at desc limit 1""",
+        (kind, other_than),
+    ).fetchone()
+    return AppliedFile(*row) if row else None
+
+
 def archived_entry(conn: psycopg.Connection, kind: str, entry, local: Path, made: datetime) -> int:
     """The ledger id of a file a backfill found in the archive (`entry`: its FTP listing entry): the last
     import of that name, else a new 'stale' record (history only; current values are never rolled back)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import psycopg
 
 from mpsync import categories
-from mpsync.imports import fragments
+from mpsync.imports import fragments, refusal
 from mpsync.imports.contracts import CatalogFileRefused, Fragment
 from mpsync.imports.price import stage as price_stage
 from mpsync.imports.warehouses import sync_warehouses
@@ -28,12 +28,14 @@ select coalesce(sum(hashtext(concat_ws('|', seq, row_no, article, onec_code, nam
 from catalog_staging where import_file_id = %s and seq between %s and %s
 """
 
+# Active products the file does not name: a full catalog switches them off. The names travel as one text
+# (like imports.stock.lookup.product_ids: far cheaper than a million-element array parameter).
 TO_DEACTIVATE_SQL = """
-select count(*) filter (where not exists (select 1 from catalog_staging s where s.import_file_id = %(id)s
-                                          and s.seq >= 0 and s.article = p.article)
-                          and not (p.article = any(%(present)s))), count(*)
-from product p where p.active
+select count(*) filter (where a.article is null), count(*)
+from product p left join (select distinct article from unnest({split}) as u(article)) a on a.article = p.article
+where p.active
 """
+SEP = "\x1f"                                            # ASCII unit separator: never in a cleaned article
 
 
 def max_deactivate_share(cfg: Settings) -> float:
@@ -78,16 +80,28 @@ def _copy_rows(conn: psycopg.Connection, import_file_id: int, parsed: CatalogPar
             copy.write_row((import_file_id, -i, row, article, status))
 
 
-def _guard(conn: psycopg.Connection, import_file_id: int, parsed: CatalogParse, cfg: Settings) -> None:
-    """Present = staged, or rejected (a bad row is not a deleted product), or flagged for deletion."""
-    present = {r.article for r in parsed.rejects if r.article} | set(parsed.layout.get("marked_for_deletion") or [])
-    to_deactivate, active = conn.execute(TO_DEACTIVATE_SQL, {"id": import_file_id,
-                                                             "present": list(present)}).fetchone()
-    share = max_deactivate_share(cfg)
-    if active and to_deactivate > share * active:
-        raise CatalogFileRefused(
-            f"{parsed.file}: a full catalog without {to_deactivate} of {active} active products would "
-            f"switch off more than {share:.0%} of the catalog (truncated export?); nothing applied")
+def present_articles(parsed: CatalogParse) -> set[str]:
+    """What a full file says exists: its products, its rejected rows (a bad row is not a deleted product) and
+    the products it flags for deletion (switched off by their mark, not by absence)."""
+    return ({it.article for it in parsed.items} | {r.article for r in parsed.rejects if r.article}
+            | set(parsed.layout.get("marked_for_deletion") or []))
+
+
+def deactivation_counts(conn: psycopg.Connection, present: set[str]) -> tuple[int, int]:
+    """(active products not in `present`, active products); reads only (`mpsync inspect --against-db` too)."""
+    joined = SEP.join(present)
+    if joined.count(SEP) == max(len(present) - 1, 0):
+        sql, value = TO_DEACTIVATE_SQL.format(split="string_to_array(%s, E'\\x1f')"), joined
+    else:
+        sql, value = TO_DEACTIVATE_SQL.format(split="%s::text[]"), list(present)
+    return tuple(conn.execute(sql, (value,)).fetchone())
+
+
+def _guard(conn: psycopg.Connection, parsed: CatalogParse, cfg: Settings) -> None:
+    to_deactivate, active = deactivation_counts(conn, present_articles(parsed))
+    reason = refusal.catalog_refusal(parsed.file, to_deactivate, active, max_deactivate_share(cfg))
+    if reason:
+        raise CatalogFileRefused(reason)
 
 
 def _stage_stock(conn: psycopg.Connection, import_file_id: int, parsed: CatalogParse, cfg: Settings) -> None:
@@ -106,7 +120,7 @@ def stage(conn: psycopg.Connection, import_file_id: int, name: str, parsed: Cata
         drop(conn, import_file_id)
         _copy_rows(conn, import_file_id, parsed)
         if not parsed.partial:
-            _guard(conn, import_file_id, parsed, cfg)
+            _guard(conn, parsed, cfg)          # the rule `mpsync inspect --against-db` applies too
         if parsed.groups:
             categories.apply_groups(conn, parsed.groups)
         pre = price_stage.stage_items(conn, import_file_id, parsed.file, parsed.prices, []) if parsed.prices else []

@@ -20,7 +20,7 @@ import psycopg
 
 from mpsync import ledger, price_approval
 from mpsync.dropfolder import DropFile
-from mpsync.imports import fragments
+from mpsync.imports import fragments, refusal
 from mpsync.imports.contracts import Fragment, PreparedFile, PriceFileRefused
 from mpsync.imports.pipeline import Kind, Result, Staged
 from mpsync.imports.price import result as price_result
@@ -72,9 +72,9 @@ class PriceKind(Kind):
         items = len(parsed.items) - len(pre)
         ledger.update(conn, import_file_id, status="parsed", rows_read=parsed.rows_read, items=items,
                       layout=parsed.layout, report_time=made)
-        if items == 0:
-            refused = self.refused(f"no usable price rows among {parsed.rows_read} rows read "
-                                   f"({len(rejects)} rejected)")
+        reason = refusal.price_refusal(items, parsed.rows_read, len(rejects))   # as `mpsync inspect` says
+        if reason:
+            refused = self.refused(reason)
             refused.rejects = rejects                   # listed in the result file
             raise refused
         log.info("%s: %d rows read, %d price rows staged, %d rejected, %d fragment(s)",

@@ -20,25 +20,34 @@ def _money(v: Decimal | None) -> Decimal | None:
     return None if v is None else v.quantize(CENT)
 
 
+def usable_items(file: str, items: list[PriceItem]) -> tuple[list[PriceItem], list[Reject]]:
+    """The rows a price import stages (an article once, with a price) and the rows rejected before staging.
+    Their count decides a refusal (imports/refusal.py), for the import and `mpsync inspect` alike."""
+    rejects: list[Reject] = []
+    first_row: dict[str, int] = {}
+    kept: list[PriceItem] = []
+    for it in items:
+        if it.article in first_row:
+            rejects.append(Reject(file, it.row, None, it.article,
+                                  f"duplicate article (first at row {first_row[it.article]}); not applied"))
+            continue
+        if it.price is None:
+            rejects.append(Reject(file, it.row, "Текущая цена", it.article, "no current price"))
+            continue
+        first_row[it.article] = it.row
+        kept.append(it)
+    return kept, rejects
+
+
 def stage_items(conn: psycopg.Connection, import_file_id: int, file: str, items: list[PriceItem],
                 overrides: list[str]) -> list[Reject]:
     """Stage parsed rows (replacing an earlier staging of the file). Returns rows rejected before staging."""
     conn.execute("delete from price_staging where import_file_id = %s", (import_file_id,))
-    rejects: list[Reject] = []
-    first_row: dict[str, int] = {}
-    seq = 0
+    kept, rejects = usable_items(file, items)
     with conn.cursor().copy(
         "copy price_staging (import_file_id, seq, row_no, article, price_list, price, old_price) from stdin"
     ) as copy:
-        for it in items:
-            if it.article in first_row:
-                rejects.append(Reject(file, it.row, None, it.article,
-                                      f"duplicate article (first at row {first_row[it.article]}); not applied"))
-                continue
-            if it.price is None:
-                rejects.append(Reject(file, it.row, "Текущая цена", it.article, "no current price"))
-                continue
-            first_row[it.article] = it.row
+        for seq, it in enumerate(kept):
             # "цена без акции" of 0 or empty means no promotion: no old price.
             old = it.old_price if it.old_price and it.old_price > 0 else None
             copy.write_row((import_file_id, seq, it.row, it.article, DEFAULT_LIST, _money(it.price), _money(old)))
@@ -46,7 +55,6 @@ def stage_items(conn: psycopg.Connection, import_file_id: int, file: str, items:
                 p, o = it.overrides.get(mp, (None, None))
                 o = o if o and o > 0 else None
                 copy.write_row((import_file_id, seq, it.row, it.article, mp, _money(p), _money(o)))
-            seq += 1
     return rejects
 
 

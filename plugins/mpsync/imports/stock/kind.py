@@ -21,7 +21,7 @@ import psycopg
 
 from mpsync import ledger
 from mpsync.dropfolder import DropFile
-from mpsync.imports import fragments
+from mpsync.imports import fragments, refusal
 from mpsync.imports.contracts import Fragment, PreparedFile, StockFileRefused
 from mpsync.imports.files import work_dir
 from mpsync.imports.pipeline import Kind, Result, Staged
@@ -67,14 +67,7 @@ class StockKind(Kind):
     def known_rows(self, conn: psycopg.Connection, parsed: StockParse, cfg: Settings) -> tuple[np.ndarray, list]:
         """Each row's product id (-1: not staged) and the rejected rows, in file order."""
         sync_warehouses(conn, cfg)
-        ids = lookup.product_ids(conn, parsed.articles)
-        rejects = parsed.rejects + lookup.unknown_article_rejects(parsed, ids, parsed.file)
-        too_large = lookup.too_large_rejects(parsed, parsed.file)
-        if too_large:
-            rejects += too_large
-            ids[np.isin(parsed.row_numbers, [r.row for r in too_large])] = -1
-        rejects.sort(key=lambda r: r.row)
-        return ids, rejects
+        return lookup.known_rows(conn, parsed)
 
     def stage(self, conn: psycopg.Connection, import_file_id: int, parsed: StockParse, file: DropFile,
               made: datetime, cfg: Settings) -> Staged:
@@ -86,11 +79,10 @@ class StockKind(Kind):
         share = cfg.stock_import.min_coverage_share
         ledger.update(conn, import_file_id, status="parsed", rows_read=parsed.rows_read, items=known,
                       rejected=len(rejects), layout=parsed.layout, report_time=made)
-        if known == 0:
-            raise self.refused(f"no known articles among {parsed.items} rows ({len(rejects)} rejected)")
-        if previous and known < share * previous:
-            raise self.refused(f"only {known} known articles vs {previous} in the previous import "
-                               f"(below the configured share {share:.0%}): truncated file?")
+        # The same rule `mpsync inspect --against-db` applies (imports/refusal.py).
+        reason = refusal.stock_refusal(known, parsed.items, len(rejects), previous, share)
+        if reason:
+            raise self.refused(reason)
         staged, planned = stock_stage.stage_and_plan(conn, import_file_id, file.name, parsed, ids, made,
                                                columns=hashes.columns_key(tuple(cfg.stock_columns)),
                                                min_rows=cfg.stock_import.min_fragment_rows,

@@ -12,12 +12,13 @@ from mpsync.onec.model import Reject, StockParse
 MAX_QUANTITY = 1e11        # numeric(14, 3) holds less
 
 
-def product_ids(conn: psycopg.Connection, articles: list[str]) -> np.ndarray:
+def product_ids(conn: psycopg.Connection, articles: list[str], *, remember: bool = True) -> np.ndarray:
     """The product_id of each article, in the order given; -1 where the catalog has no such article.
 
     One query; the articles travel as one text joined by a separator no cell contains, which is several times
     cheaper than a million-element array parameter. The answer is remembered for the article list (1C sends
-    the same one every hour) while the catalog's article -> product mapping stays as it was (migration 0012)."""
+    the same one every hour) while the catalog's article -> product mapping stays as it was (migration 0012).
+    remember=False writes nothing (`mpsync inspect --against-db` reads in a read-only transaction)."""
     sep = "\x1f"                                   # ASCII unit separator
     values, split = sep.join(articles), "string_to_array(%s, E'\\x1f')"
     if values.count(sep) != max(len(articles) - 1, 0):
@@ -37,7 +38,7 @@ def product_ids(conn: psycopg.Connection, articles: list[str]) -> np.ndarray:
             from unnest({split}) with ordinality as a(article, n)
             left join product p on p.article = a.article""", (values,)).fetchone()
     ids = np.asarray(ids, dtype=np.int64)
-    if digest is not None:
+    if digest is not None and remember:
         # One list remembered: the next report's, usually the same
         conn.execute("delete from article_lookup where digest <> %s", (digest,))
         conn.execute(
@@ -46,6 +47,19 @@ def product_ids(conn: psycopg.Connection, articles: list[str]) -> np.ndarray:
                    product_ids = excluded.product_ids, made_at = now()""",
             (digest, version, ids.astype("<i8").tobytes()))
     return ids
+
+
+def known_rows(conn: psycopg.Connection, parsed: StockParse, *, remember: bool = True) -> tuple[np.ndarray, list]:
+    """Each row's product id (-1: not staged: an unknown article, or a quantity too large) and every rejected
+    row, in file order. The import stages by it and `mpsync inspect --against-db` counts by it."""
+    ids = product_ids(conn, parsed.articles, remember=remember)
+    rejects = parsed.rejects + unknown_article_rejects(parsed, ids, parsed.file)
+    too_large = too_large_rejects(parsed, parsed.file)
+    if too_large:
+        rejects += too_large
+        ids[np.isin(parsed.row_numbers, [r.row for r in too_large])] = -1
+    rejects.sort(key=lambda r: r.row)
+    return ids, rejects
 
 
 def too_large_rejects(parsed: StockParse, file: str) -> list[Reject]:

@@ -11,6 +11,7 @@ from datetime import datetime
 import numpy as np
 import psycopg
 
+from mpsync import ledger
 from mpsync.imports import fragments
 from mpsync.imports.contracts import Fragment
 from mpsync.imports.stock import binary_copy as bc
@@ -101,11 +102,5 @@ def stage_and_plan(conn: psycopg.Connection, import_file_id: int, name: str, par
 
 
 def previous_known_items(conn: psycopg.Connection, import_file_id: int) -> int | None:
-    row = conn.execute(
-        """select items from import_file where kind = 'stock' and status in ('applied', 'unchanged')
-           and import_file_id <> %s and items is not null order by finished_at desc limit 1""",
-        (import_file_id,),
-    ).fetchone()
-    return row[0] if row else None
-
-
+    last = ledger.last_applied(conn, "stock", import_file_id)
+    return last.items if last else None
