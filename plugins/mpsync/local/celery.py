@@ -46,12 +46,14 @@ def workers_answering(env: dict[str, str]) -> list[str]:
 
 
 def worker_pids(root: int, name: str, descendants) -> list[int]:
-    """The main process of worker `name` (e.g. 'mpsync-worker-1') under `root`, and all its descendants."""
+    """The main process of worker `name` (e.g. 'mpsync-worker-1') under `root`, and all its descendants (its
+    pool processes and the tasks they run). Celery retitles its processes ('[celeryd: <name>@<host>:MainProcess]
+    ...'), so the name is looked for in the whole command line; the first found (closest to root) is the main."""
     for pid in descendants(root):
         try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if b"worker" in cmd and f"{name}@%h".encode() in cmd and b"celery" in cmd:
+        if f"celeryd: {name}@".encode() in cmd or f"--celery-hostname {name}@%h".encode() in cmd:
             return [pid, *descendants(pid)]
     return []
