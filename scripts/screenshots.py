@@ -5,8 +5,8 @@
 
 Starts the demo (LocalSystem: embedded PostgreSQL, FTP with the demo 1C drops, feeds, simulators, Airflow
 standalone) in a temporary folder on free ports, waits until the catalog, stock and price imports have run,
-then drives headless Chromium through its DevTools protocol over a pipe (`--remote-debugging-pipe`: no port,
-no extra package). It logs in the way the Airflow UI itself does after the login form: the JWT from
+then drives headless Chromium (mpsync.local.browser: its DevTools protocol over a pipe, no port, no extra
+package). It logs in the way the Airflow UI itself does after the login form: the JWT from
 `POST /auth/token` in the `_token` cookie. Pages:
 
     dag-list.png             the DAG list
@@ -21,12 +21,7 @@ fragments) and quick sensors. Everything it started is stopped at the end (also 
 from __future__ import annotations
 
 import argparse
-import base64
-import fcntl
-import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,153 +33,8 @@ sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
 import yaml  # noqa: E402
 
+from mpsync.local.browser import HEIGHT, Chromium, chromium_path  # noqa: E402
 from mpsync.local.system import LocalSystem, Ports  # noqa: E402
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-WIDTH, HEIGHT = 1440, 900
-
-
-class Chromium:
-    """Headless Chromium driven over the DevTools protocol on a pipe (fd 3: commands in, fd 4: events out;
-    each message is JSON ended by a NUL byte)."""
-
-    def __init__(self, profile: Path):
-        to_child_r, self._to_child = os.pipe()
-        self._from_child, from_child_w = os.pipe()
-        # Park the child's ends above 10 so dup2 onto 3/4 cannot overwrite one with the other.
-        hi_r = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 10)
-        hi_w = fcntl.fcntl(from_child_w, fcntl.F_DUPFD, 10)
-        for fd in (to_child_r, from_child_w):
-            os.close(fd)
-
-        def child_fds():
-            os.dup2(hi_r, 3)
-            os.dup2(hi_w, 4)
-
-        self.proc = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", "--hide-scrollbars", f"--window-size={WIDTH},{HEIGHT}",
-             f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
-            preexec_fn=child_fds, close_fds=False, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        os.close(hi_r)
-        os.close(hi_w)
-        self._buf = b""
-        self._next_id = 0
-        self.session: str | None = None
-
-    def call(self, method: str, params: dict | None = None, *, browser: bool = False, timeout: float = 60) -> dict:
-        self._next_id += 1
-        msg = {"id": self._next_id, "method": method, "params": params or {}}
-        if self.session and not browser:
-            msg["sessionId"] = self.session
-        os.write(self._to_child, json.dumps(msg).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            reply = self._read()
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-        raise TimeoutError(f"{method}: no answer in {timeout:.0f}s")
-
-    def _read(self) -> dict:
-        while b"\0" not in self._buf:
-            chunk = os.read(self._from_child, 1 << 20)
-            if not chunk:
-                raise RuntimeError("chromium closed the DevTools pipe (did it crash?)")
-            self._buf += chunk
-        raw, self._buf = self._buf.split(b"\0", 1)
-        return json.loads(raw)
-
-    def open_page(self) -> None:
-        target = self.call("Target.createTarget", {"url": "about:blank"}, browser=True)["targetId"]
-        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True},
-                                 browser=True)["sessionId"]
-        self.call("Page.enable")
-        self.call("Runtime.enable")
-        self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
-
-    def evaluate(self, expression: str):
-        r = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
-        if "exceptionDetails" in r:
-            raise RuntimeError(f"{expression[:80]}: {r['exceptionDetails'].get('text')}")
-        return r["result"].get("value")
-
-    def resize(self, height: int) -> None:
-        self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False})
-
-    @staticmethod
-    def _field(label: str, selector: str) -> str:
-        """JS: the `selector` element of the form field whose label starts with `label`."""
-        # The last element (in document order) whose text starts with the label is the label itself.
-        return (f"(() => {{ const label = [...document.querySelectorAll('[role=dialog] *')].filter(e => "
-                f"e.textContent.trim().startsWith({json.dumps(label)})).pop(); "
-                f"let n = label; while (n && !n.querySelector({json.dumps(selector)})) n = n.parentElement; "
-                f"return n ? n.querySelector({json.dumps(selector)}) : null; }})()")
-
-    def type_into_field(self, label: str, text: str) -> None:
-        """Focus the field's input and type like a person (React sees real input events)."""
-        if not self.evaluate(f"(() => {{ const el = {self._field(label, 'input')}; if (el) el.focus(); return !!el; }})()"):
-            raise RuntimeError(f"no input for the field {label!r} in: "
-                               + str(self.evaluate("document.querySelector('[role=dialog]')?.outerHTML.slice(0, 3000)")))
-        self.call("Input.insertText", {"text": text})
-
-    def switch_on(self, label: str) -> None:
-        box = self._field(label, "input[type=checkbox]")
-        if not self.evaluate(f"(() => {{ const b = {box}; if (b && !b.checked) b.click(); return !!b && b.checked; }})()"):
-            raise RuntimeError(f"could not switch on {label!r}")
-
-    def goto(self, url: str) -> None:
-        self.call("Page.navigate", {"url": url})
-
-    def wait_for(self, expression: str, what: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if self.evaluate(expression):
-                    return
-            except RuntimeError:
-                pass                       # the page is being replaced
-            time.sleep(0.5)
-        text = self.evaluate("document.body ? document.body.innerText.slice(0, 400) : ''")
-        raise TimeoutError(f"page never showed {what} in {timeout:.0f}s; it shows: {text!r}")
-
-    def wait_for_text(self, *texts: str, timeout: float = 60) -> None:
-        cond = " && ".join(f"document.body.innerText.includes({json.dumps(t)})" for t in texts)
-        self.wait_for(f"!!document.body && {cond}", " and ".join(repr(t) for t in texts), timeout)
-
-    def click_text(self, tag: str, text: str) -> None:
-        ok = self.evaluate(
-            f"(() => {{ const el = [...document.querySelectorAll({json.dumps(tag)})]"
-            f".find(e => e.innerText.trim() === {json.dumps(text)}); if (el) el.click(); return !!el; }})()")
-        if not ok:
-            raise RuntimeError(f"no <{tag}> with text {text!r} to click")
-
-    def screenshot(self, path: Path, settle: float = 1.5) -> Path:
-        time.sleep(settle)                 # let charts and fonts finish drawing
-        data = self.call("Page.captureScreenshot", {"format": "png"})["data"]
-        path.write_bytes(base64.b64decode(data))
-        return path
-
-    def close(self) -> None:
-        try:
-            self.call("Browser.close", browser=True, timeout=10)
-        except Exception:
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, 9)
-            self.proc.wait()
-        for fd in (self._to_child, self._from_child):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
 
 def demo_config(folder: Path) -> Path:
@@ -289,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     p.add_argument("--keep", action="store_true", help="keep the temporary demo folder (printed)")
     args = p.parse_args(argv)
-    if not Path(CHROMIUM).exists():
-        print(f"{CHROMIUM} not found: run scripts/screenshots.sh (installs Debian's chromium)", file=sys.stderr)
+    if not chromium_path():
+        print("chromium not found: run scripts/screenshots.sh (installs Debian's chromium)", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="mpsync-screenshots-"))

@@ -1,14 +1,12 @@
 """The Exchange page (issue 19): its lists on the real PostgreSQL (keyset pages, searches, unpark), and the
 page inside Airflow's own API app under uvicorn on 127.0.0.1, behind Airflow's authentication (simple auth
-manager: real JWTs from /auth/token, the UI's `_token` cookie); one test reads it in headless Chromium."""
+manager: real JWTs from /auth/token, the UI's `_token` cookie). In a real browser: tests/test_ui_in_browser.py."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import re
 import socket
-import subprocess
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -288,35 +286,3 @@ def test_plugin_lists_the_page_in_the_ui_navigation(airflow_server):
     views = [v for p in r.json()["plugins"] for v in p["external_views"]]
     assert {"name": "Exchange", "href": "/mpsync/exchange", "url_route": "mpsync-exchange"}.items() <= \
         next(v for v in views if v["name"] == "Exchange").items()
-
-
-@pytest.mark.slow
-def test_page_in_headless_chromium(airflow_server, exchange_dsn, tmp_path):
-    """A real browser with the login cookie: the cookie is set by a helper on another port of 127.0.0.1
-    (cookies do not depend on the port), which then sends the browser to the page."""
-    seed_page(exchange_dsn)
-    jwt, target = token(airflow_server, "admin"), f"{airflow_server.base}/mpsync/exchange?article=%3Cscript%3Ealert(1)%3C/script%3E"
-
-    class Login(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(302)
-            self.send_header("Set-Cookie", f"_token={jwt}; Path=/; HttpOnly; SameSite=Lax")
-            self.send_header("Location", target)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    helper = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Login)
-    threading.Thread(target=helper.serve_forever, daemon=True).start()
-    try:
-        out = subprocess.run(["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
-                              f"--user-data-dir={tmp_path / 'chromium'}",
-                              "--dump-dom", f"http://127.0.0.1:{helper.server_address[1]}/login"],
-                             capture_output=True, text=True, timeout=120)
-    finally:
-        helper.shutdown()
-    dom = out.stdout
-    assert "<h1>Exchange</h1>" in dom, out.stderr[-2000:]
-    assert "MP_STOCK.xlsx" in dom and "A-77" in dom and "Unpark" in dom
-    assert 'data-list="rejects"' in dom and "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
