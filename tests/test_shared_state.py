@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
@@ -99,3 +100,97 @@ def test_a_worker_without_the_kept_last_sheet_ends_in_the_same_state(pg_server, 
     got, want = _end_state(many), _end_state(one)
     assert want["rejects"] and want["history"] and len(want["ledger"]) == 3
     assert got == want
+
+
+# ---- feeds: one shared store, whichever worker publishes (mpsync.feeds.store) --------------------------------
+
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+
+
+def _worker_feeds(folder: Path, store: Path):
+    """The feeds configuration a worker with its own feeds folder and the shared store reads."""
+    from mpsync.feeds.config import parse_feeds_config
+    from mpsync.settings import settings
+    from tests.feeds_data import FEEDS_SECTION
+
+    return parse_feeds_config(FEEDS_SECTION, settings(), env={"MPSYNC_FEEDS_DIR": str(folder),
+                                                              "MPSYNC_FEEDS_STORE": f"file://{store}"})
+
+
+def _served(server, name: str) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    host, port = server.server_address[:2]
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/{name}", timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
+def test_a_feed_published_on_any_worker_is_what_the_feeds_server_serves(exchange_dsn, tmp_path):
+    from mpsync.feeds.publish import publish_feed, published_feeds
+    from mpsync.feeds.serve import serve_store
+    from tests.feeds_data import insert_products
+
+    insert_products(exchange_dsn)
+    store = tmp_path / "store"
+    a, b = _worker_feeds(tmp_path / "worker-a", store), _worker_feeds(tmp_path / "worker-b", store)
+    assert a.store is not None and a.store.local_root() == store
+
+    first = publish_feed(exchange_dsn, "ozon", config=a, now=NOW)
+    assert first.published and (store / "ozon.xml").read_bytes() == (tmp_path / "worker-a" / "ozon.xml").read_bytes()
+    # Served from the store: its folder as is (direct), or read through ObjectStoragePath (any other store).
+    for direct in (True, False):
+        server = serve_store(a.store, direct=direct)
+        try:
+            assert _served(server, "ozon.xml") == (200, (store / "ozon.xml").read_bytes())
+            assert _served(server, ".ozon.xml.json")[0] == 404           # the record is not a feed
+            assert b"ozon.xml" in _served(server, "")[1]
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    # Worker B never published: it decides from the store's record, so the same data is not republished.
+    again = publish_feed(exchange_dsn, "ozon", config=b, now=NOW + timedelta(hours=1))
+    assert (again.changed, again.published, again.sha256) == (False, False, first.sha256)
+    assert (tmp_path / "worker-b" / "ozon.xml").read_bytes() == (store / "ozon.xml").read_bytes()
+
+    # B publishes a change; A, whose copy is now old, takes B's publication as the one to compare with.
+    with psycopg.connect(exchange_dsn) as conn:
+        conn.execute("update stock set quantity = 42 where product_id = (select product_id from product"
+                     " where article = 'A-1')")
+    changed = publish_feed(exchange_dsn, "ozon", config=b, now=NOW + timedelta(hours=2))
+    assert changed.published and b'instock="42"' in (store / "ozon.xml").read_bytes()
+    assert b'instock="42"' not in (tmp_path / "worker-a" / "ozon.xml").read_bytes()
+    third = publish_feed(exchange_dsn, "ozon", config=a, now=NOW + timedelta(hours=3))
+    assert (third.changed, third.published, third.sha256) == (False, False, changed.sha256)
+    assert (tmp_path / "worker-a" / "ozon.xml").read_bytes() == (store / "ozon.xml").read_bytes()
+    # What operators see (the Exchange page) is the store's record, from any worker.
+    shown = published_feeds(_worker_feeds(tmp_path / "worker-c", store))
+    assert shown["ozon"]["sha256"] == changed.sha256 and shown["ozon"]["size"] == len((store / "ozon.xml").read_bytes())
+    assert shown["yandex"] == {"file": "yandex.xml", "exists": False}
+
+
+def test_a_worker_copy_is_made_current_times_included_and_a_stale_leftover_never_counts(exchange_dsn, tmp_path):
+    """The freshness check reads a worker's copy: pulled, it has the publication's time; a leftover file of a
+    feed the store does not have is removed (it must not pass for published)."""
+    import json
+
+    from mpsync.feeds.publish import publish_feed
+
+    from tests.feeds_data import insert_products
+
+    insert_products(exchange_dsn)
+    store = tmp_path / "store"
+    publish_feed(exchange_dsn, "ozon", config=_worker_feeds(tmp_path / "worker-a", store), now=NOW)
+    c = _worker_feeds(tmp_path / "worker-c", store)
+    (c.folder).mkdir(parents=True)
+    (c.folder / "yandex.xml").write_bytes(b"<old/>")
+    c.store.pull(c.folder, "ozon.xml")
+    c.store.pull(c.folder, "yandex.xml")
+    record = json.loads((store / ".ozon.xml.json").read_text(encoding="utf-8"))
+    assert (c.folder / "ozon.xml").read_bytes() == (store / "ozon.xml").read_bytes()
+    assert abs((c.folder / "ozon.xml").stat().st_mtime - record["published_epoch"]) < 1e-3
+    assert not (c.folder / "yandex.xml").exists()

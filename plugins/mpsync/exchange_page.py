@@ -177,7 +177,10 @@ def feeds_summary(conn: psycopg.Connection, cfg, now: datetime | None = None) ->
     for name, info in published_feeds(cfg).items():
         fs = cfg.feeds[name]
         path = cfg.folder / fs.file
-        size = path.stat().st_size if info.get("exists") else None
+        if getattr(cfg, "store", None) is not None:      # the shared store's record (mpsync.feeds.store)
+            size = info.get("size") if info.get("exists") else None
+        else:
+            size = path.stat().st_size if info.get("exists") else None
         epoch = info.get("published_epoch")
         published = datetime.fromtimestamp(float(epoch), timezone.utc) if epoch else None
         last_run = info.get("last_run") or {}

@@ -359,7 +359,11 @@ def enabled_feeds(st: Settings) -> tuple[Path, dict[str, str]]:
     from mpsync.feeds.config import feeds_config
 
     fc = feeds_config(st)
-    return fc.folder, {name: fs.file for name, fs in fc.feeds.items() if fs.enabled}
+    files = {name: fs.file for name, fs in fc.feeds.items() if fs.enabled}
+    if fc.store is not None:        # this worker's copy of the shared store: made current, times included
+        for file in files.values():
+            fc.store.pull(fc.folder, file)
+    return fc.folder, files
 
 
 def collect_findings(conn: psycopg.Connection, cfg: FreshnessSettings, now: datetime, *, feeds_folder: Path,

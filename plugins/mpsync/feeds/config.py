@@ -96,6 +96,8 @@ class FeedsConfig:
     max_rejected_share: float = 0.5
     # channel -> reservations.config.ChannelRules: what a feed may offer (stock - reserved - safety, ...)
     availability: dict = field(default_factory=dict)
+    # The shared published copy when tasks run on several machines (mpsync.feeds.store); None: `folder` is it.
+    store: Any = None
 
     def feed(self, name: str) -> FeedSettings:
         if name not in self.feeds:
@@ -275,8 +277,10 @@ def parse_feeds_config(raw: dict[str, Any], st: Settings, env: dict[str, str] | 
     share = raw.get("max_rejected_share", 0.5)
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
         raise _err(source, "max_rejected_share", f"must be a share within 0..1, got {share!r}")
+    from mpsync.feeds.store import FeedStore
+
     return FeedsConfig(folder, tz, float(max_age), shop, currency, tuple(categories), category_ids,
-                       default_category, feeds, ftp, float(share), channel_rules(st))
+                       default_category, feeds, ftp, float(share), channel_rules(st), FeedStore.from_settings(raw, env))
 
 
 def feeds_config(st: Settings | None = None) -> FeedsConfig:

@@ -201,10 +201,25 @@ def publish_feed(dsn: str, feed: str, *, config: FeedsConfig | None = None, ftp:
 
     Raises FeedRenderError (template/value problem), FeedRejected (file check) or FeedRefused (feed-level
     fault) with the previous feed left in place. `ftp` is the upload target when config.ftp_upload is set;
-    `results_ftp` + `results_folder` (the 1C FTP, its results folder) receive the staff report.
+    `results_ftp` + `results_folder` (the 1C FTP, its results folder) receive the staff report. With a
+    shared store (config.store, mpsync.feeds.store) the feeds folder is this worker's working copy of it:
+    pulled first, pushed after, whatever the outcome (a refusal updates the record too).
     """
-    started = time.monotonic()
     cfg = config or feeds_config()
+    if cfg.store is None:
+        return _publish(dsn, feed, cfg, ftp, now, env, results_ftp, results_folder)
+    file = cfg.feed(feed).file
+    cfg.store.pull(cfg.folder, file)
+    try:
+        return _publish(dsn, feed, cfg, ftp, now, env, results_ftp, results_folder)
+    finally:
+        cfg.store.push(cfg.folder, file)
+
+
+def _publish(dsn: str, feed: str, cfg: FeedsConfig, ftp: FtpParams | None, now: datetime | None,
+             env: jinja2.Environment | None, results_ftp: FtpParams | None,
+             results_folder: str | None) -> FeedReport:
+    started = time.monotonic()
     fs = cfg.feed(feed)
     folder = cfg.folder
     final = folder / fs.file
@@ -284,6 +299,12 @@ def published_feeds(config: FeedsConfig | None = None) -> dict[str, dict]:
     cfg = config or feeds_config()
     out = {}
     for name, fs in cfg.feeds.items():
+        if cfg.store is not None:           # the shared copy's records (the local folder is one worker's)
+            info = cfg.store.record(fs.file)
+            if info:
+                info["published_at"] = datetime.fromtimestamp(info.get("published_epoch", 0), timezone.utc).isoformat()
+            out[name] = {"file": fs.file, "exists": bool(info.get("sha256")), **info}
+            continue
         path = cfg.folder / fs.file
         info = _read_sidecar(path) if path.exists() else {}
         if info:

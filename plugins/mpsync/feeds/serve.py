@@ -67,6 +67,57 @@ def serve_feeds(folder: str | Path, host: str = "127.0.0.1", port: int = 0) -> T
     return server
 
 
+class _StoreHandler(_FeedHandler):
+    """The feeds of a store that is not on this machine's filesystem (mpsync.feeds.store), read through it."""
+    store = None
+
+    def send_head(self):
+        name = self._feed_name()
+        if name is None:
+            self.send_error(404, "Not a feed")
+            return None
+        if name == "":
+            return self._listing()
+        data = self.store.read(name)
+        if data is None:
+            self.send_error(404, "File not found")
+            return None
+        import io
+
+        self.send_response(200)
+        self.send_header("Content-Type", self.extensions_map[".xml"])
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        return io.BytesIO(data)
+
+    def _listing(self):
+        import io
+
+        names = sorted(p.name for p in self.store.root().iterdir() if p.name.endswith(".xml")
+                       and not p.name.startswith("."))
+        body = "<html><body><h1>Feeds</h1><ul>" + "".join(
+            f'<li><a href="{html.escape(n)}">{html.escape(n)}</a></li>' for n in names) + "</ul></body></html>"
+        data = body.encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        return io.BytesIO(data)
+
+
+def serve_store(store, host: str = "127.0.0.1", port: int = 0, *, direct: bool = True) -> ThreadingHTTPServer:
+    """Serve the feeds of a shared store (mpsync.feeds.store): its folder as is when it is on this machine
+    (file://, and direct), else every request read through ObjectStoragePath."""
+    local = store.local_root() if direct else None
+    if local is not None:
+        return serve_feeds(local, host, port)
+    handler = type("StoreHandler", (_StoreHandler,), {"store": store})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="feeds-http", daemon=True).start()
+    return server
+
+
 def feed_urls(server: ThreadingHTTPServer, files: list[str]) -> list[str]:
     host, port = server.server_address[:2]
     return [f"http://{host}:{port}/{f}" for f in files]

@@ -396,9 +396,27 @@ class LocalSystem:
         except ImportError:
             self.log("feeds        skipped: mpsync.feeds.serve is not there yet")
             return
-        self.feed_server = serve_feeds(self.feeds_dir, "127.0.0.1", self.ports.feeds)
+        store = self._feeds_store()
+        if store is not None:       # a shared store (mpsync.feeds.store): what every worker publishes to
+            from mpsync.feeds.serve import serve_store
+
+            self.feed_server = serve_store(store, "127.0.0.1", self.ports.feeds)
+        else:
+            self.feed_server = serve_feeds(self.feeds_dir, "127.0.0.1", self.ports.feeds)
         self.feeds_url = f"http://127.0.0.1:{self.ports.feeds}/"
-        self.log(f"feeds        {self.feeds_url}  (folder {self.feeds_dir})")
+        self.log(f"feeds        {self.feeds_url}  ({f'store {store.url}' if store else f'folder {self.feeds_dir}'})")
+
+    def _feeds_store(self):
+        """The feeds store (MPSYNC_FEEDS_STORE or feeds.store), if one is configured."""
+        from mpsync.feeds.store import FeedStore
+
+        try:
+            from mpsync.settings import settings
+
+            raw = settings().section("feeds") or {}
+        except Exception:       # a broken config is the DAGs' to report
+            raw = {}
+        return FeedStore.from_settings(raw if isinstance(raw, dict) else {}, {**os.environ, **self.extra_env})
 
     def _start_simulators(self, creds: dict[str, str]) -> None:
         """Every `start_<name>_simulator` in mpsync.simulators, grouped by the connection it serves."""
