@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from mpsync.local.browser import Chromium, chromium_path
-from mpsync.price_approval import APPLY, KEEP
+from mpsync.price_approval import APPLY
 from tests.imports.price.test_price_import import cfg, fetch_result, prices, result_files  # noqa: F401  (cfg: fixture)
 from tests.test_exchange_page import airflow_server, seed_page, token  # noqa: F401  (airflow_server: fixture)
 from tests.test_price_approval import held, import_with_holds
@@ -58,13 +58,7 @@ def browser(chromium, tmp_path):
 
 
 def sign_in(browser: Chromium, server, user: str, next_path: str) -> None:
-    """Airflow's login form (simple auth manager), filled in and sent as a person does; it then goes to next."""
-    browser.goto(f"{server.base}/auth/login?next={quote(server.base + next_path, safe='')}")
-    browser.wait_for("!!document.querySelector('input[name=username]')", "the login form", timeout=60)
-    browser.type_into("input[name=username]", user)
-    browser.type_into("input[name=password]", server.passwords[user])
-    browser.click_text("button", "Sign in")
-    browser.wait_for(f"location.pathname === {next_path.split('?')[0]!r}", f"{next_path} after signing in")
+    browser.sign_in(server.base, user, server.passwords[user], next_path)
 
 
 def test_exchange_page_unpark_in_the_browser(airflow_server, exchange_dsn, browser):
@@ -135,17 +129,11 @@ def test_a_held_price_is_approved_in_the_browser(airflow_server, exchange_dsn, f
                 run_id, state = ask_state(airflow_server, admin)
                 time.sleep(0.5)
             assert state == "awaiting_input", f"the ask task never waited for a person: {run_id} {state}"
-            sign_in(browser, airflow_server, "admin", "/required_actions")
-            browser.wait_for_text("Held prices in MP_PRICE_1.xlsx")
-            # the question, from the list: its subject leads to the task instance's Required Action panel
-            browser.click_text("a", "Held prices in MP_PRICE_1.xlsx: apply them or keep the current ones?")
-            browser.wait_for_text("Only these articles", APPLY, KEEP, timeout=30)
-            report["body"] = browser.evaluate(
-                "[...document.querySelectorAll('tr')].map(r => [...r.cells].map(c => c.innerText.trim()))")
             report["before"] = prices(exchange_dsn)[("P-5", "default")][0]      # nothing applied unasked
-            browser.type_into("input[name=element_articles]", "P-5")      # only the -90% one, on purpose
-            browser.click_text("button", APPLY)
-            browser.wait_for_text("response successful", timeout=30)
+            sign_in(browser, airflow_server, "admin", "/required_actions")
+            report["body"] = browser.answer_required_action(
+                airflow_server.base, "Held prices in MP_PRICE_1.xlsx: apply them or keep the current ones?", APPLY,
+                {"articles": "P-5"})                                       # only the -90% one, on purpose
             report["answered"] = True
         except BaseException as e:      # noqa: BLE001  (the test reports it; dag.test() must not wait forever)
             report["error"] = e

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 WIDTH, HEIGHT = 1440, 900
 
@@ -182,6 +183,32 @@ class Chromium:
         box = self._field(label, "input[type=checkbox]")
         if not self.evaluate(f"(() => {{ const b = {box}; if (b && !b.checked) b.click(); return !!b && b.checked; }})()"):
             raise RuntimeError(f"could not switch on {label!r}")
+
+    def sign_in(self, base: str, user: str, password: str, next_path: str = "/") -> None:
+        """Airflow's own login form (simple auth manager), filled in and sent as a person does; the form then
+        goes to `next_path` with the session in its `_token` cookie."""
+        self.goto(f"{base}/auth/login?next={quote(base + next_path, safe='')}")
+        self.wait_for("!!document.querySelector('input[name=username]')", "the login form")
+        self.type_into("input[name=username]", user)
+        self.type_into("input[name=password]", password)
+        self.click_text("button", "Sign in")
+        self.wait_for(f"location.pathname === {json.dumps(next_path.split('?')[0])}", f"{next_path} after signing in")
+
+    def answer_required_action(self, base: str, subject: str, option: str,
+                               fields: dict[str, str] | None = None) -> list[list[str]]:
+        """Answer a Human-in-the-loop question as an operator does in Airflow 3's UI: Browse > Required actions,
+        the question by its subject, the form's fields (by param name) filled in, the option's button clicked.
+        Returns the rows of the tables in the question's body as the page showed them."""
+        self.goto(f"{base}/required_actions")
+        self.wait_for_text(subject)
+        self.click_text("a", subject)           # leads to the task instance's Required Action panel
+        self.wait_for_text(option)
+        body = self.evaluate("[...document.querySelectorAll('tr')].map(r => [...r.cells].map(c => c.innerText.trim()))")
+        for name, value in (fields or {}).items():
+            self.type_into(f"input[name=element_{name}]", value)
+        self.click_text("button", option)
+        self.wait_for_text("response successful", timeout=30)
+        return body
 
     def screenshot(self, path: Path, settle: float = 1.5) -> Path:
         time.sleep(settle)                 # let charts and fonts finish drawing
