@@ -91,9 +91,12 @@ def test_mutated_demo_stock_files_end_refused_or_applied_with_a_result(exchange_
             status = conn.execute("select status from import_file where name = %s", (name,)).fetchone()[0]
         assert status in FINAL, (seed, name, status)
         result = result_of(ftp_params, tmp_path, name)
-        applied = {r[1]: r[2:-1] for r in result["rows"] if r[-1] in ("applied", "unchanged")}
+        # Rows: Строка, Артикул, Наименование, then the warehouse columns in the configured order, Статус.
+        applied = {r[1]: r[3:-1] for r in result["rows"] if r[-1] in ("применено", "без изменений")}
         after = stock_snapshot(exchange_dsn)
-        columns = result["header"][2:-1]
+        columns = list(cfg.stock_columns)
+        if status in ("applied", "unchanged"):                  # a refusal lists rejected rows only
+            assert len(result["header"]) == 3 + len(columns) + 1 and "sber" not in result["header"]
         for key in set(before) | set(after):
             if before.get(key, 0) != after.get(key, 0):
                 article, warehouse = key

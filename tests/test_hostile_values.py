@@ -134,16 +134,17 @@ def test_a_huge_commerceml_name_is_a_rejected_row(tmp_path):
 def test_result_cells_are_text_never_formulas_and_any_character_is_written(tmp_path):
     path = results.write_result_xlsx(
         tmp_path / "r.xlsx", file_name='=HYPERLINK("http://x","y").csv', kind="stock",
-        summary={"Message": "bad\x0bchar\x00"}, header=["Row", "Article"],
+        summary={"message": "bad\x0bchar\x00"}, header=["row", "article"],
         rows=[[2, "=1+2"], [3, "+7"], [4, "-3"], [5, "@SUM(A1)"], [6, "A\x0b\x1f-1"]], statuses=["applied"] * 5)
     xml = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml").decode()
     assert "<f>" not in xml
     back = results.read_result_xlsx(path)
     assert [r[1] for r in back["rows"]] == ["=1+2", "+7", "-3", "@SUM(A1)", "A\ufffd\ufffd-1"]
-    assert back["summary"]["File"] == '=HYPERLINK("http://x","y").csv'
+    assert back["summary"]["Файл"] == '=HYPERLINK("http://x","y").csv'
+    assert back["summary"]["Сообщение"] == "bad\ufffdchar\ufffd"
     from openpyxl import load_workbook
 
-    ws = load_workbook(path)["Result"]
+    ws = load_workbook(path)["Результат"]
     assert all(c.data_type == "s" and c.quotePrefix for c in ws["B"] if str(c.value).startswith(("=", "+", "@")))
 
 
@@ -171,7 +172,8 @@ def test_a_failure_on_the_last_attempt_ends_failed_moved_and_with_a_result(excha
     name, status, message = ledger_rows(exchange_dsn)[0]
     assert status == "failed" and "UndefinedTable" in message
     summary = result_of(ftp_params, tmp_path, "Ostatki_MP_1.csv")["summary"]
-    assert summary["Status"].startswith("FAILED") and "UndefinedTable" in summary["Refused because"]
+    assert summary["Итог"].startswith("НЕ ОБРАБОТАН") and "UndefinedTable" in summary["Причина отказа"]
+    assert summary["_title"].startswith("Файл Ostatki_MP_1.csv не обработан") and "UndefinedTable" in summary["_title"]
 
 
 def test_a_file_whose_import_died_is_offered_again_and_given_up_on_after_the_attempts(
@@ -190,7 +192,7 @@ def test_a_file_whose_import_died_is_offered_again_and_given_up_on_after_the_att
     with pytest.raises(stock.StockFileRefused, match="earlier attempts ended without finishing"):
         stock.prepare(exchange_dsn, ftp_params, again, cfg)
     assert ledger_rows(exchange_dsn)[0][1] == "failed" and ftp_names(ftp_params, "/1c/stock") == []
-    assert result_of(ftp_params, tmp_path, "Ostatki_MP_1.csv")["summary"]["Status"].startswith("FAILED")
+    assert result_of(ftp_params, tmp_path, "Ostatki_MP_1.csv")["summary"]["Итог"].startswith("НЕ ОБРАБОТАН")
     assert stock_snapshot(exchange_dsn) == {}
     assert dropfolder.new_stable_files(exchange_dsn, ftp_params, cfg.drops["stock"], cfg.stable_seconds) == []
     with FtpClient(ftp_params) as ftp:

@@ -82,6 +82,13 @@ class Settings:
 
         return ZoneInfo(str((self.raw.get("onec") or {}).get("timezone", "Europe/Moscow")))
 
+    @property
+    def results_language(self) -> str:
+        """The language of the staff's result files (results.language: ru, the default, or en)."""
+        from mpsync.result_labels import language
+
+        return language((self.raw.get("results") or {}).get("language"))
+
     def warehouse(self, code: str) -> Warehouse:
         for w in self.warehouses:
             if w.code == code:
@@ -107,6 +114,18 @@ def _req(d: dict, key: str, where: str, source: Path, kind: type | tuple = objec
     if not isinstance(value, kind):
         raise ConfigError(f"{source}: '{where}{key}' must be {getattr(kind, '__name__', kind)}, got {value!r}")
     return value
+
+
+def _check_results(raw: dict[str, Any], source: Path) -> None:
+    from mpsync.result_labels import language
+
+    section = raw.get("results") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: 'results' must be a mapping")
+    try:
+        language(section.get("language"))
+    except ValueError as exc:
+        raise ConfigError(f"{source}: 'results.language' {exc}") from None
 
 
 def parse_settings(raw: dict[str, Any], source: Path) -> Settings:
@@ -147,6 +166,7 @@ def parse_settings(raw: dict[str, Any], source: Path) -> Settings:
         for m in MARKETPLACES:
             if sum(m in w.marketplaces for w in warehouses) == 0:
                 raise ConfigError(f"{source}: scheme 'per_marketplace' but no warehouse serves '{m}'")
+    _check_results(raw, source)
     si = raw.get("stock_import") or {}
     stock_import = StockImportSettings(
         min_fragment_rows=int(si.get("min_fragment_rows", StockImportSettings.min_fragment_rows)),

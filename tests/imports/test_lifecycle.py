@@ -72,8 +72,18 @@ def test_stock_records_its_result_file_applied_stale_refused_and_given_up(exchan
     for name, (_, remote) in rows.items():
         assert remote and posixpath.basename(remote).startswith(name + ".result-"), name
         summary = result_on_ftp(ftp_params, tmp_path, remote)["summary"]
-        assert summary["File"] == name
-    assert result_on_ftp(ftp_params, tmp_path, rows["Ostatki_MP_4.csv"][1])["summary"]["Status"].startswith("FAILED")
+        assert summary["Файл"] == name
+    assert result_on_ftp(ftp_params, tmp_path, rows["Ostatki_MP_1.csv"][1])["summary"]["Итог"] == "устарел: не применён"
+    refused = result_on_ftp(ftp_params, tmp_path, rows["Ostatki_MP_3.csv"][1])
+    assert refused["summary"]["_title"] == ("Файл Ostatki_MP_3.csv отклонён, из него ничего не применено. Причина: "
+                                            "ни одного известного артикула среди 1 строк (отклонено: 1)")
+    # the rows rejected on the way are listed under the reason
+    assert refused["header"] == ["Строка", "Артикул", "Колонка", "Статус"]
+    assert [r[1] for r in refused["rows"]] == ["NO-SUCH"] and refused["rows"][0][-1].startswith("отклонено: ")
+    failed = result_on_ftp(ftp_params, tmp_path, rows["Ostatki_MP_4.csv"][1])["summary"]
+    assert failed["Итог"].startswith("НЕ ОБРАБОТАН")
+    assert failed["_title"].startswith("Файл Ostatki_MP_4.csv не обработан, из него ничего не применено. Причина: "
+                                       "импорт не удался (попыток: 3), попытки прекращены: ")
 
 
 def test_a_stock_dry_run_writes_only_its_result_file(exchange_dsn, ftp_params, stock_cfg, work_dir, tmp_path):
@@ -91,11 +101,14 @@ def test_a_stock_dry_run_writes_only_its_result_file(exchange_dsn, ftp_params, s
     with FtpClient(ftp_params) as ftp:
         assert [e.name for e in ftp.list_files("/1c/stock")] == ["Ostatki_MP_2.csv"]     # stays for the real run
     result = result_on_ftp(ftp_params, tmp_path, summary.result_file)
-    assert "dry-run" in summary.result_file and "DRY RUN" in result["summary"]
+    assert "dry-run" in summary.result_file and "ПРОБНЫЙ ПРОГОН" in result["summary"]
     statuses = {r[1]: r[-1] for r in result["rows"]}
-    assert statuses[ARTICLES[1]] == "would apply" and statuses[ARTICLES[0]] == "unchanged"
-    assert statuses["NO-SUCH"].startswith("rejected: unknown article")
-    assert (result["summary"]["Would apply"], result["summary"]["Unchanged"]) == (1, len(ARTICLES) - 1)
+    assert statuses[ARTICLES[1]] == "будет применено" and statuses[ARTICLES[0]] == "без изменений"
+    assert statuses["NO-SUCH"].startswith("отклонено: неизвестный артикул")
+    assert result["rows"][0][1] == "NO-SUCH"                                    # problems first
+    assert (result["summary"]["Будет применено"], result["summary"]["Без изменений"]) == (1, len(ARTICLES) - 1)
+    assert result["summary"]["Строк с данными в файле (без заголовка)"] == len(rows)
+    assert result["summary"]["Отклонено"] == 1
     assert run_import(exchange_dsn, ftp_params, stock_cfg).changed == 1            # the real run applies it
 
 
@@ -148,8 +161,9 @@ def test_price_records_its_result_file_applied_unchanged_refused_and_given_up(ex
     assert rows["MP_PRICE_1.xlsx"][1] == applied.result_file and rows["MP_PRICE_2.xlsx"][1] == same.result_file
     for name, (_, remote) in rows.items():
         assert remote and posixpath.basename(remote).startswith(name + ".result-"), name
-        assert result_on_ftp(ftp_params, tmp_path, remote)["summary"]["File"] == name
-    assert result_on_ftp(ftp_params, tmp_path, rows["MP_PRICE_3.csv"][1])["summary"]["Status"].startswith("REFUSED")
+        assert result_on_ftp(ftp_params, tmp_path, remote)["summary"]["Файл"] == name
+    refused = result_on_ftp(ftp_params, tmp_path, rows["MP_PRICE_3.csv"][1])["summary"]
+    assert refused["Итог"].startswith("ОТКЛОНЁН") and refused["_title"].startswith("Файл MP_PRICE_3.csv отклонён")
 
 
 def catalog_items(names: list[str]) -> list[dict]:
@@ -177,7 +191,8 @@ def test_catalog_dry_run_result_files_refusal_and_archive_by_the_day_made(exchan
     dry = run(dry_run=True)
     assert dry.status == "dry run" and "dry-run" in dry.result_file and ledger_rows(exchange_dsn) == {}
     result = result_on_ftp(ftp_params, tmp_path, dry.result_file)
-    assert "DRY RUN" in result["summary"] and {r[-1] for r in result["rows"]} == {"would apply: new product"}
+    assert "ПРОБНЫЙ ПРОГОН" in result["summary"] and {r[-1] for r in result["rows"]} == {"будет применено: новый товар"}
+    assert result["summary"]["Строк с данными в файле (без заголовка)"] == len(ARTICLES)
     with psycopg.connect(exchange_dsn) as conn:
         assert conn.execute("select count(*) from product").fetchone()[0] == 0
     applied = run()
@@ -194,5 +209,6 @@ def test_catalog_dry_run_result_files_refusal_and_archive_by_the_day_made(exchan
     assert rows["nomenclature_1.xlsx"][1] == applied.result_file
     for name, (_, remote) in rows.items():
         assert remote and posixpath.basename(remote).startswith(name + ".result-"), name
-    assert result_on_ftp(ftp_params, tmp_path, rows["nomenclature_2.xlsx"][1])["summary"]["Status"].startswith(
-        "REFUSED")
+    refused = result_on_ftp(ftp_params, tmp_path, rows["nomenclature_2.xlsx"][1])["summary"]
+    assert refused["Итог"].startswith("ОТКЛОНЁН")
+    assert "сняла бы с продажи больше" in refused["_title"] and "nomenclature_2.xlsx отклонён" in refused["_title"]

@@ -96,11 +96,17 @@ class PreparedFile:
     result_file: str | None = None  # a dry run's result, written by prepare
     waiting: tuple[str, ...] = ()   # price: files left for the next runs
     details: dict[str, Any] = field(default_factory=dict)      # the kind's own numbers (JSON-safe)
+    # For the staff's result file: the rows of the file's table that hold data (below the header; title,
+    # header, blank, group and total rows not counted), and the 1C column headers as written in the file
+    # (stock: one per configured warehouse column, "" where the header has no text).
+    data_rows: int = 0
+    headers: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["fragments"], d["companions"], d["waiting"] = \
             [f.to_dict() for f in self.fragments], [c.to_dict() for c in self.companions], list(self.waiting)
+        d["headers"] = list(self.headers)
         return d
 
     @classmethod
@@ -110,7 +116,7 @@ class PreparedFile:
         d = _known(cls, d)
         return cls(**{**d, "fragments": tuple(Fragment.from_dict(f) for f in d.get("fragments", ())),
                       "companions": tuple(SourceFile(**c) for c in d.get("companions", ())),
-                      "waiting": tuple(d.get("waiting", ()))})
+                      "waiting": tuple(d.get("waiting", ())), "headers": tuple(d.get("headers", ()))})
 
 
 @dataclass(frozen=True)

@@ -59,8 +59,7 @@ def give_up(conn: psycopg.Connection, params: FtpParams, cfg: Settings, *, kind:
             log.warning("%s: its staged rows could not be dropped", file.name, exc_info=True)
     ledger.update(conn, import_file_id, status="failed", message=message[:2000])
     remote = report.publish_refusal(conn, params, cfg, [import_file_id], file.name, kind=kind, reason=message[:2000],
-                                    extra={"Status": "FAILED - the import could not finish; send the file again "
-                                                     "after the cause is fixed"})
+                                    failed=True)
     files.archive_refused(params, cfg, [file])
     log.error("%s: %s (result %s)", file.name, message, remote)
     return message

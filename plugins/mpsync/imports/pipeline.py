@@ -46,6 +46,12 @@ class Staged:
     items: int
     rejects: list[Reject]
     details: dict[str, Any] = field(default_factory=dict)
+    headers: tuple[str, ...] = ()        # the 1C column headers the result file shows (PreparedFile.headers)
+
+
+def data_rows(parsed: ParseCommon) -> int:
+    """Rows of the file's table holding data (items and rejected rows): what staff count in the file."""
+    return max(0, parsed.rows_read - parsed.skipped_service_rows)
 
 
 @dataclass
@@ -67,7 +73,7 @@ class Kind:
     checkpoint: str                             # the sync-table checkpoint finish writes
     refused: type[ImportRefused] = ImportRefused
     untouched: str = "nothing"                  # "<file> refused, <untouched> untouched: <reason>"
-    refused_status: str = ""                    # the result file's status line of a refused file
+    refused_status: str = ""                    # the result file's status of a refused file (result_labels)
     staging_table: str | None = None            # rows staged by prepare (seq numbered), checked by a fragment
 
     @property
@@ -197,7 +203,7 @@ def _parse_and_stage(kind: Kind, conn: psycopg.Connection, base: PreparedFile, f
         ledger.update(conn, base.import_file_id, status="stale", rows_read=parsed.rows_read,
                       rejected=len(parsed.rejects), report_time=made, message=message)
         log.warning("%s: %s", file.name, message)
-        return replace(base, rejected=len(parsed.rejects), note=message)
+        return replace(base, rejected=len(parsed.rejects), note=message, data_rows=data_rows(parsed))
     started = time.perf_counter()
     staged = kind.stage(conn, base.import_file_id, parsed, file, made, cfg)
     seconds["stage"] = time.perf_counter() - started
@@ -208,6 +214,7 @@ def _parse_and_stage(kind: Kind, conn: psycopg.Connection, base: PreparedFile, f
         log.warning("... and %d more rejected rows (table import_reject, import_file_id=%s)",
                     len(staged.rejects) - 50, base.import_file_id)
     return replace(base, fragments=tuple(staged.fragments), items=staged.items, rejected=len(staged.rejects),
+                   data_rows=data_rows(parsed), headers=tuple(staged.headers),
                    details={**base.details, **staged.details,
                             "seconds": {k: round(v, 2) for k, v in seconds.items()}})
 
@@ -222,6 +229,8 @@ def refuse(kind: Kind, conn: psycopg.Connection, params: FtpParams, cfg: Setting
     for i in ids:
         ledger.update(conn, i, status="refused", message=reason)
     title = ", ".join([prepared.name, *(c.name for c in prepared.companions[:len(ids) - 1])])
+    # The rows stage() rejected before it refused the file (stock: the unknown articles) tell staff why.
+    rejects = rejects or ledger.rejects_of(conn, prepared.import_file_id)
     report.publish_refusal(conn, params, cfg, ids, prepared.name, title=title, kind=kind.name, reason=reason,
                            rejects=rejects, status=kind.refused_status)
     files.archive_refused(params, cfg, [prepared, *prepared.companions])
@@ -246,8 +255,7 @@ def _dry_run(kind: Kind, dsn: str, params: FtpParams, cfg: Settings, take: list[
                                exc.reason) from None
         finally:
             conn.rollback()                     # the dry run writes nothing
-    summary = {"DRY RUN": "nothing was written; 'would apply' rows will change when the file is applied",
-               **result.summary}
+    summary = {"dry_run": "dry_run_note", **result.summary}
     remote = report.publish(None, params, cfg, [], f.name, kind=f"{kind.name} (dry run)", summary=summary,
                             header=result.header, rows=result.rows, statuses=result.statuses, dry_run=True)
     log.info("DRY RUN of %s: %s; result %s", f.name, result.summary, remote)

@@ -16,7 +16,9 @@ from mpsync.imports.files import work_dir
 from mpsync.onec.model import Reject
 from mpsync.settings import Settings
 
-REJECT_HEADER = ["Row", "Article", "Column", "Reason"]
+# Column keys (mpsync.result_labels translates them): the rows rejected on the way to a refusal (the reason
+# is in the status: «отклонено: <reason>»).
+REJECT_HEADER = ["row", "article", "column"]
 
 
 def local_path(name: str, *, dry_run: bool = False, when: datetime | None = None) -> Path:
@@ -31,12 +33,14 @@ def record(conn: psycopg.Connection, import_file_ids: Sequence[int], remote: str
 
 def publish(conn: psycopg.Connection | None, params: FtpParams, cfg: Settings, import_file_ids: Sequence[int],
             name: str, *, kind: str, summary: dict[str, Any], header: Sequence[str], rows: Sequence,
-            statuses: Sequence[str], dry_run: bool = False, when: datetime | None = None, title: str = "") -> str:
+            statuses: Sequence[str], dry_run: bool = False, when: datetime | None = None, title: str = "",
+            refused: str = "", failed: bool = False) -> str:
     """Write, upload and record a result file named after `name`, about `title` (default: name; several
-    files of one exchange); its FTP path. A dry run's is not recorded (nothing is)."""
+    files of one exchange), in the configured language (results.language); its FTP path. A dry run's is not
+    recorded (nothing is)."""
     local = local_path(name, dry_run=dry_run, when=when)
     results.write_result_xlsx(local, file_name=title or name, kind=kind, summary=summary, header=header, rows=rows,
-                              statuses=statuses)
+                              statuses=statuses, language=cfg.results_language, refused=refused, failed=failed)
     remote = results.publish_result(params, local, folder=cfg.results_folder)
     if conn is not None and not dry_run:
         record(conn, import_file_ids, remote)
@@ -46,12 +50,11 @@ def publish(conn: psycopg.Connection | None, params: FtpParams, cfg: Settings, i
 def publish_refusal(conn: psycopg.Connection | None, params: FtpParams, cfg: Settings,
                     import_file_ids: Sequence[int], name: str, *, kind: str, reason: str,
                     rejects: Sequence[Reject] = (), status: str = "", dry_run: bool = False,
-                    extra: dict[str, Any] | None = None, title: str = "") -> str:
-    """The result of a file refused whole (or given up on): why, that nothing was applied, and the rows
-    rejected on the way, if any."""
-    summary = {"Status": status or "REFUSED - nothing from this file was applied", "Refused because": reason,
-               **(extra or {})}
-    rows = [[r.row, r.article, r.column, r.reason] for r in rejects]
+                    extra: dict[str, Any] | None = None, title: str = "", failed: bool = False) -> str:
+    """The result of a file refused whole (or, `failed`, given up on): why (in the first cell), that nothing
+    was applied, and the rows rejected on the way, if any. `status`: a result_labels value key."""
+    summary = {"status": status or ("failed" if failed else "refused"), "refused_because": reason, **(extra or {})}
+    rows = [[r.row, r.article, r.column] for r in rejects]
     return publish(conn, params, cfg, import_file_ids, name, kind=kind, summary=summary,
-                   header=REJECT_HEADER if rows else ["Row", "Reason"], rows=rows,
-                   statuses=["rejected"] * len(rows), dry_run=dry_run, title=title)
+                   header=REJECT_HEADER, rows=rows, statuses=[f"rejected: {r.reason}" for r in rejects],
+                   dry_run=dry_run, title=title, refused=reason, failed=failed)

@@ -90,6 +90,15 @@ def header_labels(header: list[Any] | None, art_col: int, w: int) -> list[str]:
     return labels
 
 
+_LABEL_RE = re.compile(r"^[A-Z]+ \((.*)\)$", re.DOTALL)
+
+
+def label_text(label: str) -> str:
+    """The header's text of a column label (`B (Склад Москва)` -> `Склад Москва`); "" for a bare letter."""
+    m = _LABEL_RE.match(label or "")
+    return m.group(1) if m else ""
+
+
 def locate_header(head: list[tuple[int, list[Any]]]) -> tuple[int | None, int]:
     """(index into head of the header row, article column) or (None, 0)."""
     for idx, (_, cells) in enumerate(head[:HEADER_SCAN_ROWS]):

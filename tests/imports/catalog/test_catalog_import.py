@@ -91,8 +91,10 @@ def test_commerceml_full_then_full_without_one_then_partial(exchange_dsn, ftp_pa
         [res_entry] = ftp.list_files("/1c/results")
         ftp.download(res_entry.path, tmp_path / "r1.xlsx")
     res = read_result_xlsx(tmp_path / "r1.xlsx")
-    assert res["summary"]["Products created"] == 5
-    assert {r[1]: r[-1] for r in res["rows"]}["ART-2"] == "applied: new product"
+    assert res["summary"]["Создано товаров"] == 5 and res["header"][:4] == ["Строка", "Артикул", "Код 1С",
+                                                                          "Наименование"]
+    assert {r[1]: r[-1] for r in res["rows"]}["ART-2"] == "применено: новый товар"
+    assert "Строк с данными в файле (без заголовка)" not in res["summary"]     # CommerceML has no rows
 
     # Full file again, without ART-5 and with a new name for ART-1: ART-5 inactive (not deleted); only
     # ART-1's updated_at moves.
@@ -128,7 +130,9 @@ def test_full_file_that_would_switch_off_the_catalog_is_refused(exchange_dsn, ft
     with FtpClient(ftp_params) as ftp:
         names = sorted(e.name for e in ftp.list_files("/1c/results"))
         ftp.download(posixpath.join("/1c/results", names[-1]), tmp_path / "r.xlsx")
-    assert read_result_xlsx(tmp_path / "r.xlsx")["summary"]["Status"].startswith("REFUSED")
+    refused = read_result_xlsx(tmp_path / "r.xlsx")
+    assert refused["summary"]["_title"].startswith("Файл import.xml") and "отклонён" in refused["summary"]["_title"]
+    assert refused["summary"]["Итог"].startswith("ОТКЛОНЁН")
 
 
 def test_spreadsheet_catalog_repairs_codes_and_checks_ean(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):

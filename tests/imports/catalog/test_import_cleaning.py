@@ -46,7 +46,7 @@ def test_commerceml_groups_become_categories_and_names_are_cleaned(exchange_dsn,
     with FtpClient(ftp_params) as ftp:
         ftp.download(s.result_file, local)
     statuses = [r[-1] for r in read_result_xlsx(local)["rows"]]
-    assert any("cleaned" in str(x) and "U+FDD0" in str(x) for x in statuses)
+    assert any("очищено" in str(x) and "U+FDD0" in str(x) for x in statuses)
     # A group renamed in 1C keeps its id; its products follow.
     with psycopg.connect(exchange_dsn) as conn:
         before = conn.execute("select category_id from category where onec_key = 'grp-garden'").fetchone()[0]

@@ -115,20 +115,30 @@ def test_suspicious_prices_are_held_and_reported_good_ones_applied(exchange_dsn,
     [name] = result_files(ftp_params)
     assert name.startswith("MP_PRICE_0105.xlsx.result-")
     res = read_result_xlsx_from_ftp(ftp_params, tmp_path, name)
-    assert res["summary"]["Applied"] == 2 and res["summary"]["Held back (check and re-send)"] == 3
-    assert res["summary"]["Rejected"] == 2
-    assert res["header"][:4] == ["Row", "Article", "Текущая цена", "Цена без акции"]
-    assert res["header"][-1] == "Status"
+    # Counted by file row, as staff count them: 8 rows under the header = 2 + 1 + 3 + 2.
+    assert res["summary"]["Строк с данными в файле (без заголовка)"] == len(ROWS) == 8
+    assert res["summary"]["Применено"] == 2 and res["summary"]["Без изменений"] == 1
+    assert res["summary"]["Отложено (проверьте и пришлите снова или дождитесь решения)"] == 3
+    assert res["summary"]["Отклонено"] == 2 and res["summary"]["Итог"] == "применён"
+    assert res["summary"]["_title"] == "Результат обработки файла MP_PRICE_0105.xlsx"
+    assert res["header"][:5] == ["Строка", "Артикул", "Наименование", "Текущая цена", "Цена без акции"]
+    assert res["header"][-2:] == ["Цена до этого файла", "Статус"]
     status = {r[1]: r[-1] for r in res["rows"]}
-    assert status["P-1"] == "applied" and status["P-2"] == "unchanged" and status["P-6"] == "applied"
-    assert status["P-3"] == "held: price is zero"
-    assert status["P-4"].startswith("held: price 0.50 is below the floor")
-    assert status["P-5"].startswith("held: -90% vs the current price 1000")
-    assert status["NOPE"].startswith("rejected: unknown article")
-    assert status["P-7"].startswith("rejected:") and "abc" in status["P-7"]
+    assert status["P-1"] == "применено" and status["P-2"] == "без изменений" and status["P-6"] == "применено"
+    assert status["P-3"] == "отложено: цена равна нулю"
+    assert status["P-4"].startswith("отложено: цена 0.50 ниже минимальной")
+    assert status["P-5"].startswith("отложено: -90% к текущей цене 1000")
+    assert status["NOPE"].startswith("отклонено: неизвестный артикул")
+    assert status["P-7"].startswith("отклонено:") and "abc" in status["P-7"]
+    # Problem rows first (rejected, then held), each group in file order, each with its file row number.
+    # (the table's header is the file's row 3, under two title rows)
+    assert [(r[0], r[1]) for r in res["rows"]] == [(10, "NOPE"), (11, "P-7"), (6, "P-3"), (7, "P-4"), (8, "P-5"),
+                                                   (4, "P-1"), (5, "P-2"), (9, "P-6")]
+    names = {r[1]: r[2] for r in res["rows"]}
+    assert names["P-1"] == "Товар P-1" and names["NOPE"] is None        # the catalog's Наименование
     for r in res["rows"]:                                      # applied rows carry what the DB now holds
-        if r[-1] == "applied":
-            assert Decimal(str(r[2])) == got[(r[1], "default")][0]
+        if r[-1] == "применено":
+            assert Decimal(str(r[3])) == got[(r[1], "default")][0]
     # The ledger keeps held and rejected rows for operators; the file is archived.
     with psycopg.connect(exchange_dsn) as conn:
         status_, changed, rejected = conn.execute("select status, changed, rejected from import_file").fetchone()
@@ -176,10 +186,13 @@ def test_dry_run_writes_nothing_and_reports_what_would_change(exchange_dsn, ftp_
     [name] = result_files(ftp_params)
     assert ".dry-run-" in name
     res = fetch_result(ftp_params, tmp_path, name)
-    assert "DRY RUN" in res["summary"]
+    assert res["summary"]["ПРОБНЫЙ ПРОГОН"].startswith("ничего не записано")
+    assert res["summary"]["Вид файла"] == "цены (пробный прогон)"
+    assert res["summary"]["Строк с данными в файле (без заголовка)"] == len(ROWS)
+    assert (res["summary"]["Будет применено"], res["summary"]["Без изменений"]) == (2, 1)
     status = {r[1]: r[-1] for r in res["rows"]}
-    assert status["P-1"] == "would apply" and status["P-3"] == "held: price is zero"
-    assert status["P-2"] == "unchanged"
+    assert status["P-1"] == "будет применено" and status["P-3"] == "отложено: цена равна нулю"
+    assert status["P-2"] == "без изменений"
 
 
 def test_wrong_file_choice_lists_the_waiting_files(exchange_dsn, ftp_params, cfg, tmp_path):
@@ -204,7 +217,12 @@ def test_refused_file_gets_a_result_explaining_why(exchange_dsn, ftp_params, cfg
     assert prices(exchange_dsn) == before
     [name] = result_files(ftp_params)
     res = fetch_result(ftp_params, tmp_path, name)
-    assert res["summary"]["Status"].startswith("REFUSED") and res["summary"]["Refused because"]
+    # Why, in the first cell, in Russian; and that no price was applied.
+    assert res["summary"]["_title"].startswith("Файл MP_PRICE_bad.csv отклонён, из него ничего не применено. "
+                                               "Причина: ")
+    assert "нет заголовка таблицы" in res["summary"]["_title"]
+    assert res["summary"]["Итог"] == "ОТКЛОНЁН: ни одна цена из файла не применена"
+    assert res["summary"]["Причина отказа"]
     with FtpClient(ftp_params) as ftp:
         assert ftp.list_files("/1c/price") == []                # out of the drop folder: not retried forever
     with psycopg.connect(exchange_dsn) as conn:

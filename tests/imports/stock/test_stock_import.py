@@ -132,9 +132,9 @@ def test_rows_equal_to_the_last_report_are_stubs_and_not_applied(exchange_dsn, f
     snap = stock_snapshot(exchange_dsn)
     assert snap[(rows[4][0], "sber")] == 50 and snap[(rows[4][0], "ozon")] == 1 and snap[(rows[3][0], "sber")] == 4
     sheet = load_workbook(work_folder() / "results" / PurePosixPath(summary.result_file).name).active
-    listed = {r[1]: (r[2:5], r[-1]) for r in sheet.iter_rows(values_only=True) if r[1] in ARTICLES}
-    assert listed[rows[4][0]] == ((50, 1, 2), "applied")
-    assert listed[rows[3][0]] == ((4, 0, 2), "unchanged") and len(listed) == len(ARTICLES)
+    listed = {r[1]: (r[2], r[3:6], r[-1]) for r in sheet.iter_rows(values_only=True) if r[1] in ARTICLES}
+    assert listed[rows[4][0]] == (f"Товар {rows[4][0]}", (50, 1, 2), "применено")
+    assert listed[rows[3][0]] == (f"Товар {rows[3][0]}", (4, 0, 2), "без изменений") and len(listed) == len(ARTICLES)
 
 
 def test_the_next_xlsx_report_parses_only_its_changed_rows(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
@@ -180,7 +180,10 @@ def test_result_file_of_a_big_report_lists_the_rejected_rows_only(exchange_dsn, 
     sheet = load_workbook(work_folder() / "results" / PurePosixPath(summary.result_file).name).active
     cells = list(sheet.iter_rows(values_only=True))
     assert [r[1] for r in cells if r[1] in ARTICLES or r[1] == "NO-SUCH"] == ["NO-SUCH"]
-    assert any(r[0] == "Not listed" and r[1].startswith(f"{len(ARTICLES)} applied or unchanged rows") for r in cells)
+    assert any(r[0] == "Не показаны" and r[1].startswith(f"{len(ARTICLES)} применённых строк") for r in cells)
+    summary_lines = {r[0]: r[1] for r in cells if r and r[0]}
+    assert summary_lines["Строк с данными в файле (без заголовка)"] == len(rows)
+    assert summary_lines["Применено или без изменений"] == len(ARTICLES) and summary_lines["Отклонено"] == 1
     # The next report of that size, one row changed: its unchanged rows are counted, not even staged as stubs
     rows[2] = (rows[2][0], 9, 2, 3)
     drop(ftp_params, tmp_path, "Ostatki_MP_2.csv", stock_csv(rows))
@@ -195,7 +198,7 @@ def test_result_file_of_a_big_report_lists_the_rejected_rows_only(exchange_dsn, 
     summary = stock.finish(exchange_dsn, ftp_params, prepared, cfg)
     assert summary.changed == 1 and stock_snapshot(exchange_dsn)[(rows[2][0], "sber")] == 9
     sheet = load_workbook(work_folder() / "results" / PurePosixPath(summary.result_file).name).active
-    assert any(r[0] == "Not listed" and r[1].startswith(f"{len(ARTICLES)} applied or unchanged rows")
+    assert any(r[0] == "Не показаны" and r[1].startswith(f"{len(ARTICLES)} применённых строк")
                for r in sheet.iter_rows(values_only=True))
 
 

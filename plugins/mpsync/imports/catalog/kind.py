@@ -21,7 +21,7 @@ from mpsync.imports import fragments
 from mpsync.imports.catalog import apply as catalog_apply, result as catalog_result, stage as catalog_stage
 from mpsync.imports.catalog.parse import parse_exchange, pick_exchange
 from mpsync.imports.contracts import CatalogFileRefused, Fragment, PreparedFile
-from mpsync.imports.pipeline import Kind, Result, Staged
+from mpsync.imports.pipeline import Kind, Result, Staged, data_rows
 from mpsync.imports.price import result as price_result, stage as price_stage
 from mpsync.onec.model import CatalogParse, Reject
 from mpsync.settings import Settings
@@ -93,13 +93,13 @@ class CatalogKind(Kind):
         rejected = len(catalog_result.parse_rejects(conn, fid)) + c["price_problems"]
         parts = len(prepared.details.get("parts", []))
         names = [prepared.name, *(f.name for f in prepared.companions[:parts])]
-        summary = {"Files": ", ".join(names), "Status": status, **({"Note": prepared.note} if prepared.note else {}),
-                   "Partial (absent products left alone)": "yes" if partial else "no",
-                   "Products created": c["created"], "Products updated": c["updated"],
-                   "Products marked inactive": c["deactivated"], "Prices changed": c["prices_changed"],
-                   "Stock rows changed": stock_changed, "Rejected / held": rejected,
-                   "Values cleaned of control characters": c["cleaned"]}
         rows, statuses = catalog_result.result_rows(conn, fid, dry_run=dry_run)
+        summary = {"files": ", ".join(names), "status": status, **({"note": prepared.note} if prepared.note else {}),
+                   **catalog_result.rows_summary(prepared, rows, statuses),
+                   "partial": "yes" if partial else "no",
+                   "products_created": c["created"], "products_updated": c["updated"],
+                   "products_deactivated": c["deactivated"], "prices_changed": c["prices_changed"],
+                   "stock_rows_changed": stock_changed, "rejected_or_held": rejected, "cleaned": c["cleaned"]}
         changed = c["created"] + c["updated"] + c["deactivated"] + c["prices_changed"] + stock_changed
         details = {"files": names, "partial": partial, "stock_changed": stock_changed, "rejected": rejected,
                    **{k: c[k] for k in ("created", "updated", "deactivated", "prices_changed", "cleaned")}}
@@ -113,7 +113,7 @@ class CatalogKind(Kind):
         made = ledger.made_at(parsed.report_time, file.modified, cfg.onec_timezone)
         staged = self.stage(conn, entry.import_file_id, parsed, file, made, cfg)
         prepared = PreparedFile("catalog", entry.import_file_id, file.name, file.path, tuple(staged.fragments),
-                                items=staged.items, details=staged.details)
+                                items=staged.items, details=staged.details, data_rows=data_rows(parsed))
         for f, plan in zip(staged.fragments, fragments.planned(conn, entry.import_file_id)):
             self.apply_rows(conn, f, plan, cfg)
         self.complete(conn, prepared, cfg)

@@ -9,7 +9,8 @@ import psycopg
 from mpsync import ledger
 from mpsync.imports.price import result as price_result
 
-RESULT_HEADER = ["Row", "Article", "1C code", "Name", "Brand", "Model", "EAN", "Size class", "RRP"]
+# Column keys (mpsync.result_labels: «Строка», «Артикул», «Код 1С», «Наименование», ...).
+RESULT_HEADER = ["row", "article", "onec_code", "name", "brand", "model", "ean", "size_class", "rrp"]
 STATUS = {"created": "applied: new product", "updated": "applied", "unchanged": "unchanged",
           None: "not applied"}
 LAST = 10**9            # products switched off come after every row of the file
@@ -59,6 +60,14 @@ def result_rows(conn: psycopg.Connection, import_file_id: int, *, dry_run: bool 
         merged = [(k, v, "would apply" + st[len("applied"):] if st.startswith("applied") else st)
                   for k, v, st in merged]
     return [m[1] for m in merged], [m[2] for m in merged]
+
+
+def rows_summary(prepared, rows: list, statuses: list) -> dict:
+    """The data rows of a spreadsheet (a CommerceML exchange has elements, not rows: none)."""
+    if prepared.name.lower().endswith(".xml"):
+        return {}
+    # A file prepared before data_rows was carried: the distinct file rows listed.
+    return {"rows_read": prepared.data_rows or len({r[0] for r in rows if r[0] is not None})}
 
 
 def small_layout(layout: dict) -> dict:

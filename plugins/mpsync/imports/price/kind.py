@@ -22,7 +22,7 @@ from mpsync import ledger, price_approval
 from mpsync.dropfolder import DropFile
 from mpsync.imports import fragments, refusal
 from mpsync.imports.contracts import Fragment, PreparedFile, PriceFileRefused
-from mpsync.imports.pipeline import Kind, Result, Staged
+from mpsync.imports.pipeline import Kind, Result, Staged, data_rows
 from mpsync.imports.price import result as price_result
 from mpsync.imports.price import stage as price_stage
 from mpsync.imports.price.settings import PriceSettings
@@ -50,7 +50,7 @@ class PriceKind(Kind):
     checkpoint = "onec_price_import"
     refused = PriceFileRefused
     untouched = "prices"
-    refused_status = "REFUSED - no price from this file was applied"
+    refused_status = "refused_prices"
     staging_table = "price_staging"
 
     def pick(self, found: list[DropFile]) -> tuple[list[DropFile], list[DropFile], list[DropFile]]:
@@ -121,10 +121,7 @@ class PriceKind(Kind):
     def _read_back(conn: psycopg.Connection, fid: int, staged: list) -> tuple[list[Reject], dict]:
         """The rejects of the parse (not the held/rejected rows complete() adds) and the file rows' counts."""
         parse_rejects = [r for r in ledger.rejects_of(conn, fid) if not r.reason.startswith(("held", "rejected"))]
-        counts = {"applied": 0, "unchanged": 0, "held": 0, "rejected": 0}
-        for _, st in staged:
-            counts[st.split(" ", 1)[0].split(":", 1)[0]] += 1
-        return parse_rejects, counts
+        return parse_rejects, price_result.row_counts(staged)
 
     def result(self, conn: psycopg.Connection, prepared: PreparedFile, status: str, message: str,
                cfg: Settings) -> Result:
@@ -132,10 +129,12 @@ class PriceKind(Kind):
         fid, overrides = prepared.import_file_id, list(prepared.details.get("overrides", []))
         staged = price_result.row_statuses(conn, fid, overrides)
         parse_rejects, counts = self._read_back(conn, fid, staged)
-        rows_read = conn.execute("select rows_read from import_file where import_file_id = %s", (fid,)).fetchone()[0]
-        summary = {"Status": status, **({"Note": prepared.note} if prepared.note else {}),
-                   **price_result.summary(counts, rows_read or 0, len(parse_rejects), dry_run=False)}
-        rows, statuses = price_result.result_rows(staged, parse_rejects, overrides, dry_run=False)
+        names = price_result.names_of(conn, [v[1] for v, _ in staged] + [r.article for r in parse_rejects])
+        rows, statuses = price_result.result_rows(staged, parse_rejects, overrides, dry_run=False, names=names)
+        # A file prepared before data_rows was carried: its rows are all listed, so count them.
+        data_rows = prepared.data_rows or len({r[0] for r in rows})
+        summary = {"status": status, **({"note": prepared.note} if prepared.note else {}),
+                   **price_result.summary(counts, data_rows, parse_rejects, dry_run=False)}
         held = len(price_approval.pending(conn, fid))
         return Result(summary, price_result.result_header(overrides), rows, statuses,
                       price_stage.status_counts(conn, fid)["applied"], prepared.items,
@@ -151,8 +150,9 @@ class PriceKind(Kind):
         counts = price_stage.status_counts(conn, fake_id)
         staged = price_result.row_statuses(conn, fake_id, overrides)
         rejects = parsed.rejects + pre
-        rows, statuses = price_result.result_rows(staged, rejects, overrides, dry_run=True)
-        return Result(price_result.summary(counts, parsed.rows_read, len(rejects), dry_run=True),
+        names = price_result.names_of(conn, [v[1] for v, _ in staged] + [r.article for r in rejects])
+        rows, statuses = price_result.result_rows(staged, rejects, overrides, dry_run=True, names=names)
+        return Result(price_result.summary(price_result.row_counts(staged), data_rows(parsed), rejects, dry_run=True),
                       price_result.result_header(overrides), rows, statuses, 0, len(parsed.items) - len(pre),
                       len(rejects), {"counts": counts, "rejected_in_parse": len(rejects)})
 

@@ -51,35 +51,44 @@ def combine(statuses: list[tuple[str, str]]) -> str:
 
 
 def result_header(overrides: list[str]) -> list[str]:
-    header = ["Row", "Article", "Текущая цена", "Цена без акции"]
+    """The price table's own headers (as 1C and the staff's template write them) between our column keys."""
+    header = ["row", "article", "name", "Текущая цена", "Цена без акции"]
     for mp in overrides:
         header += [f"Текущая цена ({mp})", f"Цена без акции ({mp})"]
-    return header + ["Price before this file"]
+    return header + ["price_before"]
+
+
+def names_of(conn: psycopg.Connection, articles: list[str]) -> dict[str, str]:
+    """The products' names (Наименование, from the catalog 1C sent) for the result file."""
+    return dict(conn.execute("select article, name from product where article = any(%s) and name is not null",
+                             (list({a for a in articles if a}),)).fetchall())
 
 
 def result_rows(staged: list[tuple[list, str]], rejects: list[Reject], overrides: list[str], *,
-                dry_run: bool) -> tuple[list[list], list[str]]:
+                dry_run: bool, names: dict[str, str] | None = None) -> tuple[list[list], list[str]]:
     width = len(result_header(overrides))
+    names = names or {}
     merged: list[tuple[int, list, str]] = []
     for values, status in staged:
         if dry_run and status == "applied":
             status = "would apply"
-        merged.append((values[0], values, status))
+        merged.append((values[0], [values[0], values[1], names.get(values[1]), *values[2:]], status))
     for r in rejects:
-        merged.append((r.row, [r.row, r.article] + [None] * (width - 2), f"rejected: {r.reason}"))
+        merged.append((r.row, [r.row, r.article, names.get(r.article)] + [None] * (width - 3), f"rejected: {r.reason}"))
     merged.sort(key=lambda t: t[0])
     return [m[1] for m in merged], [m[2] for m in merged]
 
 
+def row_counts(staged: list[tuple[list, str]]) -> dict[str, int]:
+    """File rows by their combined status (a row held on two price lists is one held row)."""
+    counts = {"applied": 0, "unchanged": 0, "held": 0, "rejected": 0}
+    for _, st in staged:
+        counts[st.split(" ", 1)[0].split(":", 1)[0]] += 1
+    return counts
 
 
-def summary(counts: dict, rows_read: int, rejects: int, *, dry_run: bool) -> dict:
-    s: dict[str, Any] = {}
-    s.update({"Rows read": rows_read,
-              "Applied" if not dry_run else "Would apply": counts.get("applied", 0),
-              "Unchanged": counts.get("unchanged", 0),
-              "Held back (check and re-send)": counts.get("held", 0),
-              "Rejected": counts.get("rejected", 0) + rejects})
-    return s
-
-
+def summary(counts: dict, data_rows: int, rejects: list[Reject], *, dry_run: bool) -> dict:
+    """Counts by file row: applied + unchanged + held + rejected = the file's data rows."""
+    return {"rows_read": data_rows, "would_apply" if dry_run else "applied": counts.get("applied", 0),
+            "unchanged": counts.get("unchanged", 0), "held": counts.get("held", 0),
+            "rejected": counts.get("rejected", 0) + len({r.row for r in rejects})}

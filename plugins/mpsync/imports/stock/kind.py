@@ -24,7 +24,7 @@ from mpsync.dropfolder import DropFile
 from mpsync.imports import fragments, refusal
 from mpsync.imports.contracts import Fragment, PreparedFile, StockFileRefused
 from mpsync.imports.files import work_dir
-from mpsync.imports.pipeline import Kind, Result, Staged
+from mpsync.imports.pipeline import Kind, Result, Staged, data_rows
 from mpsync.imports.stock import apply, hashes, lookup
 from mpsync.imports.stock import result as stock_result, stage as stock_stage
 from mpsync.imports.warehouses import sync_warehouses
@@ -38,7 +38,7 @@ from mpsync.settings import Settings
 log = logging.getLogger(__name__)
 
 DRY_RUN_SQL = """
-select s.row_no, p.article,
+select s.row_no, p.article, p.name,
        array(select x * 0.001 from unnest(s.quantities) with ordinality as u(x, n) order by n),
        exists (select 1 from unnest(s.quantities, %(codes)s::text[]) as q(milli, warehouse)
                left join stock t on t.product_id = s.product_id and t.warehouse = q.warehouse
@@ -93,7 +93,8 @@ class StockKind(Kind):
                  "%d fragment(s) of up to %d rows%s", file.name, parsed.rows_read, parsed.items, known,
                  len(rejects), staged.unchanged, len(planned), size,
                  "" if reparsed is None else f" (the {reparsed} rows that differ from the last sheet parsed here)")
-        return Staged(planned, known, rejects, {"unchanged": staged.unchanged, "reparsed": reparsed})
+        return Staged(planned, known, rejects, {"unchanged": staged.unchanged, "reparsed": reparsed},
+                      headers=tuple(parsed.layout.get("quantity_columns", ())))
 
     def apply_rows(self, conn: psycopg.Connection, fragment: Fragment, plan: fragments.PlannedFragment,
                    cfg: Settings) -> int:
@@ -116,11 +117,9 @@ class StockKind(Kind):
     def result(self, conn: psycopg.Connection, prepared: PreparedFile, status: str, message: str,
                cfg: Settings) -> Result:
         changed = fragments.changed_total(conn, prepared.import_file_id)
-        header, rows, statuses, note = stock_result.result_table(conn, prepared.import_file_id, cfg)
-        summary = {"Status": status, "Message": message, "Articles applied": prepared.items,
-                   "Stock cells changed": changed, "Rows rejected": prepared.rejected}
-        if note:
-            summary["Not listed"] = note
+        header, rows, statuses, note = stock_result.result_table(conn, prepared.import_file_id, cfg, prepared.headers)
+        summary = stock_result.summary(status, message, prepared.data_rows, statuses,
+                                       stock_result.rejected_rows(conn, prepared.import_file_id), changed, note)
         return Result(summary, header, rows, statuses, changed, prepared.items, prepared.rejected,
                       {k: prepared.details[k] for k in ("unchanged", "reparsed") if k in prepared.details})
 
@@ -130,18 +129,19 @@ class StockKind(Kind):
         parsed.file = file.name
         ids, rejects = self.known_rows(conn, parsed, cfg)
         stock_stage.stage(conn, -1, parsed, ids)
-        header = ["Row", "Article", *cfg.stock_columns]
+        header = ["row", "article", "name",
+                  *stock_result.column_titles(tuple(parsed.layout.get("quantity_columns", ())), cfg)]
         found = conn.execute(DRY_RUN_SQL, {"id": -1, "codes": list(cfg.stock_columns)}).fetchall()
-        would = sum(1 for r in found if r[3])
+        would = sum(1 for r in found if r[4])
         listed = found if len(found) <= stock_stage.RESULT_ALL_ROWS_UP_TO else []
-        rows = [(r[0], [r[0], r[1], *r[2]], "would apply" if r[3] else "unchanged") for r in listed]
-        rows += [(r.row, [r.row, r.article] + [None] * len(cfg.stock_columns), f"rejected: {r.reason}")
-                 for r in rejects]
+        rows = [(r[0], [r[0], r[1], r[2], *r[3]], "would apply" if r[4] else "unchanged") for r in listed]
+        rows += [(r.row, [r.row, r.article, None] + [None] * len(cfg.stock_columns),
+                  f"rejected: {r.reason}" + (f" (column {r.column})" if r.column else "")) for r in rejects]
         rows.sort(key=lambda t: t[0])
-        summary = {"Rows read": parsed.rows_read, "Would apply": would, "Unchanged": len(found) - would,
-                   "Rejected": len(rejects)}
+        summary = {"rows_read": data_rows(parsed), "would_apply": would, "unchanged": len(found) - would,
+                   "rejected": len({r.row for r in rejects})}
         if not listed and found:
-            summary["Not listed"] = f"{len(found)} known rows (more than {stock_stage.RESULT_ALL_ROWS_UP_TO})"
+            summary["not_listed"] = f"{len(found)} known rows (more than {stock_stage.RESULT_ALL_ROWS_UP_TO})"
         return Result(summary, header, [r[1] for r in rows], [r[2] for r in rows], 0, len(found), len(rejects),
                       {"would_apply": would, "unchanged": len(found) - would, "rejected": len(rejects)})
 

@@ -1,0 +1,235 @@
+"""Every text of the staff's result files, in one place: Russian (the default: the staff who read the files
+on the FTP never open Airflow) and English (`results.language: en` in the config).
+
+The imports speak one internal English vocabulary (summary keys such as `rows_read`, column keys such as
+`article`, statuses `applied` / `held: <reason>`); mpsync.results turns it into the file's language here.
+A text with no entry (a 1C column header, a reason no pattern knows) is written as it is: a label missing
+here never loses information, it only stays in English.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+LANGUAGES = ("ru", "en")
+DEFAULT_LANGUAGE = "ru"
+
+# Row statuses: the first word(s) of an internal status, before ":" or " (" (a price list's tag).
+# Also the problem groups: rejected rows come first in the file, then held ones, then the rest.
+STATUS_KINDS = ("would apply", "applied", "unchanged", "held", "rejected", "not applied", "not evaluated")
+PROBLEM_ORDER = {"rejected": 0, "held": 1}
+
+LABELS: dict[str, dict[str, Any]] = {
+    "ru": {
+        "sheet": "Результат",
+        "title": "Результат обработки файла {file}",
+        "title_refused": "Файл {file} отклонён, из него ничего не применено. Причина: {reason}",
+        "title_failed": "Файл {file} не обработан, из него ничего не применено. Причина: {reason}",
+        "cut": "Ещё {cut} строк не показаны (в листе Excel не больше 1 048 576 строк); все строки есть в базе "
+               "обмена (таблицы import_file, import_reject)",
+        "no_rows": "Строк для показа нет: файл отклонён целиком.",
+        "kinds": {"stock": "остатки", "price": "цены", "catalog": "каталог",
+                  "stock (dry run)": "остатки (пробный прогон)", "price (dry run)": "цены (пробный прогон)",
+                  "catalog (dry run)": "каталог (пробный прогон)"},
+        "summary": {
+            "file": "Файл", "kind": "Вид файла", "processed_at": "Обработан (UTC)", "status": "Итог",
+            "refused_because": "Причина отказа", "message": "Сообщение", "note": "Примечание",
+            "dry_run": "ПРОБНЫЙ ПРОГОН",
+            "rows_read": "Строк с данными в файле (без заголовка)",
+            "applied": "Применено", "would_apply": "Будет применено", "unchanged": "Без изменений",
+            "held": "Отложено (проверьте и пришлите снова или дождитесь решения)", "rejected": "Отклонено",
+            "applied_or_unchanged": "Применено или без изменений",
+            "not_listed": "Не показаны", "stock_cells_changed": "Изменено ячеек остатков",
+            "files": "Файлы", "partial": "Частичная выгрузка (отсутствующие товары не трогаем)",
+            "products_created": "Создано товаров", "products_updated": "Обновлено товаров",
+            "products_deactivated": "Снято с продажи товаров", "prices_changed": "Изменено цен",
+            "stock_rows_changed": "Изменено строк остатков", "rejected_or_held": "Отклонено или отложено",
+            "cleaned": "Значений очищено от управляющих символов",
+        },
+        "values": {
+            "applied": "применён", "unchanged": "без изменений", "stale": "устарел: не применён",
+            "refused": "ОТКЛОНЁН: из файла ничего не применено",
+            "refused_prices": "ОТКЛОНЁН: ни одна цена из файла не применена",
+            "failed": "НЕ ОБРАБОТАН: импорт не смог завершиться; пришлите файл снова, когда причина устранена",
+            "dry run": "пробный прогон", "dry_run_note": "ничего не записано; строки «будет применено» изменятся, "
+                                                         "когда файл будет применён",
+            "yes": "да", "no": "нет",
+        },
+        "columns": {
+            "row": "Строка", "article": "Артикул", "name": "Наименование", "column": "Колонка",
+            "reason": "Причина", "status": "Статус", "onec_code": "Код 1С", "brand": "Бренд", "model": "Модель",
+            "ean": "Штрихкод", "size_class": "Габарит", "rrp": "РРЦ", "price_before": "Цена до этого файла",
+        },
+        "statuses": {
+            "would apply": "будет применено", "applied": "применено", "unchanged": "без изменений",
+            "held": "отложено", "rejected": "отклонено", "not applied": "не применено",
+            "not evaluated": "не проверено",
+        },
+        # Phrases of the reasons the imports give, English -> Russian (searched anywhere in a reason).
+        "phrases": [
+            (r"unknown article \(no such product in the catalog\)",
+             "неизвестный артикул (такого товара нет в каталоге)"),
+            (r"unknown article: no such product in the catalog", "неизвестный артикул: такого товара нет в каталоге"),
+            (r"unknown article", "неизвестный артикул"),
+            (r"price is zero", "цена равна нулю"),
+            (r"price ([\d.]+) is below the floor ([\d.]+)", r"цена \1 ниже минимальной \2"),
+            (r"([+-]?\d+)% vs the current price ([\d.]+) \(allowed ±(\d+)%\)",
+             r"\1% к текущей цене \2 (допустимо ±\3%)"),
+            (r"duplicate article \(also in row\(s\) ([^)]*)\)", r"артикул повторяется (также в строках \1)"),
+            (r"duplicate article \(first at row (\d+)\); not applied", r"артикул повторяется (впервые в строке \1); "
+                                                                       "не применено"),
+            (r"quantities without an article", "количество без артикула"),
+            (r"price without an article", "цена без артикула"),
+            (r"no current price", "нет текущей цены"),
+            (r"price is empty", "цена не указана"),
+            (r"\bold price is not a number", "старая цена не число"),
+            (r"\bprice is not a number", "цена не число"),
+            (r"\bquantity is not a number", "количество не число"),
+            (r"\bnot a number\b", "не число"),
+            (r"\bnegative (quantity|price)\b", r"отрицательное значение"),
+            (r"^price: ", "цена: "),
+            (r"\(column ([^)]*)\)", r"(колонка \1)"),
+            (r"no known articles among (\d+) rows \((\d+) rejected\)",
+             r"ни одного известного артикула среди \1 строк (отклонено: \2)"),
+            (r"only (\d+) known articles vs (\d+) in the previous import \(below the configured share (\d+)%\): "
+             r"truncated file\?", r"только \1 известных артикулов против \2 в прошлом файле (меньше допустимой "
+                                  r"доли \3%): файл обрезан?"),
+            (r"no usable price rows among (\d+) rows read \((\d+) rejected\)",
+             r"ни одной годной строки цен среди \1 прочитанных (отклонено: \2)"),
+            (r"no stock rows found", "не найдено ни одной строки остатков"),
+            (r"no (?:price|catalog|stock) rows found", "не найдено ни одной годной строки"),
+            (r"no quantity in any of (\d+) article row\(s\): refusing a file that would set all stock to zero",
+             r"ни в одной из \1 строк нет количества: такой файл обнулил бы все остатки"),
+            (r"the sheet is empty", "лист пуст"),
+            (r"the file has no text", "в файле нет текста"),
+            (r"no [a-z ]+ header in the first (\d+) rows: expected columns", r"в первых \1 строках нет заголовка "
+                                                                             r"таблицы; ожидались колонки"),
+            (r"no [a-z ]+ header: row (\d+) lacks column\(s\)", r"нет заголовка таблицы: в строке \1 не хватает "
+                                                                r"колонок"),
+            (r"import failed (\d+) time\(s\), given up: ", r"импорт не удался (попыток: \1), попытки прекращены: "),
+            (r"the earlier attempts ended without finishing \(the process died, or a later step kept failing\)",
+             "прежние попытки не завершились (процесс прервался или следующий шаг снова и снова падал)"),
+            (r"cannot read as \.xlsx \(truncated or corrupt\?\)", "не читается как .xlsx (файл обрезан или "
+                                                                  "повреждён?)"),
+            (r"cannot read as CSV", "не читается как CSV"),
+            (r"^(\d+) applied or unchanged rows are not listed \(more than (\d+)\); every rejected row is",
+             r"\1 применённых строк и строк без изменений не показаны (их больше \2); все отклонённые показаны"),
+            (r"^(\d+) known rows \(more than (\d+)\)", r"\1 известных строк (больше \2)"),
+            (r"not a readable zip archive", "не читаемый zip-архив"),
+            (r"a full catalog without (\d+) of (\d+) active products would switch off more than (\d+)% of the "
+             r"catalog \(truncated export\?\); nothing applied", r"полная выгрузка каталога без \1 из \2 активных "
+                                                               r"товаров сняла бы с продажи больше \3% каталога "
+                                                               r"(выгрузка обрезана?); ничего не применено"),
+            (r"^: new product$", ": новый товар"),
+            (r"^: marked inactive \(not in this full file\)", ": снят с продажи (нет в полной выгрузке)"),
+            (r"^: marked inactive \(1C deletion mark\)", ": снят с продажи (пометка удаления в 1С)"),
+            (r"^, cleaned: ", ", очищено: "),
+            (r"^: price ([\d.]+|None): ", r": цена \1: "),
+        ],
+    },
+    "en": {
+        "sheet": "Result",
+        "title": "Result of processing {file}",
+        "title_refused": "{file} was refused, nothing from it was applied. Reason: {reason}",
+        "title_failed": "{file} could not be processed, nothing from it was applied. Reason: {reason}",
+        "cut": "{cut} more rows are not shown (Excel's row limit); see the import ledger "
+               "(tables import_file, import_reject)",
+        "no_rows": "No rows to show: the file was refused whole.",
+        "kinds": {},
+        "summary": {
+            "file": "File", "kind": "Kind", "processed_at": "Processed at (UTC)", "status": "Status",
+            "refused_because": "Refused because", "message": "Message", "note": "Note", "dry_run": "DRY RUN",
+            "rows_read": "Data rows in the file (header not counted)", "applied": "Applied",
+            "would_apply": "Would apply", "unchanged": "Unchanged", "held": "Held back (check and re-send)",
+            "rejected": "Rejected", "applied_or_unchanged": "Applied or unchanged", "not_listed": "Not listed",
+            "stock_cells_changed": "Stock cells changed",
+            "files": "Files", "partial": "Partial (absent products left alone)",
+            "products_created": "Products created", "products_updated": "Products updated",
+            "products_deactivated": "Products marked inactive", "prices_changed": "Prices changed",
+            "stock_rows_changed": "Stock rows changed", "rejected_or_held": "Rejected / held",
+            "cleaned": "Values cleaned of control characters",
+        },
+        "values": {
+            "refused": "REFUSED - nothing from this file was applied",
+            "refused_prices": "REFUSED - no price from this file was applied",
+            "failed": "FAILED - the import could not finish; send the file again after the cause is fixed",
+            "dry_run_note": "nothing was written; 'would apply' rows will change when the file is applied",
+        },
+        "columns": {
+            "row": "Row", "article": "Article", "name": "Name", "column": "Column", "reason": "Reason",
+            "status": "Status", "onec_code": "1C code", "brand": "Brand", "model": "Model", "ean": "EAN",
+            "size_class": "Size class", "rrp": "RRP", "price_before": "Price before this file",
+        },
+        "statuses": {},
+        "phrases": [],
+    },
+}
+
+_STATUS_RE = re.compile(r"^(%s)\b(.*)$" % "|".join(re.escape(k) for k in STATUS_KINDS), re.DOTALL)
+# Where one status holds several ("held (ozon): ...; held (yandex): ..."): split before each status word.
+_PARTS_RE = re.compile(r"; (?=(?:%s)\b)" % "|".join(re.escape(k) for k in STATUS_KINDS))
+
+
+def language(value: Any) -> str:
+    """A configured language, checked (settings.py reports a bad one with the key's name)."""
+    lang = str(value or DEFAULT_LANGUAGE).strip().lower()
+    if lang not in LANGUAGES:
+        raise ValueError(f"must be one of {LANGUAGES}, got {value!r}")
+    return lang
+
+
+def labels(lang: str) -> dict[str, Any]:
+    return LABELS[lang]
+
+
+def status_kind(status: str) -> str:
+    """`held (ozon): +40% ...` -> `held`; a status no kind knows (a Russian one written as is) -> ""."""
+    m = _STATUS_RE.match(status or "")
+    return m.group(1) if m else ""
+
+
+def problem_rank(status: str) -> int:
+    """Where a row goes in the file: rejected rows (0), held rows (1), everything else (2)."""
+    return PROBLEM_ORDER.get(status_kind(status), 2)
+
+
+def reason_text(reason: str, lang: str) -> str:
+    """A reason from the imports in the file's language: the known phrases translated, the rest kept."""
+    for pattern, repl in LABELS[lang]["phrases"]:
+        reason = re.sub(pattern, repl, reason)
+    return reason
+
+
+def status_text(status: str, lang: str) -> str:
+    """An internal row status (`applied`, `held: price is zero`, `rejected (ozon): ...`) as staff read it."""
+    parts = _PARTS_RE.split(status)
+    if len(parts) > 1:
+        return "; ".join(status_text(p, lang) for p in parts)
+    m = _STATUS_RE.match(status or "")
+    if not m:
+        return status
+    head = LABELS[lang]["statuses"].get(m.group(1), m.group(1))
+    return head + reason_text(m.group(2), lang)
+
+
+def column_text(key: str, lang: str) -> str:
+    return LABELS[lang]["columns"].get(key, key)
+
+
+def summary_label(key: str, lang: str) -> str:
+    return LABELS[lang]["summary"].get(key, key)
+
+
+def value_text(value: Any, lang: str) -> Any:
+    """A summary value: a known word (a file status, yes/no) translated, a reason's phrases translated."""
+    if not isinstance(value, str):
+        return value
+    known = LABELS[lang]["values"].get(value)
+    if known is not None:
+        return known
+    return reason_text(value, lang)
+
+
+def kind_text(kind: str, lang: str) -> str:
+    return LABELS[lang]["kinds"].get(kind, kind)
