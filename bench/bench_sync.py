@@ -54,7 +54,8 @@ def timed(fn, *args, **kwargs):
 
 def generate(conn, articles: int, codes: list[str]) -> dict:
     """Products, stock (articles x warehouses), prices. Returns the generation times (seconds)."""
-    conn.execute("truncate product, price, stock, sync, sync_scan restart identity")
+    # cascade: offer_id (and the tables keyed by product since) go with the products
+    conn.execute("truncate product, price, stock, sync, sync_scan restart identity cascade")
     t = {}
     _, t["products"] = timed(conn.execute, """
         insert into product (article, name, size_class, updated_at)
@@ -83,6 +84,7 @@ def settle(conn, sub, source, lookback: float, full: bool = False) -> None:
     `full`: a full scan, for a cached database whose sync rows may have been touched by hand since."""
     from mpsync.outbox import store
 
+    source.prepare(conn)    # products without a Yandex offer id get one (a push run does this first)
     store.scan(conn, sub.name, source, lookback=timedelta(seconds=lookback), full_every=timedelta(hours=24),
                force_full=full)
     conn.execute("update sync set sync_updated = object_marker, failures = 0, parked = false, next_attempt_at = null"
@@ -111,6 +113,7 @@ def main() -> None:
     ap.add_argument("--articles", type=int, default=1_000_000)
     ap.add_argument("--warehouses", type=int, default=60)
     ap.add_argument("--regenerate", action="store_true")
+    ap.add_argument("--no-write", action="store_true", help="print the results, leave bench/RESULTS.md alone")
     args = ap.parse_args()
     CACHE.mkdir(exist_ok=True)
     os.environ["MPSYNC_CONFIG"] = str(write_config(args.warehouses))
@@ -126,6 +129,8 @@ def main() -> None:
     from mpsync.outbox.sources import source_for
     from mpsync.settings import settings
     from mpsync.simulators.push_yandex import start_yandex_simulator
+
+    from bench import _sync_prices as prices
 
     pg = LocalPostgres(CACHE / "pg-sync", free_port()).start()   # the project's server settings, as in tests
     name = f"sync_{args.articles}x{args.warehouses}"
@@ -143,6 +148,7 @@ def main() -> None:
             meta = dict(conn.execute("select key, value from bench_meta").fetchall())
             if args.regenerate or meta.get("rows") != str(rows):
                 gen = generate(conn, args.articles, [w.code for w in base.warehouses])
+                _, gen["offer_ids"] = timed(source.prepare, conn)   # the ids the push sends (feeds/offer_ids.py)
                 _, first_scan = timed(store.scan, conn, sub.name, source, lookback=timedelta(seconds=cfg.scan_lookback_seconds),
                                       full_every=timedelta(hours=24), force_full=True)
                 settle(conn, sub, source, cfg.scan_lookback_seconds)
@@ -185,6 +191,16 @@ def main() -> None:
                 assert scan.marked == baseline_n == claimed == counts.acknowledged, (scan, baseline_n, claimed, counts)
             conn.execute("insert into bench_meta values ('rounds', %s) on conflict (key) do update set value = excluded.value",
                          (str(round_no),))
+            # Prices (issue 20): rules off, then on with Yandex's quarantine, each on its own 1% (bench/_sync_prices.py).
+            configs = prices.write_configs(Path(os.environ["MPSYNC_CONFIG"]))
+            prices.prepare_data(conn)
+            price_round = int(meta.get("price_rounds", "0"))
+            price_results = []
+            for rules_on in (False, True):
+                price_round += 1
+                price_results.append(prices.run_round(dsn, conn, configs, rules_on, (price_round * 37 + 11) % 100, settle))
+            conn.execute("insert into bench_meta values ('price_rounds', %s) on conflict (key) do update"
+                         " set value = excluded.value", (str(price_round),))
 
         cmd = f".venv/bin/python bench/bench_sync.py --articles {args.articles} --warehouses {args.warehouses}"
         lines += [
@@ -221,8 +237,11 @@ def main() -> None:
         ]
         from bench._results import write_section
 
-        write_section("sync_push", "\n".join(lines))
-        print("\n".join(lines))
+        price_lines = prices.report(price_results, cmd, args.articles)
+        if not args.no_write:
+            write_section("sync_push", "\n".join(lines))
+            write_section("sync_push_prices", "\n".join(price_lines))
+        print("\n".join(lines + [""] + price_lines))
     finally:
         pg.stop()
 
