@@ -179,6 +179,20 @@ def test_bad_cursors_are_refused_not_sent_to_the_database(conn, cursor):
         ep.files_page(conn, "other")
 
 
+
+def test_the_files_table_shows_the_counts_not_a_python_repr(exchange_dsn):
+    """`items` is also a dict's method: the template must read the column (a screenshot showed
+    "<built-in method items of dict object ...>" in the Items column)."""
+    from mpsync.airflow_glue.exchange_page import render
+
+    with psycopg.connect(exchange_dsn, autocommit=True) as c:
+        fid = add_file(c, "price", "MP_PRICE_counts.xlsx")          # rows_read 10, items 9, rejected 0, changed 5
+    html = render(exchange_dsn, None, {}, user="admin", may_unpark=False, path="/mpsync/exchange")
+    row = re.search(r"<tr><td class=\"num\">%d</td>.*?</tr>" % fid, html, re.S)
+    assert row, html[:2000]
+    assert re.findall(r'<td class="num">([^<]*)</td>', row.group(0)) == [str(fid), "10", "9", "0", "5"]
+    assert "built-in method" not in html
+
 # --- the page in Airflow's API server -----------------------------------------------------------------
 
 class Server:
