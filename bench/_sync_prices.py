@@ -49,10 +49,18 @@ def write_configs(base_config: Path) -> dict[bool, Path]:
 
 
 def prepare_data(conn) -> None:
-    """Once per cached database: an RRP on every product (the RRP floor binds for one product in ten)."""
+    """An RRP on every product (the RRP floor binds for one product in ten); Yandex and Ozon offer ids."""
     conn.execute("update product set rrp = (100 + product_id % 900) * case when product_id % 10 = 0 then 2 else 1.2 end"
                  " where rrp is null")
-    conn.execute("vacuum analyze product, price")
+    from mpsync.feeds.offer_ids import assign_offer_ids
+
+    for marketplace in ("yandex", "ozon"):
+        assign_offer_ids(conn, marketplace)
+    # Ids given by this setup are old news: a new id makes its product a changed object for the incremental scan's
+    # lookback (sources._with_assigned), which would turn the rounds' scans into scans of every product.
+    conn.execute("update offer_id set assigned_at = assigned_at - interval '1 day'"
+                 " where assigned_at > now() - interval '1 hour'")
+    conn.execute("vacuum analyze product, price, offer_id")
 
 
 def change_prices(conn, k: int, label: str) -> int:
