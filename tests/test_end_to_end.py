@@ -341,7 +341,7 @@ def _check_results(files: dict[str, Path], held_article: str, changed: set[str])
     for name, path in files.items():
         assert name.endswith(".xlsx"), name
         kinds[name.split(".xlsx.", 1)[0]] = result = read_result_xlsx(path)     # openpyxl reads it
-        assert result["header"] and result["header"][-1] == "Status", name
+        assert result["header"] and result["header"][-1] == "Статус", name
     stems = set(kinds)
     assert {demo.CATALOG_FILE.removesuffix(".xlsx"), demo.PRICE_FILE.removesuffix(".xlsx"),
             CHECK_FILE.removesuffix(".xlsx")} <= stems, sorted(files)
@@ -349,11 +349,11 @@ def _check_results(files: dict[str, Path], held_article: str, changed: set[str])
     assert any(".dry-run-" in n for n in files) and not any(n.startswith(CHECK_FILE + ".result-") for n in files)
 
     dry = kinds[CHECK_FILE.removesuffix(".xlsx")]
-    article_at = dry["header"].index("Article")
+    article_at = dry["header"].index("Артикул")
     status = {row[article_at]: row[-1] for row in dry["rows"]}
-    assert {a for a, s in status.items() if s == "would apply"} == changed, status
-    assert status[held_article].startswith("held"), status[held_article]
-    assert all(s == "unchanged" for a, s in status.items() if a not in changed | {held_article})
+    assert {a for a, s in status.items() if s == "будет применено"} == changed, status
+    assert status[held_article].startswith("отложено"), status[held_article]
+    assert all(s == "без изменений" for a, s in status.items() if a not in changed | {held_article})
 
 
 # ---- closing the loop (issue 14): an order, 1C's exchange, 1C's next report ---------------------------------
