@@ -37,18 +37,22 @@ class _FeedHandler(SimpleHTTPRequestHandler):
             return self._listing()
         return super().send_head()
 
+    def _feed_names(self) -> list[str]:
+        return sorted(p.name for p in Path(self.directory).glob("*.xml") if not p.name.startswith("."))
+
     def _listing(self):
-        folder = Path(self.directory)
-        feeds = sorted(p.name for p in folder.glob("*.xml") if not p.name.startswith("."))
         body = "<html><body><h1>Feeds</h1><ul>" + "".join(
-            f'<li><a href="{html.escape(n)}">{html.escape(n)}</a></li>' for n in feeds) + "</ul></body></html>"
-        data = body.encode("utf-8")
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
+            f'<li><a href="{html.escape(n)}">{html.escape(n)}</a></li>' for n in self._feed_names()
+        ) + "</ul></body></html>"
+        return self._answer(body.encode("utf-8"), "text/html; charset=utf-8")
+
+    def _answer(self, data: bytes, content_type: str):
         import io
 
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
         return io.BytesIO(data)
 
     def log_message(self, format, *args):     # quiet: the run command has its own log
@@ -82,27 +86,11 @@ class _StoreHandler(_FeedHandler):
         if data is None:
             self.send_error(404, "File not found")
             return None
-        import io
+        return self._answer(data, self.extensions_map[".xml"])
 
-        self.send_response(200)
-        self.send_header("Content-Type", self.extensions_map[".xml"])
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        return io.BytesIO(data)
-
-    def _listing(self):
-        import io
-
-        names = sorted(p.name for p in self.store.root().iterdir() if p.name.endswith(".xml")
-                       and not p.name.startswith("."))
-        body = "<html><body><h1>Feeds</h1><ul>" + "".join(
-            f'<li><a href="{html.escape(n)}">{html.escape(n)}</a></li>' for n in names) + "</ul></body></html>"
-        data = body.encode("utf-8")
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        return io.BytesIO(data)
+    def _feed_names(self) -> list[str]:
+        return sorted(p.name for p in self.store.root().iterdir() if p.name.endswith(".xml")
+                      and not p.name.startswith("."))
 
 
 def serve_store(store, host: str = "127.0.0.1", port: int = 0, *, direct: bool = True) -> ThreadingHTTPServer:
