@@ -18,8 +18,8 @@ to the exchange database.
    `catalog_changed` asset event when stock really changed (feeds and pushes follow).
 
 **Dry run** (Trigger with the form, *dry run* on): the same parse and comparison with current stock, nothing
-written; the result file `...dry-run-....xlsx` in `results/` lists every row as `would apply` / `unchanged` /
-`rejected`, and the file stays in the drop folder.
+written; the result file `...dry-run-....xlsx` in `results/` lists every row as «будет применено» / «без изменений» /
+«отклонено», and the file stays in the drop folder.
 
 **Backfill** (`airflow backfill create --dag-id onec_stock_import --from-date 2026-11-01 --to-date 2026-11-08`):
 each backfilled hour re-reads the files archived for that hour into `stock_history` (what the stock was, and

@@ -57,5 +57,5 @@ def dry_run_param(rows: str = "row", stays: str = "the file stays") -> Param:
     """The trigger form's dry run switch (read by prepare)."""
     return Param(False, type="boolean", title="Dry run",
                  description=f"Only report what would change: the result file (…dry-run…xlsx in results/) lists "
-                             f"every {rows} as 'would apply', 'unchanged', 'held' or 'rejected'; nothing is "
+                             f"every {rows} as «будет применено», «без изменений», «отложено» or «отклонено»; nothing is "
                              f"written and {stays} in the drop folder.")
