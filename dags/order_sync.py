@@ -9,8 +9,11 @@ own pool (`orders_<marketplace>`). docs/orders.md explains the rules and what to
    up to the marketplace's clock minus a margin. Orders and checkpoint commit together per window; a
    failed task resumes from the last committed window on retry. The checkpoint is in the `sync` table
    (object_type `order_checkpoint`) and mirrored to the Variable `checkpoint__orders__<marketplace>__<account>`.
-   The orders' lines reserve stock in the same transaction (docs/reservations.md); when what is reserved
-   changed, the task announces `catalog_changed`, so the pushes send the new numbers within minutes.
+   The orders' lines reserve stock in the same transaction (docs/reservations.md).
+3. **announce_reservations** - after every account (even when one failed): when what is reserved changed
+   since the run began, announces `catalog_changed`, so the pushes send the new numbers within minutes.
+   One announcer per run, not one per account: concurrent announcements of one asset can deadlock in
+   Airflow's metadata database and fail a task whose orders had committed.
 
 **Re-sync** a period: trigger with `from` and `to` (a half-open period), or run a backfill
 (`airflow backfill create --dag-id order_sync --from-date ... --to-date ...`): each backfill run re-syncs
@@ -22,7 +25,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from mpsync.airflow_glue import orders as glue
 from mpsync.airflow_glue.assets import CATALOG_CHANGED_ALIAS
-from mpsync.airflow_glue.reservations import announcing_reservations
+from mpsync.airflow_glue.reservations import announce_if_changed, reserved_now
 from mpsync.airflow_glue.dag_defaults import Tag, default_args, failure_alert, tags
 from mpsync.orders.config import MARKETPLACES
 
@@ -34,9 +37,19 @@ def list_accounts(marketplace: str) -> list[str]:
     return glue.accounts_of(marketplace, get_current_context()["params"])
 
 
-@task(map_index_template="{{ account_label }}", outlets=[CATALOG_CHANGED_ALIAS])
-def sync_account_orders(account: str, *, outlet_events=None) -> dict:
-    return announcing_reservations(lambda: glue.sync_one(account), outlet_events, source="orders")
+@task(task_display_name="Reservations before the sync")
+def reservations_before() -> str:
+    return reserved_now()
+
+
+@task(map_index_template="{{ account_label }}")
+def sync_account_orders(account: str) -> dict:
+    return glue.sync_one(account)
+
+
+@task(task_display_name="Announce changed reservations", outlets=[CATALOG_CHANGED_ALIAS], trigger_rule="all_done")
+def announce_reservations(before: str, *, outlet_events=None) -> bool:
+    return announce_if_changed(before, outlet_events, source="orders")
 
 
 @dag(
@@ -62,14 +75,18 @@ def sync_account_orders(account: str, *, outlet_events=None) -> dict:
     },
 )
 def order_sync():
+    before = reservations_before()
+    announce = announce_reservations(before)
     for marketplace in MARKETPLACES:
         accounts = list_accounts.override(task_id=f"list_{marketplace}_accounts",
                                           task_display_name=f"List {marketplace} accounts")(marketplace)
-        sync_account_orders.override(
+        synced = sync_account_orders.override(
             task_id=f"sync_{marketplace}_orders",
             task_display_name=f"Sync {marketplace} orders",
             pool=f"orders_{marketplace}",
         ).expand(account=accounts)
+        before >> accounts
+        synced >> announce
 
 
 order_sync()

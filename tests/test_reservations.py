@@ -267,10 +267,12 @@ def test_availability_config_errors_name_the_key(tmp_path, monkeypatch):
         channel_rules(cfg)
 
 
-def test_the_order_sync_dag_announces_changed_reservations_and_only_then(tmp_path, monkeypatch, airflow_db,
-                                                                         exchange_dsn):
-    """dag.test() of order_sync against the Yandex simulator: its orders reserve stock, and the run announces
-    catalog_changed (the push and the feeds follow at once); a run that changes no reservation announces nothing."""
+def test_the_order_sync_dag_announces_changed_reservations_once_a_run_and_only_then(tmp_path, monkeypatch,
+                                                                                   airflow_db, exchange_dsn):
+    """dag.test() of order_sync against two Yandex accounts (two simulators): both accounts' orders reserve
+    stock, and the run announces catalog_changed once, from its one announcer after the syncs, never from the
+    mapped sync tasks (concurrent announcements of one asset can deadlock in Airflow's database and fail a
+    task whose orders committed); a run that changes no reservation announces nothing."""
     import json
 
     from airflow.dag_processing.dagbag import DagBag
@@ -278,40 +280,53 @@ def test_the_order_sync_dag_announces_changed_reservations_and_only_then(tmp_pat
     from airflow.settings import Session
 
     from mpsync.simulators import SimClock, start_yandex_simulator
-    from tests.test_order_sync_dag import DAG_FILE, _world
+    from tests.test_order_sync_dag import DAG_FILE, _states, _world
 
     cfg = write_config(tmp_path, monkeypatch)
     raw = yaml.safe_load((tmp_path / "mpsync.yaml").read_text(encoding="utf-8"))
     raw["orders"].update({"margin_minutes": 0.05, "lookback_minutes": 1, "max_attempts": 2,
                           "backoff_seconds": 0.01, "timeout_seconds": 5, "initial_days": 3})
     raw["orders"]["marketplaces"] = {"yandex": {"calls_per_second": 0, "business_id": 7001}}
-    raw["orders"]["accounts"] = [{"marketplace": "yandex", "account": "main"}]
+    raw["orders"]["accounts"] = [{"marketplace": "yandex", "account": "main"},
+                                 {"marketplace": "yandex", "account": "second", "conn_id": "yandex_market_second"}]
     (tmp_path / "mpsync.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     seed(exchange_dsn, {(f"SKU-{i:05d}", "yandex"): 1000 for i in range(1, 501)})
-    yandex = start_yandex_simulator(seed=4, clock=SimClock())
+    sims = {"YANDEX_MARKET_API": start_yandex_simulator(seed=4, clock=SimClock()),
+            "YANDEX_MARKET_SECOND": start_yandex_simulator(seed=5, clock=SimClock())}
     try:
-        _world(yandex, 2, 20)
-        monkeypatch.setenv("AIRFLOW_CONN_YANDEX_MARKET_API", json.dumps(
-            {"conn_type": "http", "host": "127.0.0.1", "port": yandex.server_address[1], "password": yandex.api_key}))
+        for conn, sim in sims.items():
+            _world(sim, 2, 20)
+            monkeypatch.setenv(f"AIRFLOW_CONN_{conn}", json.dumps(
+                {"conn_type": "http", "host": "127.0.0.1", "port": sim.server_address[1], "password": sim.api_key}))
         bag = DagBag(dag_folder=str(DAG_FILE))
         dag = bag.dags["order_sync"]
 
-        def events() -> list[dict]:
+        def events() -> list[AssetEvent]:
             with Session() as s:
-                return [e.extra for e in s.query(AssetEvent).filter(AssetEvent.source_dag_id == "order_sync")]
+                return list(s.query(AssetEvent).filter(AssetEvent.source_dag_id == "order_sync"))
+
+        def reserved_by_account() -> dict[str, int]:
+            with psycopg.connect(exchange_dsn) as conn:
+                return dict(conn.execute("select account, count(*) from reservation group by account").fetchall())
 
         before = len(events())
-        assert str(dag.test().state) == "success"
+        run = dag.test()
+        assert str(run.state) == "success", _states(run)
+        assert set(reserved_by_account()) == {"main", "second"}           # both accounts changed reservations
         after = events()
-        assert len(after) == before + 1 and after[-1]["source"] == "orders" and after[-1]["reservations"]
+        assert len(after) == before + 1, [(e.source_task_id, e.source_map_index) for e in after[before:]]
+        assert after[-1].source_task_id == "announce_reservations"
+        assert after[-1].extra["source"] == "orders" and after[-1].extra["reservations"]
         with psycopg.connect(exchange_dsn) as conn:
             reserved = conn.execute("select coalesce(sum(quantity), 0) from reserved_stock").fetchone()[0]
         assert reserved > 0
         assert sum(sellable(exchange_dsn, cfg, "yandex_stock").values()) == 500 * 1000 - reserved
-        assert str(dag.test().state) == "success"          # nothing changed on the marketplace meanwhile
+        run = dag.test()                                   # nothing changed on the marketplaces meanwhile
+        assert str(run.state) == "success" and _states(run)[("announce_reservations", -1)][0] == "success"
         assert len(events()) == len(after)
     finally:
-        yandex.shutdown()
+        for sim in sims.values():
+            sim.shutdown()
 
 
 def test_a_line_whose_goods_the_catalog_learns_later_then_reserves(exchange_dsn, tmp_path, monkeypatch):

@@ -1,10 +1,15 @@
 """Reservations in the DAGs: an order sync that changed what is reserved announces `catalog_changed`, so the
-pushes (and the feeds) send the new numbers within minutes instead of at their next scheduled run."""
+pushes (and the feeds) send the new numbers within minutes instead of at their next scheduled run.
+
+One task per run announces, after every account's sync, never the mapped sync tasks themselves: Airflow 3.3
+queues an asset's consumer DAGs by inserting their rows in no fixed order, so two tasks announcing the same
+asset at the same moment can deadlock in the metadata database, and the loser is marked failed although its
+work committed (apache/airflow PR 70128). Several accounts finish together every run; one announcer cannot race.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Callable
 
 import psycopg
 
@@ -15,14 +20,17 @@ from mpsync.reservations.store import reserved_digest
 log = logging.getLogger(__name__)
 
 
-def announcing_reservations(work: Callable[[], dict], outlet_events, source: str) -> dict:
-    """Run `work`; when what is reserved changed meanwhile, emit catalog_changed (through the alias)."""
+def reserved_now() -> str:
+    """A digest of what is reserved (open reservations), to compare after the syncs."""
     with psycopg.connect(exchange_dsn(), autocommit=True) as conn:
-        before = reserved_digest(conn)
-    report = work()
-    with psycopg.connect(exchange_dsn(), autocommit=True) as conn:
-        after = reserved_digest(conn)
-    if after != before:
-        log.info("reservations changed: catalog_changed announced (pushes and feeds follow)")
-        outlet_events[CATALOG_CHANGED_ALIAS].add(CATALOG_CHANGED, extra={"source": source, "reservations": True})
-    return report
+        return reserved_digest(conn)
+
+
+def announce_if_changed(before: str, outlet_events, source: str) -> bool:
+    """Emit catalog_changed (through the alias) when what is reserved differs from `before`."""
+    if reserved_now() == before:
+        log.info("reservations unchanged: nothing to announce")
+        return False
+    log.info("reservations changed: catalog_changed announced (pushes and feeds follow)")
+    outlet_events[CATALOG_CHANGED_ALIAS].add(CATALOG_CHANGED, extra={"source": source, "reservations": True})
+    return True
