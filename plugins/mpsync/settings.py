@@ -27,6 +27,34 @@ class ConfigError(ValueError):
     """The configuration file is invalid; the message names the file and the key."""
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping gives one key twice; `line` and `first_line` are 1-based."""
+
+    def __init__(self, key: Any, line: int, first_line: int, node: yaml.Node):
+        self.key, self.line, self.first_line = key, line, first_line
+        super().__init__(None, None, f"key {key!r} given twice (first at line {first_line})", node.start_mark)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping: plain YAML silently keeps the last one, so a
+    pasted-twice section overrides the first without anyone noticing."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":   # `<<: *base` then overriding a key is meant
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:        # an unhashable key: SafeConstructor refuses it with its own error
+                    continue
+                if first != key_node.start_mark.line + 1:
+                    raise DuplicateKeyError(key, key_node.start_mark.line + 1, first, key_node)
+        return super().construct_mapping(node, deep=deep)
+
+
 def non_negative_number(value: Any, where: str) -> Decimal:
     """A config value that must be a finite number >= 0 (quantities, prices, shares)."""
     try:
@@ -197,9 +225,12 @@ def parse_settings(raw: dict[str, Any], source: Path) -> Settings:
 def load_settings(path: str | Path | None = None) -> Settings:
     source = Path(path or os.environ.get("MPSYNC_CONFIG") or DEFAULT_CONFIG)
     try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+        raw = yaml.load(source.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
     except FileNotFoundError:
         raise ConfigError(f"configuration file not found: {source}") from None
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{source}, line {exc.line}: key '{exc.key}' is given twice in one mapping (first at "
+                          f"line {exc.first_line}); YAML would silently keep only the last") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     return parse_settings(raw, source)
