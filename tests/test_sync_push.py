@@ -334,3 +334,24 @@ def test_pushes_send_the_offer_ids_the_feeds_use_and_leave_out_clashes(exchange_
         yandex.reset_log()
         run(exchange_dsn, cfg, "yandex_stock", yandex)
         assert set(yandex.requested_keys()) == {"SAME", "OTHER"}
+
+
+def test_the_scan_reaches_new_offer_ids_through_their_index(exchange_dsn):
+    """Each incremental scan asks for the offer ids given since the last scan (issue 20). With a catalog's worth
+    of ids the planner must reach the few new ones through offer_id_assigned_idx (migration 0027), not read
+    every id of the marketplace through the primary key."""
+    with psycopg.connect(exchange_dsn) as conn:
+        conn.execute("insert into product (article, name, created_at, updated_at)"
+                     " select 'A' || g, 'Item ' || g, now() - (50000 - g) * interval '10 minutes',"
+                     "        now() - (50000 - g) * interval '10 minutes' from generate_series(1, 50000) g")
+        conn.execute("insert into offer_id (marketplace, product_id, offer_id, assigned_at)"
+                     " select m, product_id, article, created_at + interval '5 minutes'"
+                     " from product cross join unnest(array['yandex', 'ozon', 'megamarket']) m")
+        conn.execute("analyze offer_id")
+        sql = source_for(make_cfg().subscriber("yandex_price"), settings()).changed_keys_sql
+        assert "from offer_id where marketplace" in sql
+        params = {"marketplace": "yandex", "price_list": "yandex", "since": conn.execute(
+            "select now() - interval '1 hour'").fetchone()[0]}
+        plan = str(conn.execute("explain (format json) " + sql, params).fetchone()[0])
+        assert len(conn.execute(sql, params).fetchall()) == 7     # made in the last hour: 0..60 min ago
+    assert "offer_id_assigned_idx" in plan, plan
