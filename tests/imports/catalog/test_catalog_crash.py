@@ -8,27 +8,14 @@ import posixpath
 
 import psycopg
 import pytest
-import yaml
 
-from mpsync import dropfolder
 from mpsync.ftp import FtpClient
 from mpsync.imports import catalog
 from mpsync.results import read_result_xlsx
-from mpsync.settings import DEFAULT_CONFIG, settings
-from tests.onec_files import write_catalog_xlsx
+from tests.imports.catalog.catalog_helpers import cfg, prepare_waiting, upload_sheet  # noqa: F401  (cfg: a fixture)
 from tests.test_crash_recovery import comparable, crash_while, other_dsn, reset_ftp  # noqa: F401  (a fixture)
 
 ARTICLES = [f"K-{i:02d}" for i in range(1, 10)]
-
-
-@pytest.fixture
-def cfg(tmp_path, monkeypatch):
-    raw = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
-    raw["onec"].update({"stable_seconds": 0})
-    raw["catalog"].update({"min_fragment_rows": 3, "max_deactivate_share": 0.5})
-    (tmp_path / "mpsync.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
-    monkeypatch.setenv("MPSYNC_CONFIG", str(tmp_path / "mpsync.yaml"))
-    return settings()
 
 
 def catalog_state(dsn: str) -> dict:
@@ -40,12 +27,8 @@ def catalog_state(dsn: str) -> dict:
 
 
 def one_exchange(dsn, ftp_params, cfg, tmp_path, name, articles, *, crash_in=None, pg_server=None) -> dict:
-    items = [dict(article=a, code=f"00-{i:08d}", name=f"Товар {a} ({name})", brand="Acme", model="M", ean=None,
-                  size="", rrp=None) for i, a in enumerate(articles, 1)]
-    with FtpClient(ftp_params) as ftp:
-        ftp.upload(write_catalog_xlsx(tmp_path / name, items), f"/1c/catalog/{name}")
-    prepared = catalog.prepare(dsn, ftp_params, dropfolder.new_stable_files(dsn, ftp_params, cfg.drops["catalog"], 0),
-                               cfg)
+    upload_sheet(ftp_params, tmp_path, name, articles, suffix=f" ({name})")
+    prepared = prepare_waiting(dsn, ftp_params, cfg)
     assert len(prepared.fragments) >= 3
     for i, f in enumerate(prepared.fragments):
         apply = lambda: catalog.apply_fragment(dsn, f, cfg)             # noqa: E731

@@ -7,35 +7,14 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-import yaml
 
 from mpsync import dropfolder
-from mpsync.ftp import FtpClient
 from mpsync.imports import catalog
 from mpsync.imports.contracts import CatalogFileRefused
 from mpsync.imports.fragments import StagingLost
-from mpsync.settings import DEFAULT_CONFIG, settings
-from tests.onec_files import write_catalog_xlsx
+from tests.imports.catalog.catalog_helpers import cfg, prepare_waiting, upload_sheet  # noqa: F401  (cfg: a fixture)
 
 ARTICLES = [f"F-{i}" for i in range(1, 8)]
-
-
-@pytest.fixture
-def cfg(tmp_path, monkeypatch):
-    raw = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
-    raw["onec"].update({"stable_seconds": 0})
-    raw["catalog"].update({"min_fragment_rows": 3, "max_deactivate_share": 0.5})
-    (tmp_path / "mpsync.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
-    monkeypatch.setenv("MPSYNC_CONFIG", str(tmp_path / "mpsync.yaml"))
-    return settings()
-
-
-def upload(params, tmp_path, name: str, articles: list[str], suffix: str = "") -> None:
-    items = [dict(article=a, code=f"00-{i:08d}", name=f"Товар {a}{suffix}", brand="Acme", model="M", ean=None,
-                  size="", rrp=None) for i, a in enumerate(articles, 1)]
-    path = write_catalog_xlsx(tmp_path / name, items)
-    with FtpClient(params) as ftp:
-        ftp.upload(path, f"/1c/catalog/{name}")
 
 
 def products(dsn) -> dict[str, tuple]:
@@ -43,14 +22,10 @@ def products(dsn) -> dict[str, tuple]:
         return {r[0]: r[1:] for r in conn.execute("select article, name, active from product")}
 
 
-def prepared_file(dsn, params, cfg):
-    return catalog.prepare(dsn, params, dropfolder.new_stable_files(dsn, params, cfg.drops["catalog"], 0), cfg)
-
-
 def test_fragments_apply_their_products_once_and_finish_applies_a_lost_one(exchange_dsn, ftp_params, cfg,
                                                                            work_dir, tmp_path):
-    upload(ftp_params, tmp_path, "nomenclature_1.xlsx", ARTICLES)
-    prepared = prepared_file(exchange_dsn, ftp_params, cfg)
+    upload_sheet(ftp_params, tmp_path, "nomenclature_1.xlsx", ARTICLES)
+    prepared = prepare_waiting(exchange_dsn, ftp_params, cfg)
     assert [(f.first_seq, f.last_seq) for f in prepared.fragments] == [(0, 2), (3, 5), (6, 6)]
     assert products(exchange_dsn) == {}                              # prepare applies nothing
     first = catalog.apply_fragment(exchange_dsn, prepared.fragments[0], cfg)
@@ -65,7 +40,7 @@ def test_fragments_apply_their_products_once_and_finish_applies_a_lost_one(excha
         assert conn.execute("select count(*) from catalog_staging").fetchone()[0] == 0
         assert conn.execute("select count(*) from import_fragment").fetchone()[0] == 3
     # The next full file leaves one product out: nothing created or updated, that one switched off
-    upload(ftp_params, tmp_path, "nomenclature_2.xlsx", ARTICLES[:-1], suffix="")
+    upload_sheet(ftp_params, tmp_path, "nomenclature_2.xlsx", ARTICLES[:-1], suffix="")
     again = catalog.run(exchange_dsn, ftp_params, dropfolder.new_stable_files(exchange_dsn, ftp_params,
                                                                               cfg.drops["catalog"], 0), cfg)
     assert (again.details["created"], again.details["updated"], again.details["deactivated"]) == (0, 0, 1)
@@ -73,8 +48,8 @@ def test_fragments_apply_their_products_once_and_finish_applies_a_lost_one(excha
 
 
 def test_a_fragment_whose_staging_is_gone_writes_nothing(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):
-    upload(ftp_params, tmp_path, "nomenclature_1.xlsx", ARTICLES)
-    prepared = prepared_file(exchange_dsn, ftp_params, cfg)
+    upload_sheet(ftp_params, tmp_path, "nomenclature_1.xlsx", ARTICLES)
+    prepared = prepare_waiting(exchange_dsn, ftp_params, cfg)
     with psycopg.connect(exchange_dsn) as conn:
         conn.execute("delete from catalog_staging where seq = 1")
     with pytest.raises(StagingLost, match="clear the prepare task"):
@@ -89,12 +64,12 @@ def test_a_fragment_whose_staging_is_gone_writes_nothing(exchange_dsn, ftp_param
 
 def test_a_full_file_switching_off_too_much_is_refused_before_anything_is_written(exchange_dsn, ftp_params, cfg,
                                                                                    work_dir, tmp_path):
-    upload(ftp_params, tmp_path, "nomenclature_1.xlsx", ARTICLES)
+    upload_sheet(ftp_params, tmp_path, "nomenclature_1.xlsx", ARTICLES)
     catalog.run(exchange_dsn, ftp_params, dropfolder.new_stable_files(exchange_dsn, ftp_params,
                                                                       cfg.drops["catalog"], 0), cfg)
-    upload(ftp_params, tmp_path, "nomenclature_2.xlsx", ARTICLES[:2], suffix=" (новое)")
+    upload_sheet(ftp_params, tmp_path, "nomenclature_2.xlsx", ARTICLES[:2], suffix=" (новое)")
     with pytest.raises(CatalogFileRefused, match="switch off"):
-        prepared_file(exchange_dsn, ftp_params, cfg)
+        prepare_waiting(exchange_dsn, ftp_params, cfg)
     assert products(exchange_dsn) == {a: (f"Товар {a}", True) for a in ARTICLES}
     with psycopg.connect(exchange_dsn) as conn:
         assert conn.execute("select count(*) from catalog_staging").fetchone()[0] == 0
