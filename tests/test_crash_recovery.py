@@ -109,8 +109,9 @@ def result_of(ftp_params, tmp_path: Path, summary) -> dict:
 
 
 def comparable(result: dict) -> dict:
-    for key in ("_title", "Обработан (UTC)", "Processed at (UTC)"):           # when, not what
-        result["summary"].pop(key, None)
+    for key in list(result["summary"]):                                     # when, not what
+        if key == "_title" or str(key).startswith(("Обработан (", "Processed at (")):
+            result["summary"].pop(key)
     return result
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -51,6 +52,15 @@ def test_held_prices_are_recorded_and_applied_only_where_chosen_and_still_valid(
     sheet = results.read_result_xlsx(price_approval.decision_result(exchange_dsn, fid, "MP_PRICE_1.xlsx", tmp_path))
     assert sheet["summary"]["Кто решил"] == "operator"
     assert [(r[0], r[-1]) for r in sheet["rows"]] == [("P-5", "применена"), ("P-4", "оставлена текущая")]
+    # the reason in Russian, the decision's time on the staff's (Moscow) clock, the zone named in the header
+    assert sheet["header"][4:7] == ["Причина", "Кто решил", "Когда (МСК)"]
+    assert sheet["rows"][0][4].startswith("-90% к текущей цене 1000.00 (допустимо ±")
+    assert sheet["rows"][1][4].startswith("цена 0.50 ниже минимальной")
+    with psycopg.connect(exchange_dsn) as conn:
+        decided = conn.execute("select decided_at from price_hold h join product p using (product_id) "
+                               "where p.article = 'P-5'").fetchone()[0]
+    moscow = decided.astimezone(ZoneInfo("Europe/Moscow")).replace(tzinfo=None)
+    assert abs(sheet["rows"][0][6] - moscow) < timedelta(seconds=1)        # Excel keeps milliseconds
 
 
 def approval_settings(tmp_path: Path, approval: dict | None) -> price_approval.ApprovalSettings:

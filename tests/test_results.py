@@ -4,7 +4,9 @@ the Excel row limit. The imports' own results are tested in tests/imports/ (stoc
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -32,7 +34,7 @@ def test_russian_by_default_problem_rows_first_with_a_frozen_header_and_filters(
     assert s["_title"] == "Результат обработки файла MP_PRICE.xlsx"
     assert (s["Файл"], s["Вид файла"], s["Итог"]) == ("MP_PRICE.xlsx", "цены", "применён")
     assert s["Строк с данными в файле (без заголовка)"] == 5 and s["Отклонено"] == 2
-    assert s["Отложено (проверьте и пришлите снова или дождитесь решения)"] == 1 and "Обработан (UTC)" in s
+    assert s["Отложено (проверьте и пришлите снова или дождитесь решения)"] == 1 and "Обработан (МСК)" in s
     assert back["header"] == ["Строка", "Артикул", "Наименование", "Текущая цена", "Статус"]
     # rejected (file order), then held, then the rest (file order), each with its file row number
     assert [r[0] for r in back["rows"]] == [4, 6, 3, 2, 5]
@@ -128,3 +130,37 @@ def test_the_language_is_a_checked_setting(tmp_path):
     assert parse_settings({**raw, "results": None}, DEFAULT_CONFIG).results_language == "ru"
     with pytest.raises(ConfigError, match="'results.language' must be one of"):
         parse_settings({**raw, "results": {"language": "fr"}}, DEFAULT_CONFIG)
+
+
+def test_times_are_the_staffs_wall_clock_in_the_configured_zone_named_in_the_label(tmp_path):
+    aware = datetime(2026, 12, 5, 9, 30, tzinfo=timezone.utc)
+    rows = [[2, "A-1", "Чайник", aware]]
+    back = results.read_result_xlsx(write(tmp_path, rows=rows, statuses=["applied"]))
+    s = back["summary"]
+    assert "Обработан (UTC)" not in s
+    moscow_now = datetime.now(ZoneInfo("Europe/Moscow")).replace(tzinfo=None)
+    assert abs(datetime.strptime(s["Обработан (МСК)"], "%Y-%m-%d %H:%M:%S") - moscow_now) < timedelta(minutes=2)
+    assert back["rows"][0][3] == datetime(2026, 12, 5, 12, 30)           # a time in a row: Moscow's, too
+    # another zone: its own name in the label, its wall clock in the cells; English names Moscow in words
+    other = results.read_result_xlsx(write(tmp_path, rows=rows, statuses=["applied"], timezone="Asia/Yekaterinburg"))
+    ekb_now = datetime.now(ZoneInfo("Asia/Yekaterinburg")).replace(tzinfo=None)
+    assert abs(datetime.strptime(other["summary"]["Обработан (Asia/Yekaterinburg)"], "%Y-%m-%d %H:%M:%S")
+               - ekb_now) < timedelta(minutes=2)
+    assert other["rows"][0][3] == datetime(2026, 12, 5, 14, 30)
+    assert "Обработан (UTC)" in results.read_result_xlsx(write(tmp_path, timezone="UTC"))["summary"]
+    assert "Processed at (Moscow time)" in results.read_result_xlsx(write(tmp_path, language="en"))["summary"]
+    with pytest.raises(ValueError, match="IANA time zone"):
+        write(tmp_path, timezone="Moscow")
+
+
+def test_the_time_zone_is_a_checked_setting():
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    assert parse_settings(raw, DEFAULT_CONFIG).results_timezone == "Europe/Moscow"
+    no_zone = {**raw, "results": {"language": "ru"}}
+    assert parse_settings(no_zone, DEFAULT_CONFIG).results_timezone == "Europe/Moscow"        # the default
+    assert parse_settings({**raw, "results": {"timezone": "Asia/Novosibirsk"}},
+                          DEFAULT_CONFIG).results_timezone == "Asia/Novosibirsk"
+    for bad in ("MSK", "Europe/Moskva", "../etc/passwd"):
+        with pytest.raises(ConfigError, match=r"'results.timezone' must be an IANA time zone name such as "
+                                              r"'Europe/Moscow' or 'UTC', got"):
+            parse_settings({**raw, "results": {"timezone": bad}}, DEFAULT_CONFIG)

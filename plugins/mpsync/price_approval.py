@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 
+from mpsync import result_labels as rl
 from mpsync import results
 from mpsync.settings import ConfigError, Settings
 
@@ -131,9 +132,11 @@ def decide(dsn: str, import_file_id: int, apply: bool, articles: list[str] | Non
 _DECISIONS_RU = {"applied": "применена", "kept": "оставлена текущая", "superseded": "не применена: пришла новая цена"}
 
 
-def decision_result(dsn: str, import_file_id: int, file_name: str, work: Path) -> Path:
+def decision_result(dsn: str, import_file_id: int, file_name: str, work: Path,
+                    zone: str = rl.DEFAULT_TIMEZONE) -> Path:
     """The staff's record of the decision (Russian, like every result file): each held price of the file,
-    what was decided, by whom and when. Written beside the import's own result on the FTP."""
+    what was decided, by whom and when (in `zone`: results.timezone). Written beside the import's own
+    result on the FTP."""
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
             """select p.article, h.price_list, h.current_price, h.price, h.reason, h.decision,
@@ -149,6 +152,7 @@ def decision_result(dsn: str, import_file_id: int, file_name: str, work: Path) -
     path = work / results.result_name(file_name, when=now).replace(".result-", ".decision-")
     return results.write_result_xlsx(
         path, file_name=file_name, kind="задержанные цены: решение", summary=summary,
-        header=["Артикул", "Прайс", "Текущая цена", "Задержанная цена", "Причина", "Кто решил", "Когда (UTC)"],
-        rows=[(r[0], r[1], r[2], r[3], r[4].strip(), r[6], r[7]) for r in rows],
-        statuses=[_DECISIONS_RU.get(r[5] or "", "ждёт решения") for r in rows])
+        header=["Артикул", "Прайс", "Текущая цена", "Задержанная цена", "Причина", "Кто решил",
+                f"Когда ({rl.zone_text(rl.timezone(zone), 'ru')})"],
+        rows=[(r[0], r[1], r[2], r[3], rl.reason_text(r[4].strip(), "ru"), r[6], r[7]) for r in rows],
+        statuses=[_DECISIONS_RU.get(r[5] or "", "ждёт решения") for r in rows], timezone=zone)

@@ -14,6 +14,8 @@ from typing import Any
 
 LANGUAGES = ("ru", "en")
 DEFAULT_LANGUAGE = "ru"
+# The zone of the times in the file (results.timezone): the staff read them as their wall clock, not UTC.
+DEFAULT_TIMEZONE = "Europe/Moscow"
 
 # Row statuses: the first word(s) of an internal status, before ":" or " (" (a price list's tag).
 # Also the problem groups: rejected rows come first in the file, then held ones, then the rest.
@@ -29,11 +31,12 @@ LABELS: dict[str, dict[str, Any]] = {
         "cut": "Ещё {cut} строк не показаны (в листе Excel не больше 1 048 576 строк); все строки есть в базе "
                "обмена (таблицы import_file, import_reject)",
         "no_rows": "Строк для показа нет: файл отклонён целиком.",
+        "zones": {"Europe/Moscow": "МСК"},
         "kinds": {"stock": "остатки", "price": "цены", "catalog": "каталог",
                   "stock (dry run)": "остатки (пробный прогон)", "price (dry run)": "цены (пробный прогон)",
                   "catalog (dry run)": "каталог (пробный прогон)"},
         "summary": {
-            "file": "Файл", "kind": "Вид файла", "processed_at": "Обработан (UTC)", "status": "Итог",
+            "file": "Файл", "kind": "Вид файла", "processed_at": "Обработан ({zone})", "status": "Итог",
             "refused_because": "Причина отказа", "message": "Сообщение", "note": "Примечание",
             "dry_run": "ПРОБНЫЙ ПРОГОН",
             "rows_read": "Строк с данными в файле (без заголовка)",
@@ -136,9 +139,10 @@ LABELS: dict[str, dict[str, Any]] = {
         "cut": "{cut} more rows are not shown (Excel's row limit); see the import ledger "
                "(tables import_file, import_reject)",
         "no_rows": "No rows to show: the file was refused whole.",
+        "zones": {"Europe/Moscow": "Moscow time"},
         "kinds": {},
         "summary": {
-            "file": "File", "kind": "Kind", "processed_at": "Processed at (UTC)", "status": "Status",
+            "file": "File", "kind": "Kind", "processed_at": "Processed at ({zone})", "status": "Status",
             "refused_because": "Refused because", "message": "Message", "note": "Note", "dry_run": "DRY RUN",
             "rows_read": "Data rows in the file (header not counted)", "applied": "Applied",
             "would_apply": "Would apply", "unchanged": "Unchanged", "held": "Held back (check and re-send)",
@@ -179,6 +183,24 @@ def language(value: Any) -> str:
     return lang
 
 
+def timezone(value: Any) -> str:
+    """A configured time zone's IANA name, checked (settings.py reports a bad one with the key's name)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = str(value or DEFAULT_TIMEZONE).strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"must be an IANA time zone name such as {DEFAULT_TIMEZONE!r} or 'UTC', "
+                         f"got {value!r}") from None
+    return name
+
+
+def zone_text(zone: str, lang: str) -> str:
+    """How the file names its time zone: «МСК» for Moscow, else the zone's own name (`Asia/Yekaterinburg`)."""
+    return LABELS[lang]["zones"].get(zone, zone)
+
+
 def labels(lang: str) -> dict[str, Any]:
     return LABELS[lang]
 
@@ -217,8 +239,8 @@ def column_text(key: str, lang: str) -> str:
     return LABELS[lang]["columns"].get(key, key)
 
 
-def summary_label(key: str, lang: str) -> str:
-    return LABELS[lang]["summary"].get(key, key)
+def summary_label(key: str, lang: str, zone: str = DEFAULT_TIMEZONE) -> str:
+    return LABELS[lang]["summary"].get(key, key).replace("{zone}", zone_text(zone, lang))
 
 
 def value_text(value: Any, lang: str) -> Any:

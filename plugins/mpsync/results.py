@@ -5,7 +5,8 @@ For every processed 1C file an .xlsx is written and uploaded to the FTP `results
 (`results.language: en` for English; every text is in mpsync.result_labels):
 
     Результат обработки файла <file>     (bold title; a refused file: «Файл … отклонён, … Причина: …» here, in A1)
-    Файл / Вид файла / Обработан / Итог / counts ...       (summary: one "label | value" per line)
+    Файл / Вид файла / Обработан (МСК) / Итог / counts ... (summary: one "label | value" per line; times in
+                                                            results.timezone, named in the label)
     <blank line>
     Строка | Артикул | ... | Статус                          (header: frozen, with an autofilter over the table)
     the rows of the file, each with its status, problems first (file order within each group):
@@ -16,7 +17,7 @@ Generic on purpose: the stock, price and catalog imports all call it, in one int
 result_labels translates; a text it does not know (a 1C column header) is written as it is.
 
     write_result_xlsx(path, file_name=..., kind="price", summary={...}, header=[...], rows=[[...]],
-                      statuses=[...], language="ru") -> Path
+                      statuses=[...], language="ru", timezone="Europe/Moscow") -> Path
     publish_result(ftp_params, local_path, remote_name=None, folder=None) -> str   # remote path
     refused_result(path, file_name=..., kind=..., reason=...) -> Path               # a refused file
 
@@ -34,6 +35,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
+from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -63,7 +65,7 @@ def result_name(file_name: str, *, dry_run: bool = False, when: datetime | None 
 _FORMULA_START = ("=", "+", "-", "@")
 
 
-def _cell_value(v: Any) -> Any:
+def _cell_value(v: Any, zone: Any = timezone.utc) -> Any:
     if isinstance(v, str):
         # Characters an .xlsx cannot hold (C0 controls) become U+FFFD: the writer would raise on them and the
         # file would stay in the drop folder with no result (issue 17).
@@ -72,14 +74,16 @@ def _cell_value(v: Any) -> Any:
         # Excel has no decimal type; prices have 2 places, so float is exact enough to display.
         return float(v)
     if isinstance(v, datetime) and v.tzinfo is not None:
-        return v.astimezone(timezone.utc).replace(tzinfo=None)
+        # Excel has no time zones: the wall clock of the file's zone (results.timezone), named in its label.
+        return v.astimezone(zone).replace(tzinfo=None)
     if isinstance(v, (list, tuple, set, dict)):
         return str(v)
     return v
 
 
-def _styled(ws, value: Any, *, font: Font | None = None, fill: PatternFill | None = None) -> WriteOnlyCell:
-    c = WriteOnlyCell(ws, value=_cell_value(value))
+def _styled(ws, value: Any, *, font: Font | None = None, fill: PatternFill | None = None,
+            zone: Any = timezone.utc) -> WriteOnlyCell:
+    c = WriteOnlyCell(ws, value=_cell_value(value, zone))
     if isinstance(c.value, str):
         # Text from a file stays text: never a live formula (`=HYPERLINK(...)` in an article) in a workbook
         # staff open in Excel; the quote prefix keeps it text when a cell is edited, too.
@@ -109,10 +113,14 @@ def _problems_first(rows: Iterable[Sequence[Any]], statuses: Iterable[str]) -> I
 
 def write_result_xlsx(path: Path, *, file_name: str, kind: str, summary: dict[str, Any],
                       header: Sequence[str], rows: Iterable[Sequence[Any]], statuses: Iterable[str],
-                      language: str = rl.DEFAULT_LANGUAGE, refused: str = "", failed: bool = False) -> Path:
+                      language: str = rl.DEFAULT_LANGUAGE, refused: str = "", failed: bool = False,
+                      timezone: str = rl.DEFAULT_TIMEZONE) -> Path:
     """Write the staff-facing result workbook. `rows` and `statuses` are parallel (same length). `refused`:
-    the reason a file was refused whole (or, `failed`, given up on), said in the first cell."""
+    the reason a file was refused whole (or, `failed`, given up on), said in the first cell. Times (the
+    processing time, a datetime cell) are written in `timezone` (results.timezone)."""
     lang = rl.language(language)
+    zone_name = rl.timezone(timezone)
+    zone = ZoneInfo(zone_name)
     text = rl.labels(lang)
     ordered = _problems_first(rows, statuses)
     path = Path(path)
@@ -121,7 +129,7 @@ def write_result_xlsx(path: Path, *, file_name: str, kind: str, summary: dict[st
     ws = wb.create_sheet(text["sheet"])
     bold = Font(bold=True)
     lines = [("file", file_name), ("kind", rl.kind_text(kind, lang)),
-             ("processed_at", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")), *summary.items()]
+             ("processed_at", datetime.now(zone).strftime("%Y-%m-%d %H:%M:%S")), *summary.items()]
     header_row = 1 + len(lines) + 2
     # Views are written before the first row in write-only mode: the pane is frozen up front.
     ws.freeze_panes = f"A{header_row + 1}"
@@ -137,7 +145,8 @@ def write_result_xlsx(path: Path, *, file_name: str, kind: str, summary: dict[st
         title = text["title"].format(file=file_name)
     ws.append([_styled(ws, title, font=Font(bold=True, size=13))])
     for key, value in lines:
-        ws.append([_styled(ws, rl.summary_label(str(key), lang), font=bold), _styled(ws, rl.value_text(value, lang))])
+        ws.append([_styled(ws, rl.summary_label(str(key), lang, zone_name), font=bold),
+                   _styled(ws, rl.value_text(value, lang), zone=zone)])
     ws.append([])
     columns = [rl.column_text(h, lang) for h in [*header, "status"]]
     ws.append([_styled(ws, h, font=bold) for h in columns])
@@ -148,7 +157,7 @@ def write_result_xlsx(path: Path, *, file_name: str, kind: str, summary: dict[st
             cut += 1
             continue
         fill = _FILLS.get(rl.status_kind(status))
-        ws.append([_styled(ws, v) for v in row] + [_styled(ws, rl.status_text(status, lang), fill=fill)])
+        ws.append([_styled(ws, v, zone=zone) for v in row] + [_styled(ws, rl.status_text(status, lang), fill=fill)])
         written += 1
     # Filters over the header and every row written (the tail of the sheet is written last: set after them).
     ws.auto_filter.ref = f"A{header_row}:{get_column_letter(len(columns))}{header_row + max(written, 1)}"
@@ -161,13 +170,14 @@ def write_result_xlsx(path: Path, *, file_name: str, kind: str, summary: dict[st
     return path
 
 
-def refused_result(path: Path, *, file_name: str, kind: str, reason: str,
-                   extra: dict[str, Any] | None = None, language: str = rl.DEFAULT_LANGUAGE) -> Path:
+def refused_result(path: Path, *, file_name: str, kind: str, reason: str, extra: dict[str, Any] | None = None,
+                   language: str = rl.DEFAULT_LANGUAGE, timezone: str = rl.DEFAULT_TIMEZONE) -> Path:
     """A result for a file refused whole: the reason (in A1 and in the summary), and that nothing from it
     was applied."""
     summary = {"status": "refused", "refused_because": reason, **(extra or {})}
     return write_result_xlsx(path, file_name=file_name, kind=kind, summary=summary,
-                             header=["row", "reason"], rows=[], statuses=[], language=language, refused=reason)
+                             header=["row", "reason"], rows=[], statuses=[], language=language, refused=reason,
+                             timezone=timezone)
 
 
 def publish_result(params: FtpParams, local_path: Path, remote_name: str | None = None,

@@ -117,6 +117,13 @@ class Settings:
 
         return language((self.raw.get("results") or {}).get("language"))
 
+    @property
+    def results_timezone(self) -> str:
+        """The zone of the times in the staff's result files (results.timezone, default Europe/Moscow)."""
+        from mpsync.result_labels import timezone
+
+        return timezone((self.raw.get("results") or {}).get("timezone"))
+
     def warehouse(self, code: str) -> Warehouse:
         for w in self.warehouses:
             if w.code == code:
@@ -145,7 +152,7 @@ def _req(d: dict, key: str, where: str, source: Path, kind: type | tuple = objec
 
 
 def _check_results(raw: dict[str, Any], source: Path) -> None:
-    from mpsync.result_labels import language
+    from mpsync.result_labels import language, timezone
 
     section = raw.get("results") or {}
     if not isinstance(section, dict):
@@ -154,6 +161,10 @@ def _check_results(raw: dict[str, Any], source: Path) -> None:
         language(section.get("language"))
     except ValueError as exc:
         raise ConfigError(f"{source}: 'results.language' {exc}") from None
+    try:
+        timezone(section.get("timezone"))
+    except ValueError as exc:
+        raise ConfigError(f"{source}: 'results.timezone' {exc}") from None
 
 
 def parse_settings(raw: dict[str, Any], source: Path) -> Settings:

@@ -63,7 +63,8 @@ def apply_answer(held: dict, answer: dict, outlet_events) -> dict:
         for k, v in price_approval.decide(exchange_dsn(), int(fid), apply, articles, who).items():
             totals[k] += v
         # the staff who sent the file read what became of its held prices, and who decided
-        local = price_approval.decision_result(exchange_dsn(), int(fid), name, work_dir() / "price" / "results")
+        local = price_approval.decision_result(exchange_dsn(), int(fid), name, work_dir() / "price" / "results",
+                                               cfg.results_timezone)
         remote = results.publish_result(ftp_params(cfg.ftp_conn_id), local, folder=cfg.results_folder)
         log.info("decision on %s written for staff: %s", name, remote)
     if totals["applied"]:

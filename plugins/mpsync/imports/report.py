@@ -36,11 +36,12 @@ def publish(conn: psycopg.Connection | None, params: FtpParams, cfg: Settings, i
             statuses: Sequence[str], dry_run: bool = False, when: datetime | None = None, title: str = "",
             refused: str = "", failed: bool = False) -> str:
     """Write, upload and record a result file named after `name`, about `title` (default: name; several
-    files of one exchange), in the configured language (results.language); its FTP path. A dry run's is not
-    recorded (nothing is)."""
+    files of one exchange), in the configured language and time zone (results.language, results.timezone);
+    its FTP path. A dry run's is not recorded (nothing is)."""
     local = local_path(name, dry_run=dry_run, when=when)
     results.write_result_xlsx(local, file_name=title or name, kind=kind, summary=summary, header=header, rows=rows,
-                              statuses=statuses, language=cfg.results_language, refused=refused, failed=failed)
+                              statuses=statuses, language=cfg.results_language, refused=refused, failed=failed,
+                              timezone=cfg.results_timezone)
     remote = results.publish_result(params, local, folder=cfg.results_folder)
     if conn is not None and not dry_run:
         record(conn, import_file_ids, remote)

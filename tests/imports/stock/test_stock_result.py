@@ -74,6 +74,7 @@ def test_stock_result_has_1c_headers_names_right_counts_problems_first(exchange_
     got = result(ftp_params, tmp_path, summary.result_file, setup=True)
     s = got["summary"]
     assert s["_title"] == "Результат обработки файла Ostatki_MP_2.xlsx" and s["Итог"] == "применён"
+    assert "Обработан (МСК)" in s                            # results.timezone's default: the staff's clock
     # 5 data rows (title, header, group, blank and Итого rows are not data): 2 applied + 1 unchanged + 2 rejected
     assert s["Строк с данными в файле (без заголовка)"] == len(ROWS) == 5
     assert (s["Применено"], s["Без изменений"], s["Отклонено"]) == (2, 1, 2)
