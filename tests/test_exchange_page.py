@@ -193,6 +193,47 @@ def test_the_files_table_shows_the_counts_not_a_python_repr(exchange_dsn):
     assert re.findall(r'<td class="num">([^<]*)</td>', row.group(0)) == [str(fid), "10", "9", "0", "5"]
     assert "built-in method" not in html
 
+
+def hold(conn, file_id: int, article: str, decision: str | None = None) -> None:
+    product = conn.execute("insert into product (article, name) values (%s, 'x') on conflict (article) do update"
+                           " set name = excluded.name returning product_id", (article,)).fetchone()[0]
+    conn.execute("insert into price_hold (import_file_id, product_id, price_list, price, current_price, reason,"
+                 " decision) values (%s, %s, 'default', 10, 100, '-90%% vs the current price 100.00', %s)",
+                 (file_id, product, decision))
+
+
+def state_cell(html: str, file_id: int) -> str:
+    row = re.search(r"<tr><td class=\"num\">%d</td>.*?</tr>" % file_id, html, re.S)
+    assert row, html[:2000]
+    return re.search(r'<td class="st-[^"]*" data-state="[^"]*">.*?</td>', row.group(0), re.S).group(0)
+
+
+def test_a_price_file_whose_prices_all_wait_for_a_decision_is_held_not_unchanged(exchange_dsn):
+    """Every row held: the ledger says 'unchanged' (nothing changed yet), the page must not show it green."""
+    from mpsync.airflow_glue.exchange_page import render
+
+    with psycopg.connect(exchange_dsn, autocommit=True) as c:
+        all_held = add_file(c, "price", "MP_PRICE_held.xlsx", status="unchanged", rejected=2)
+        for a in ("H-1", "H-2"):
+            hold(c, all_held, a)
+        some_held = add_file(c, "price", "MP_PRICE_some.xlsx", status="applied", rejected=1)
+        hold(c, some_held, "H-3")
+        decided = add_file(c, "price", "MP_PRICE_decided.xlsx", status="unchanged", rejected=1)
+        hold(c, decided, "H-4", "kept")
+        plain = add_file(c, "price", "MP_PRICE_plain.xlsx", status="unchanged")
+    html = render(exchange_dsn, None, {}, user="admin", may_unpark=False, path="/mpsync/exchange")
+    cell = state_cell(html, all_held)
+    assert cell.startswith('<td class="st-held" data-state="held">held ') and "st-unchanged" not in cell
+    assert "2 held price(s) wait for a decision" in cell
+    assert ".st-held {" in html and ".st-held" not in html.split(".st-applied, .st-unchanged")[1].split("}")[0]
+    # partly applied: applied, with the held ones called out; decided: as the ledger says, the holds noted
+    cell = state_cell(html, some_held)
+    assert cell.startswith('<td class="st-applied" data-state="applied">applied <span class="st-held">(1 held')
+    assert state_cell(html, decided).startswith('<td class="st-unchanged" data-state="unchanged">unchanged '
+                                                '<span class="muted">(1 held price(s) decided)')
+    assert state_cell(html, plain) == '<td class="st-unchanged" data-state="unchanged">unchanged</td>'
+
+
 # --- the page in Airflow's API server -----------------------------------------------------------------
 
 class Server:

@@ -95,7 +95,8 @@ def _clean(value: str | None) -> str | None:
 
 
 def files_page(conn: psycopg.Connection, kind: str, after: str | None = None, limit: int = PAGE_SIZE) -> Page:
-    """1C files of one kind, newest first: state, counts, result file."""
+    """1C files of one kind, newest first: state, counts, result file; a price file's held prices (`held`)
+    and those still waiting for an operator (`held_waiting`)."""
     if kind not in KINDS:
         raise BadCursor(f"unknown file kind {kind!r}")
     key = decode_cursor(after, (int,))
