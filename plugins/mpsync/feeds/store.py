@@ -18,6 +18,7 @@ per feed in a run, one run at a time).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -47,9 +48,14 @@ class FeedStore:
         return cls(str(url).rstrip("/"), env.get(CONN_ENV) or raw.get("store_conn_id") or None)
 
     def root(self):
+        """The store's root as the storage has it now. This process's cached listings of it are dropped: s3fs
+        keeps them for good, so a long-lived reader (the feed server) would go on seeing the objects, sizes
+        and ETags from before another process replaced them, and S3 refuses a read for a stale ETag."""
         from airflow.sdk import ObjectStoragePath        # only with a store: not at a DAG file's import
 
-        return ObjectStoragePath(self.url, conn_id=self.conn_id)
+        root = ObjectStoragePath(self.url, conn_id=self.conn_id)
+        root.fs.invalidate_cache(root.path)
+        return root
 
     def local_root(self) -> Path | None:
         """The store's folder when it is on this machine's filesystem (file://), else None."""
@@ -58,15 +64,26 @@ class FeedStore:
 
     def record(self, file: str) -> dict:
         """The store's record of a published feed ({} when none was published)."""
-        path = self.root() / record_name(file)
+        data = self.read(record_name(file))
         try:
-            return json.loads(path.read_bytes()) if path.exists() else {}
+            return json.loads(data) if data is not None else {}
         except ValueError:
             return {}
 
-    def read(self, file: str) -> bytes | None:
-        path = self.root() / file
-        return path.read_bytes() if path.exists() else None
+    def read(self, name: str) -> bytes | None:
+        """An object of the store, whole (None when there is none). On S3 an object replaced between the
+        look at it and the download is refused (s3fs asks for the ETag it saw; FileExpired, EBUSY), never
+        mixed: read it again, it is the new one."""
+        for attempt in range(3):
+            path = self.root() / name
+            try:
+                return path.read_bytes() if path.exists() else None
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                if exc.errno != errno.EBUSY or attempt == 2:
+                    raise
+        return None
 
     def pull(self, folder: Path, file: str) -> None:
         """Make the working copy in `folder` the store's: its record, and its file unless already the same
@@ -124,7 +141,10 @@ class FeedStore:
         tmp = root / f".{name}.{os.getpid()}.tmp"
         with open(local, "rb") as src, tmp.open("wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
-        tmp.rename(root / name)             # whole: a reader sees the old object or the new one
+        # Whole: a reader sees the old object or the new one. On a filesystem that is the rename; on S3 the
+        # rename is CopyObject then DeleteObject (s3fs), and S3 replaces an object atomically on any PUT or
+        # copy, so a PUT in place would be as safe (tests/test_feeds_s3.py).
+        tmp.rename(root / name)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
