@@ -4,13 +4,16 @@ on the FTP never open Airflow) and English (`results.language: en` in the config
 The imports speak one internal English vocabulary (summary keys such as `rows_read`, column keys such as
 `article`, statuses `applied` / `held: <reason>`); mpsync.results turns it into the file's language here.
 A text with no entry (a 1C column header, a reason no pattern knows) is written as it is: a label missing
-here never loses information, it only stays in English.
+here never loses information, it only stays in English. The reasons' Russian is in mpsync.reason_labels
+(tests/test_reason_labels.py fails on a reason the code can give that has none).
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from mpsync import reason_labels
 
 LANGUAGES = ("ru", "en")
 DEFAULT_LANGUAGE = "ru"
@@ -69,67 +72,8 @@ LABELS: dict[str, dict[str, Any]] = {
             "held": "отложено", "rejected": "отклонено", "not applied": "не применено",
             "not evaluated": "не проверено",
         },
-        # Phrases of the reasons the imports give, English -> Russian (searched anywhere in a reason).
-        "phrases": [
-            (r"unknown article \(no such product in the catalog\)",
-             "неизвестный артикул (такого товара нет в каталоге)"),
-            (r"unknown article: no such product in the catalog", "неизвестный артикул: такого товара нет в каталоге"),
-            (r"unknown article", "неизвестный артикул"),
-            (r"price is zero", "цена равна нулю"),
-            (r"price ([\d.]+) is below the floor ([\d.]+)", r"цена \1 ниже минимальной \2"),
-            (r"([+-]?\d+)% vs the current price ([\d.]+) \(allowed ±(\d+)%\)",
-             r"\1% к текущей цене \2 (допустимо ±\3%)"),
-            (r"duplicate article \(also in row\(s\) ([^)]*)\)", r"артикул повторяется (также в строках \1)"),
-            (r"duplicate article \(first at row (\d+)\); not applied", r"артикул повторяется (впервые в строке \1); "
-                                                                       "не применено"),
-            (r"quantities without an article", "количество без артикула"),
-            (r"price without an article", "цена без артикула"),
-            (r"no current price", "нет текущей цены"),
-            (r"price is empty", "цена не указана"),
-            (r"\bold price is not a number", "старая цена не число"),
-            (r"\bprice is not a number", "цена не число"),
-            (r"\bquantity is not a number", "количество не число"),
-            (r"\bnot a number\b", "не число"),
-            (r"\bnegative (quantity|price)\b", r"отрицательное значение"),
-            (r"^price: ", "цена: "),
-            (r"\(column ([^)]*)\)", r"(колонка \1)"),
-            (r"no known articles among (\d+) rows \((\d+) rejected\)",
-             r"ни одного известного артикула среди \1 строк (отклонено: \2)"),
-            (r"only (\d+) known articles vs (\d+) in the previous import \(below the configured share (\d+)%\): "
-             r"truncated file\?", r"только \1 известных артикулов против \2 в прошлом файле (меньше допустимой "
-                                  r"доли \3%): файл обрезан?"),
-            (r"no usable price rows among (\d+) rows read \((\d+) rejected\)",
-             r"ни одной годной строки цен среди \1 прочитанных (отклонено: \2)"),
-            (r"no stock rows found", "не найдено ни одной строки остатков"),
-            (r"no (?:price|catalog|stock) rows found", "не найдено ни одной годной строки"),
-            (r"no quantity in any of (\d+) article row\(s\): refusing a file that would set all stock to zero",
-             r"ни в одной из \1 строк нет количества: такой файл обнулил бы все остатки"),
-            (r"the sheet is empty", "лист пуст"),
-            (r"the file has no text", "в файле нет текста"),
-            (r"no [a-z ]+ header in the first (\d+) rows: expected columns", r"в первых \1 строках нет заголовка "
-                                                                             r"таблицы; ожидались колонки"),
-            (r"no [a-z ]+ header: row (\d+) lacks column\(s\)", r"нет заголовка таблицы: в строке \1 не хватает "
-                                                                r"колонок"),
-            (r"import failed (\d+) time\(s\), given up: ", r"импорт не удался (попыток: \1), попытки прекращены: "),
-            (r"the earlier attempts ended without finishing \(the process died, or a later step kept failing\)",
-             "прежние попытки не завершились (процесс прервался или следующий шаг снова и снова падал)"),
-            (r"cannot read as \.xlsx \(truncated or corrupt\?\)", "не читается как .xlsx (файл обрезан или "
-                                                                  "повреждён?)"),
-            (r"cannot read as CSV", "не читается как CSV"),
-            (r"^(\d+) applied or unchanged rows are not listed \(more than (\d+)\); every rejected row is",
-             r"\1 применённых строк и строк без изменений не показаны (их больше \2); все отклонённые показаны"),
-            (r"^(\d+) known rows \(more than (\d+)\)", r"\1 известных строк (больше \2)"),
-            (r"not a readable zip archive", "не читаемый zip-архив"),
-            (r"a full catalog without (\d+) of (\d+) active products would switch off more than (\d+)% of the "
-             r"catalog \(truncated export\?\); nothing applied", r"полная выгрузка каталога без \1 из \2 активных "
-                                                               r"товаров сняла бы с продажи больше \3% каталога "
-                                                               r"(выгрузка обрезана?); ничего не применено"),
-            (r"^: new product$", ": новый товар"),
-            (r"^: marked inactive \(not in this full file\)", ": снят с продажи (нет в полной выгрузке)"),
-            (r"^: marked inactive \(1C deletion mark\)", ": снят с продажи (пометка удаления в 1С)"),
-            (r"^, cleaned: ", ", очищено: "),
-            (r"^: price ([\d.]+|None): ", r": цена \1: "),
-        ],
+        # The reasons the imports give, English -> Russian (searched anywhere in a reason): mpsync.reason_labels.
+        "phrases": reason_labels.phrases(),
     },
     "en": {
         "sheet": "Result",
