@@ -6,8 +6,8 @@ applies each fragment in its own transaction, which records it in import_fragmen
 in a failed run that says so (docs/production.md, "Crashes"). So:
 - prepare records each fragment's row count and digest (table import_fragment_plan) in the transaction that
   stages the rows;
-- a fragment checks the count before it writes and the digest of the rows it read before it commits, and
-  raises StagingLost otherwise (nothing of it is committed);
+- a fragment counts and digests the rows it reads, and checks both against the plan before it commits
+  (check_rows); StagingLost otherwise, and nothing of it is committed;
 - finish applies again every planned fragment without a record in import_fragment (a commit lost in a crash:
   stock fragments commit without waiting for the WAL flush), and refuses to finish while one is missing.
 """
@@ -102,23 +102,22 @@ def planned(conn: psycopg.Connection, import_file_id: int, first_seq: int | None
     return [PlannedFragment(*r) for r in rows]
 
 
-def check_count(conn: psycopg.Connection, table: str, import_file_id: int, first: int, last: int,
-                label: str) -> PlannedFragment:
-    """The fragment's plan, once its staged rows are all there (by count); StagingLost otherwise."""
+def plan_of(conn: psycopg.Connection, import_file_id: int, first: int, last: int, label: str) -> PlannedFragment:
+    """The fragment's plan (row count and digest as prepare staged them); StagingLost if none was made."""
     plan = planned(conn, import_file_id, first)
     if not plan or plan[0].last_seq != last:
         raise StagingLost(f"{label}: no such fragment was planned for import {import_file_id} "
                           "(the file was staged again since): nothing written")
-    found = conn.execute(f"select count(*) from {table} where import_file_id = %s and seq between %s and %s",
-                         (import_file_id, first, last)).fetchone()[0]
-    if found != plan[0].rows:
-        raise StagingLost(f"{label}: {found} of the {plan[0].rows} staged rows are there (lost in a crash, or "
-                          "deleted): nothing written; clear the prepare task to stage the file again")
     return plan[0]
 
 
-def check_digest(plan: PlannedFragment, digest: int) -> None:
-    """Raised inside the fragment's transaction, so nothing it wrote is committed."""
+def check_rows(plan: PlannedFragment, rows: int, digest: int) -> None:
+    """The rows a fragment read are all that prepare staged: their count, then their digest. Raised inside
+    the fragment's transaction, so nothing it wrote is committed. Counted from the rows as read, not by a
+    count(*) before: that was one more read of every staged row, and the read rows prove it anyway."""
+    if rows != plan.rows:
+        raise StagingLost(f"{plan.label}: {rows} of the {plan.rows} staged rows are there (lost in a crash, or "
+                          "deleted): nothing written; clear the prepare task to stage the file again")
     if digest != plan.digest:
         raise StagingLost(f"{plan.label}: the staged rows differ from what prepare staged (digest {digest} vs "
                           f"{plan.digest}): nothing written; clear the prepare task to stage the file again")

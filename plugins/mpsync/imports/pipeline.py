@@ -7,8 +7,8 @@ prepare  -> take the run's file(s) (Kind.pick), download, ledger (a file with th
             a result file saying why, the file out of the drop folder. Any other failure is retried, then
             given up on after imports.max_attempts (give_up.py). A dry run parses and evaluates the file in
             a transaction that is rolled back and writes only its result file (Kind.dry_run).
-apply    -> one fragment, one transaction: the staged rows are all there (count before, digest as read,
-            fragments.py), Kind.apply_rows writes what changed, the fragment is recorded with the rows.
+apply    -> one fragment, one transaction: Kind.apply_rows writes what changed, and the staged rows it read
+            are all there (their count and digest as read, fragments.py); the fragment is recorded with the rows.
 finish   -> fragments without a record are applied again (a lost asynchronous commit), the kind completes
             the ledger (Kind.complete), the result file for staff (Kind.result) goes to the FTP and into the
             ledger, the files are archived by the day they were made, and last, in one transaction, the
@@ -100,6 +100,8 @@ class Kind:
 
     def apply_rows(self, conn: psycopg.Connection, fragment: Fragment, plan: fragments.PlannedFragment,
                    cfg: Settings) -> int:
+        """The fragment's rows written, in the caller's transaction; before it returns, the count and digest
+        of the staged rows it read must pass fragments.check_rows(plan, ...), or nothing is committed."""
         raise NotImplementedError
 
     def complete(self, conn: psycopg.Connection, prepared: PreparedFile, cfg: Settings) -> str:
@@ -269,8 +271,8 @@ def apply_fragment(kind: Kind, dsn: str, fragment: Fragment | dict, cfg: Setting
     f = Fragment.from_dict(fragment)
     with psycopg.connect(dsn) as conn:                      # one transaction: rows + fragment record
         fragments.lock(conn, f)
-        # Everything prepare staged for this fragment must be there, or nothing is written (issue 22).
-        plan = fragments.check_count(conn, kind.staging_table, f.import_file_id, f.first_seq, f.last_seq, f.label)
+        plan = fragments.plan_of(conn, f.import_file_id, f.first_seq, f.last_seq, f.label)
+        # Checks that the rows it read are all and only what prepare staged before it returns (issue 22)
         changed = kind.apply_rows(conn, f, plan, cfg)
         fragments.record(conn, f, changed)
     log.info("%s: %d %s rows changed", f.label, changed, kind.name)

@@ -13,6 +13,7 @@ import yaml
 
 from mpsync.ftp import FtpClient
 from mpsync.imports import price
+from mpsync.imports.fragments import StagingLost
 from mpsync.imports.price.stage import status_counts
 from mpsync.results import read_result_xlsx
 from mpsync.settings import DEFAULT_CONFIG, settings
@@ -170,6 +171,34 @@ def test_fragment_retry_is_idempotent(exchange_dsn, ftp_params, cfg, work_dir, t
     again = [apply(f) for f in prepared.fragments]
     assert again == first and prices(exchange_dsn) == after_first
     assert price.finish(exchange_dsn, ftp_params, prepared, cfg).changed == 3
+
+
+def test_a_fragment_whose_staged_rows_are_not_all_there_writes_nothing(exchange_dsn, ftp_params, cfg, work_dir,
+                                                                       tmp_path):
+    """Issue 22: a price fragment counts and digests the staged rows it reads (one read) and writes nothing
+    when a row is gone or other than prepare staged it."""
+    seed(exchange_dsn)
+    drop_price(ftp_params, tmp_path, "MP_PRICE_0107.xlsx")
+    files = [f.to_dict() for f in price.waiting_files(ftp_params, cfg, exchange_dsn)]
+    prepared = price.prepare(exchange_dsn, ftp_params, files, cfg)
+    first = prepared.fragments[0]
+    before = prices(exchange_dsn)
+    with psycopg.connect(exchange_dsn) as conn:
+        kept = conn.execute("select * from price_staging where import_file_id = %s and seq = %s "
+                            "and price_list = 'default'", (first.import_file_id, first.first_seq)).fetchone()
+        assert kept is not None
+        conn.execute("delete from price_staging where import_file_id = %s and seq = %s and price_list = 'default'",
+                     (first.import_file_id, first.first_seq))
+    with pytest.raises(StagingLost, match=r"of the \d+ staged rows are there"):
+        price.apply_fragment(exchange_dsn, first, cfg)
+    with psycopg.connect(exchange_dsn) as conn:          # all rows there again, one of them changed
+        columns = [c.name for c in conn.execute("select * from price_staging limit 0").description]
+        conn.execute(f"insert into price_staging ({', '.join(columns)}) values ({', '.join(['%s'] * len(columns))})",
+                     [*kept[:columns.index("price")], kept[columns.index("price")] + 1,
+                      *kept[columns.index("price") + 1:]])
+    with pytest.raises(StagingLost, match="differ from what prepare staged"):
+        price.apply_fragment(exchange_dsn, first, cfg)
+    assert prices(exchange_dsn) == before
 
 
 def test_dry_run_writes_nothing_and_reports_what_would_change(exchange_dsn, ftp_params, cfg, work_dir, tmp_path):

@@ -100,8 +100,8 @@ def apply_rows(conn: psycopg.Connection, fragment: Fragment, plan: fragments.Pla
     """The fragment's products created or updated, in the caller's transaction; each staged row marked
     created / updated / unchanged, so a re-run finds nothing pending and writes nothing."""
     params = {"id": fragment.import_file_id, "first": fragment.first_seq, "last": fragment.last_seq}
-    fragments.check_digest(plan, conn.execute(DIGEST_SQL, (params["id"], params["first"],
-                                                           params["last"])).fetchone()[0])
+    fragments.check_rows(plan, *conn.execute(DIGEST_SQL, (params["id"], params["first"],
+                                                          params["last"])).fetchone())
     pending = conn.execute("select count(*) from catalog_staging where import_file_id = %(id)s and seq between "
                            "%(first)s and %(last)s and status is null", params).fetchone()[0]
     if pending == 0:

@@ -23,8 +23,9 @@ DELETION_MARK = "deletion mark"
 STAGING_TABLES = ("catalog_staging", "catalog_stock_staging", "price_staging")
 
 DIGEST_SQL = """
-select coalesce(sum(hashtext(concat_ws('|', seq, row_no, article, onec_code, name, brand, model, ean, size_class,
-                                       rrp, onec_id, grp))::bigint), 0)
+-- the rows and their digest, in one read (fragments.check_rows)
+select count(*), coalesce(sum(hashtext(concat_ws('|', seq, row_no, article, onec_code, name, brand, model, ean,
+                                                 size_class, rrp, onec_id, grp))::bigint), 0)
 from catalog_staging where import_file_id = %s and seq between %s and %s
 """
 
@@ -130,6 +131,6 @@ def stage(conn: psycopg.Connection, import_file_id: int, name: str, parsed: Cata
         planned = fragments.plan_fragments(import_file_id, name, [it.row for it in parsed.items], size)
         fragments.record_plan(conn, [
             fragments.PlannedFragment(import_file_id, f.first_seq, f.last_seq, f.last_seq - f.first_seq + 1,
-                                      conn.execute(DIGEST_SQL, (import_file_id, f.first_seq, f.last_seq)).fetchone()[0],
+                                      conn.execute(DIGEST_SQL, (import_file_id, f.first_seq, f.last_seq)).fetchone()[1],
                                       f.label) for f in planned])
     return planned, pre

@@ -85,7 +85,7 @@ class PriceKind(Kind):
     def apply_rows(self, conn: psycopg.Connection, fragment: Fragment, plan: fragments.PlannedFragment,
                    cfg: Settings) -> int:
         fid, first, last = fragment.import_file_id, fragment.first_seq, fragment.last_seq
-        fragments.check_digest(plan, conn.execute(price_stage.DIGEST_SQL, (fid, first, last)).fetchone()[0])
+        fragments.check_rows(plan, *conn.execute(price_stage.DIGEST_SQL, (fid, first, last)).fetchone())
         pending = conn.execute("select count(*) from price_staging where import_file_id = %s and seq between %s "
                                "and %s and status is null", (fid, first, last)).fetchone()[0]
         if pending == 0:

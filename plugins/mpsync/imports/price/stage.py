@@ -106,7 +106,8 @@ select (select count(*) from upd) + (select count(*) from ins) + (select count(*
 
 
 DIGEST_SQL = """
-select coalesce(sum(hashtext(concat_ws('|', seq, row_no, article, price_list, price, old_price))::bigint), 0)
+-- the rows and their digest, in one read (fragments.check_rows)
+select count(*), coalesce(sum(hashtext(concat_ws('|', seq, row_no, article, price_list, price, old_price))::bigint), 0)
 from price_staging where import_file_id = %s and seq between %s and %s
 """
 
@@ -121,9 +122,7 @@ def stage_and_plan(conn: psycopg.Connection, import_file_id: int, name: str, ps:
     planned = fragments.plan_fragments(import_file_id, name, row_numbers, size)
     plans = []
     for f in planned:
-        rows = conn.execute("select count(*) from price_staging where import_file_id = %s and seq between %s and %s",
-                            (import_file_id, f.first_seq, f.last_seq)).fetchone()[0]
-        digest = conn.execute(DIGEST_SQL, (import_file_id, f.first_seq, f.last_seq)).fetchone()[0]
+        rows, digest = conn.execute(DIGEST_SQL, (import_file_id, f.first_seq, f.last_seq)).fetchone()
         plans.append(fragments.PlannedFragment(import_file_id, f.first_seq, f.last_seq, rows, digest, f.label))
     fragments.record_plan(conn, plans)
     return planned

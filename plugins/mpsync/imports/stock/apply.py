@@ -176,8 +176,8 @@ def compared_fragment(conn: psycopg.Connection, params: dict, w: int) -> dict:
     return _compare(conn, params, w)[0]
 
 
-def _compare(conn: psycopg.Connection, params: dict, w: int) -> tuple[dict, int]:
-    """compared_fragment(), and the digest of every staged row it read (all of the fragment's rows)."""
+def _compare(conn: psycopg.Connection, params: dict, w: int) -> tuple[dict, int, int]:
+    """compared_fragment(), and the count and digest of the staged rows it read (all of the fragment's)."""
     with conn.cursor().copy(STAGED_VS_REMEMBERED_SQL, {**params, "w": w, "unusable": int(UNUSABLE),
                                                         "not_remembered": int(NOT_REMEMBERED)}) as copy:
         data = b"".join(bytes(chunk) for chunk in copy)
@@ -185,7 +185,7 @@ def _compare(conn: psycopg.Connection, params: dict, w: int) -> tuple[dict, int]
     product_id, staged, before = bc.read_rows(data, w, arrays=2)
     # hashed as prepare hashed them: an unusable cell as 0
     digest = fragments.digest_of(fragments.row_terms(product_id, row_hashes(np.where(staged == UNUSABLE, 0, staged))))
-    return dict(vars(compare_with_last_report(product_id, staged, before))), digest       # named as in APPLY_SQL
+    return dict(vars(compare_with_last_report(product_id, staged, before))), len(product_id), digest  # as in APPLY_SQL
 
 
 
@@ -205,13 +205,13 @@ def apply_rows(conn: psycopg.Connection, fragment: Fragment, plan: fragments.Pla
     conn.execute("set local synchronous_commit = off")
     params["fresh"], inserted, digest = (insert_fresh(conn, params, list(warehouse_codes))
                                          if fragment.fresh_possible else ([], 0, 0))
-    changed = inserted
-    if len(params["fresh"]) < plan.rows:
+    changed, read = inserted, len(params["fresh"])
+    if read < plan.rows:
         # Not every row was a first import: compare the others (a fragment of a first import skips this)
-        compared, digest = _compare(conn, params, len(warehouse_codes))      # read every row: its digest
+        compared, read, digest = _compare(conn, params, len(warehouse_codes))      # reads every row
         params.update(compared)
         changed += conn.execute(APPLY_SQL, params).fetchone()[0]
-    fragments.check_digest(plan, digest)
+    fragments.check_rows(plan, read, digest)
     # The report counts the orders 1C took before it was made: their reservations of these goods end in
     # this transaction, with the new stock, so no push ever reads both (the sale subtracted twice).
     reservations.release_for_report(conn, params["id"], params["first"], params["last"])
