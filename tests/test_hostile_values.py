@@ -56,7 +56,7 @@ def test_a_csv_cut_in_its_last_field_never_applies_a_cut_number_or_a_zero(exchan
     assert snap[("A-3", "yandex")] == 45 and snap[("A-3", "sber")] == 7     # the cut row changed nothing
     assert snap[("A-1", "sber")] == 5 and summary.rejected == 1
     rows = result_of(ftp_params, tmp_path, "Ostatki_MP_2.csv")["rows"]
-    assert any(r[1] == "A-3" and "does not end with a line break" in r[-1] for r in rows)
+    assert any(r[1] == "A-3" and "файл не заканчивается переводом строки" in r[-1] for r in rows)   # staff: Russian
 
 
 def test_cut_last_line_knows_files_that_end_with_a_line_break(tmp_path):
