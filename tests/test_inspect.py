@@ -68,7 +68,7 @@ def test_price(tmp_path, capsys):
     code, doc, _ = inspect(capsys, path)
     assert code == 0 and doc["kind"] == "price" and doc["kind_detected_by"] == "header in row 3 has a price column"
     assert doc["layout"]["columns"] == {"article": "A (Артикул)", "price": "C (Текущая цена)",
-                                        "old_price": "D (Цена без акции)"}
+                                        "old_price": "D (Цена без акции)", "name": "B (Наименование)"}
     assert doc["counts"] == {"rows_read": 5, "items": 1, "skipped_service_rows": 3, "rejected": 1, "cleaned": 0}
     assert doc["items"] == [{"row": 4, "article": "0557722", "price": 1719.9, "old_price": 2000}]
     assert doc["rejects"] == [{"row": 5, "column": "C (Текущая цена)", "article": "X",

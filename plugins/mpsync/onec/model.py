@@ -67,6 +67,7 @@ class PriceItem:
     price: Decimal | None                  # "Текущая цена"
     old_price: Decimal | None              # "цена без акции"
     overrides: dict[str, tuple[Decimal | None, Decimal | None]] = field(default_factory=dict)  # marketplace -> (price, old)
+    name: str | None = None                # the row's "Наименование", as staff typed it (for their result file)
 
 
 @dataclass

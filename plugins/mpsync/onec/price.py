@@ -1,4 +1,5 @@
-"""The staff's price table ("MP_PRICE"): article, "Текущая цена", "цена без акции", made in Excel.
+"""The staff's price table ("MP_PRICE"): article, "Текущая цена", "цена без акции", made in Excel; an optional
+"Наименование" column is kept as the row's name (the staff's result file shows it, not the catalog's).
 
 Columns are found by header text (case and spaces ignored). Formula cells give their CACHED values
 (the last values Excel computed and saved): calamine and xlrd read those, never the formula text.
@@ -20,12 +21,15 @@ from mpsync.onec import reader as rd
 from mpsync.onec.model import PriceItem, PriceParse, Reject
 from mpsync.onec.report_layout import DIGIT_RE, find_report_time, is_total_text
 from mpsync.onec.table import Column, find_table, keep_unique_or_refuse, rows_by_article
-from mpsync.onec.values import BadValue, clean_article, cleaned_note, control_chars, is_empty, parse_price_optional
+from mpsync.onec.values import (BadValue, clean_article, clean_text, cleaned_note, control_chars, is_empty,
+                                 parse_price_optional)
 from mpsync.onec.values import parse_price as price_value
 
 ARTICLE = Column("article", ("артикул",))
 PRICE = Column("price", ("текущая цена",))
 OLD_PRICE = Column("old_price", ("цена без акции",))
+NAME = Column("name", ("наименование", "номенклатура"), required=False)
+NAME_CHARS = 1000                 # a name is only shown back to staff: a pasted novel is cut, not rejected
 
 
 def parse_price(path: str | Path, *, overrides: dict[str, tuple[str, str]] | None = None,
@@ -34,7 +38,7 @@ def parse_price(path: str | Path, *, overrides: dict[str, tuple[str, str]] | Non
     path = Path(path)
     sheet = rd.open_sheet(path, name or path.name)
     file = sheet.file
-    columns = [ARTICLE, PRICE, OLD_PRICE]
+    columns = [ARTICLE, PRICE, OLD_PRICE, NAME]
     for mp, (price_h, old_h) in (overrides or {}).items():
         columns.append(Column(f"{mp}:price", (rd.normalise_header(price_h),)))
         if old_h:                           # an override may have no old-price column
@@ -63,7 +67,7 @@ def parse_price(path: str | Path, *, overrides: dict[str, tuple[str, str]] | Non
             # The article is the only text of a price row; it is matched after cleaning, like the catalog's.
             cleaned.append(Reject(file, rownum, table.label("article"), article,
                                   cleaned_note(table.label("article"), control_chars(cell(cells, "article")))))
-        value_keys = [k for k in cols if k != "article"]
+        value_keys = [k for k in cols if k not in ("article", "name")]       # a name alone is no price row
         if all(is_empty(cell(cells, k)) for k in value_keys):
             if article is None or not DIGIT_RE.search(article) or is_total_text(article):
                 service += 1                 # blank, group or total row
@@ -101,8 +105,9 @@ def parse_price(path: str | Path, *, overrides: dict[str, tuple[str, str]] | Non
             if not bad and any(v is not None for v in pair):
                 mp_prices[mp] = (pair[0], pair[1])
         if not bad:
+            name = clean_text(cell(cells, "name"))[0] if "name" in cols else None
             items.append(PriceItem(row=rownum, article=article, price=price, old_price=old_price,
-                                   overrides=mp_prices))
+                                   overrides=mp_prices, name=name[:NAME_CHARS] if name else None))
     items = keep_unique_or_refuse(file, seen, rejects, items, "price")
     report_time = find_report_time([c for _, cs in table.rows_above for c in cs if isinstance(c, str)])
     if cleaned:

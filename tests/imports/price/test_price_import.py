@@ -136,7 +136,8 @@ def test_suspicious_prices_are_held_and_reported_good_ones_applied(exchange_dsn,
     assert [(r[0], r[1]) for r in res["rows"]] == [(10, "NOPE"), (11, "P-7"), (6, "P-3"), (7, "P-4"), (8, "P-5"),
                                                    (4, "P-1"), (5, "P-2"), (9, "P-6")]
     names = {r[1]: r[2] for r in res["rows"]}
-    assert names["P-1"] == "Товар P-1" and names["NOPE"] is None        # the catalog's Наименование
+    # the table's own Наименование (write_price_xlsx: "Товар <article>"), even for an article the catalog lacks
+    assert names["P-1"] == "Товар P-1" and names["NOPE"] == "Товар NOPE"
     for r in res["rows"]:                                      # applied rows carry what the DB now holds
         if r[-1] == "применено":
             assert Decimal(str(r[3])) == got[(r[1], "default")][0]
@@ -340,3 +341,49 @@ def test_backfill_restores_price_history_without_rolling_back(exchange_dsn, ftp_
         at_11 = conn.execute("select price, file_name from price_as_of('P-1', '2025-12-20 11:00+00') "
                              "where price_list = 'default'").fetchone()
     assert (at_11[0], at_11[1]) == (Decimal("110.00"), "MP_PRICE_10.xlsx")
+
+
+def names_table(path: Path, rows: list[tuple], *, with_names: bool = True) -> Path:
+    """A price table as staff type it: their own Наименование per row (None: left empty)."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Артикул", *(["Наименование"] if with_names else []), "Текущая цена", "Цена без акции",
+               *OVERRIDES["ozon"]])
+    for article, name, price_ in rows:
+        ws.append([article, *([name] if with_names else []), price_, None, None, None])
+    wb.save(path)
+    return path
+
+
+def names_in_result(params, tmp_path: Path, local: Path, dsn, cfg, *, dry_run: bool = False) -> dict:
+    with FtpClient(params) as ftp:
+        ftp.upload(local, f"/1c/price/{local.name}")
+    if dry_run:
+        choice = price.choose_file(params, cfg, local.name, dsn)
+        price.finish(dsn, params, price.prepare(dsn, params, [choice], cfg, dry_run=True), cfg)
+    else:
+        run_import(dsn, params, cfg)
+    tag = ".dry-run-" if dry_run else ".result-"
+    [name] = [n for n in result_files(params) if n.startswith(local.name + tag)]
+    return {r[1]: r[2] for r in fetch_result(params, tmp_path, name)["rows"]}
+
+
+def test_the_result_shows_the_name_staff_typed_in_the_file_else_the_catalogs(exchange_dsn, ftp_params, cfg,
+                                                                              work_dir, tmp_path):
+    seed(exchange_dsn)                                   # the catalog calls them "Товар P-1", ...
+    rows = [("P-1", "Чайник стальной 1,7 л", 110),      # applied: the file's name
+            ("P-2", None, 200),                          # no name typed: the catalog's
+            ("P-3", "Лейка\ufdd0 садовая", 0),           # held: the file's name, its non-character dropped
+            ("NOPE", "Коврик из файла", 50),             # unknown article: only the file knows its name
+            ("P-7", "Ведро", "abc")]                     # rejected by the parser: not staged, the catalog's
+    table = names_table(tmp_path / "MP_PRICE_names.xlsx", rows)
+    expected = {"P-1": "Чайник стальной 1,7 л", "P-2": "Товар P-2", "P-3": "Лейка садовая",
+                "NOPE": "Коврик из файла", "P-7": "Товар P-7"}
+    assert names_in_result(ftp_params, tmp_path, table, exchange_dsn, cfg, dry_run=True) == expected
+    assert names_in_result(ftp_params, tmp_path, table, exchange_dsn, cfg) == expected
+    # a table without a Наименование column: the catalog's names, as before
+    plain = names_table(tmp_path / "MP_PRICE_plain.xlsx", [("P-1", None, 110), ("P-2", None, 210)], with_names=False)
+    assert names_in_result(ftp_params, tmp_path, plain, exchange_dsn, cfg) == {"P-1": "Товар P-1",
+                                                                                "P-2": "Товар P-2"}

@@ -130,7 +130,8 @@ class PriceKind(Kind):
         staged = price_result.row_statuses(conn, fid, overrides)
         parse_rejects, counts = self._read_back(conn, fid, staged)
         names = price_result.names_of(conn, [v[1] for v, _ in staged] + [r.article for r in parse_rejects])
-        rows, statuses = price_result.result_rows(staged, parse_rejects, overrides, dry_run=False, names=names)
+        rows, statuses = price_result.result_rows(staged, parse_rejects, overrides, dry_run=False, names=names,
+                                                  own_names=price_result.file_names(conn, fid))
         # A file prepared before data_rows was carried: its rows are all listed, so count them.
         data_rows = prepared.data_rows or len({r[0] for r in rows})
         summary = {"status": status, **({"note": prepared.note} if prepared.note else {}),
@@ -151,7 +152,8 @@ class PriceKind(Kind):
         staged = price_result.row_statuses(conn, fake_id, overrides)
         rejects = parsed.rejects + pre
         names = price_result.names_of(conn, [v[1] for v, _ in staged] + [r.article for r in rejects])
-        rows, statuses = price_result.result_rows(staged, rejects, overrides, dry_run=True, names=names)
+        rows, statuses = price_result.result_rows(staged, rejects, overrides, dry_run=True, names=names,
+                                                  own_names=price_result.file_names(conn, fake_id))
         return Result(price_result.summary(price_result.row_counts(staged), data_rows(parsed), rejects, dry_run=True),
                       price_result.result_header(overrides), rows, statuses, 0, len(parsed.items) - len(pre),
                       len(rejects), {"counts": counts, "rejected_in_parse": len(rejects)})

@@ -64,15 +64,25 @@ def names_of(conn: psycopg.Connection, articles: list[str]) -> dict[str, str]:
                              (list({a for a in articles if a}),)).fetchall())
 
 
+def file_names(conn: psycopg.Connection, import_file_id: int) -> dict[int, str]:
+    """The names the price table itself gave its rows (its Наименование column), by file row."""
+    return dict(conn.execute("select row_no, name from price_staging where import_file_id = %s"
+                             " and price_list = 'default' and name is not null", (import_file_id,)).fetchall())
+
+
 def result_rows(staged: list[tuple[list, str]], rejects: list[Reject], overrides: list[str], *,
-                dry_run: bool, names: dict[str, str] | None = None) -> tuple[list[list], list[str]]:
+                dry_run: bool, names: dict[str, str] | None = None,
+                own_names: dict[int, str] | None = None) -> tuple[list[list], list[str]]:
+    """The result file's rows. A row's name: the one staff typed in the file (`own_names`, by row), else the
+    catalog's (`names`, by article)."""
     width = len(result_header(overrides))
-    names = names or {}
+    names, own_names = names or {}, own_names or {}
     merged: list[tuple[int, list, str]] = []
     for values, status in staged:
         if dry_run and status == "applied":
             status = "would apply"
-        merged.append((values[0], [values[0], values[1], names.get(values[1]), *values[2:]], status))
+        name = own_names.get(values[0]) or names.get(values[1])
+        merged.append((values[0], [values[0], values[1], name, *values[2:]], status))
     for r in rejects:
         merged.append((r.row, [r.row, r.article, names.get(r.article)] + [None] * (width - 3), f"rejected: {r.reason}"))
     merged.sort(key=lambda t: t[0])

@@ -45,16 +45,17 @@ def stage_items(conn: psycopg.Connection, import_file_id: int, file: str, items:
     conn.execute("delete from price_staging where import_file_id = %s", (import_file_id,))
     kept, rejects = usable_items(file, items)
     with conn.cursor().copy(
-        "copy price_staging (import_file_id, seq, row_no, article, price_list, price, old_price) from stdin"
+        "copy price_staging (import_file_id, seq, row_no, article, price_list, price, old_price, name) from stdin"
     ) as copy:
         for seq, it in enumerate(kept):
             # "цена без акции" of 0 or empty means no promotion: no old price.
             old = it.old_price if it.old_price and it.old_price > 0 else None
-            copy.write_row((import_file_id, seq, it.row, it.article, DEFAULT_LIST, _money(it.price), _money(old)))
+            copy.write_row((import_file_id, seq, it.row, it.article, DEFAULT_LIST, _money(it.price), _money(old),
+                            it.name))
             for mp in overrides:
                 p, o = it.overrides.get(mp, (None, None))
                 o = o if o and o > 0 else None
-                copy.write_row((import_file_id, seq, it.row, it.article, mp, _money(p), _money(o)))
+                copy.write_row((import_file_id, seq, it.row, it.article, mp, _money(p), _money(o), None))
     return rejects
 
 
