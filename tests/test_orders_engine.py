@@ -141,9 +141,9 @@ def test_ids_first_then_details_in_batches(exchange_dsn):
         report = sync_account(exchange_dsn, adapter, FAST_SETTINGS)
         assert report.orders == 450
         # no clock probe: page 1 of a window reaching past "now" (its Date is "now"; 450 > one page, so it is
-        # planned again behind "now"), page 1 of that window (its total), pages 5..2, page 1 again (the count),
-        # 12 detail batches of <= 40
-        assert adapter.client.calls == 1 + 1 + 4 + 1 + 12, adapter.client.calls
+        # planned again behind "now"), page 1 of that window (its total: the count), pages 5..2 (450 distinct
+        # orders listed at or after the count prove it: no second count), 12 detail batches of <= 40
+        assert adapter.client.calls == 1 + 1 + 4 + 12, adapter.client.calls
         assert sim.calls_by_path["/router/rest"] - calls["/router/rest"] == adapter.client.calls
     finally:
         sim.stop()

@@ -6,11 +6,13 @@ skips the first order of the next page. Paging from the LAST page backward only 
 pages still to be read (read twice, harmless), so we page backward.
 
 Backward paging is not trusted either: the API gives a count, and the count proves the window. Page 1 is
-read first (its `total_results` sizes the read; a window of <= 100 is one answer, proven as it is), then
-pages last..2, then page 1 again, whose total `c` is a count taken after every page was read. Every order
-in the window at that moment was in it all along (the window only loses orders, windows.py), so if at least
-`c` of the orders read were certainly inside at the count (their details show them inside still, or changed
-only after the count's Date), none was missed.
+read first; its `total_results` `n` is a count of the window at that answer (a window of <= 100 is one
+answer, proven as it is). Then pages last..2. Every order listed by that answer or a later one was in the
+window at the count (the window only loses orders, windows.py), so `n` distinct orders listed are all it
+held: proven, at the minimum (no call beyond the pages and the details). Fewer than `n` (an order left the
+window before its page was read, or equal times reshuffled): page 1 again, whose total `c` is a count taken
+after every page was read; if at least `c` of the orders read were certainly inside at that count (their
+details show them inside still, or changed only after the count's Date), none was missed.
 """
 
 from __future__ import annotations
@@ -156,6 +158,8 @@ class TaobaoAdapter:
             return Read((), complete=False, more=True)
         for page in range(math.ceil(n / PAGE_SIZE), 1, -1):
             ids.update(self._check_page(self._list(w, dimension, page, PAGE_SIZE, False), w, dimension))
+        if len(ids) >= n:       # n distinct orders listed at or after the count: all the window held
+            return Read(tuple(self.details(ids)), complete=True)
         c, first = self._counted_page(w, dimension, 1)
         ids.update(first)
         for _ in range(self.checks):

@@ -5,7 +5,8 @@ sort order; a token that encodes an offset skips an order whenever an order alre
 (it changed, so its update time moved on) before the read ends. So a window is final only when proven:
 
 - one answer holds the whole window (the API says there is no next page): one answer is one snapshot;
-- the adapter's own proof where the API offers one (Taobao-style: a count, taobao.py);
+- the adapter's own proof where the API offers one: a count (taobao.py, woocommerce.py: `counts`, a window
+  of many pages at one call a page);
 - two whole reads list the same orders. A skip in the first read needs an order it had already read to
   leave the window before that read ended; that order is then missing from the second read. Equal reads
   therefore mean the first had no skip. (Versions may differ: the newest is kept.)
@@ -54,9 +55,10 @@ def agree(adapter, w: Window, dimension: str, first: Read) -> Read:
 
 
 def prove(adapter, w: Window, dimension: str, trust: bool) -> Read | None:
-    """The window's orders, proven complete; None when it must be split first. `trust`: the naive old way."""
+    """The window's orders, proven complete; when it must be split first, None or its unproven first page
+    (`more`: where its orders lie tells the split where to cut). `trust`: the naive old way."""
     splittable = w.length >= 2 * adapter.precision_of(dimension)
-    sized = getattr(adapter, "fill", None) is not None
+    sized = getattr(adapter, "fill", None) is not None and not getattr(adapter, "counts", False)
     try:
         r = adapter.read(w, dimension, whole=trust or not splittable or not sized)
     except TooManyResults:
@@ -66,7 +68,7 @@ def prove(adapter, w: Window, dimension: str, trust: bool) -> Read | None:
     if r.complete or trust:
         return r
     if splittable:
-        return None
+        return r if r.more else None
     return agree(adapter, w, dimension, r)
 
 
@@ -74,15 +76,20 @@ class _Sizer:
     """The next window's length: as wide as allowed, or (paged APIs) sized for `fill` orders by the rate seen.
 
     The rate is a decaying average over this walk's windows, starting from the caller's estimate: one noisy
-    window does not swing the next one past a page. A window found too full counts as `OVER` orders.
+    window does not swing the next one past a page. A window found too full is cut where its first page says
+    `fill` of its orders lie (`cut`): its update times show where they are dense, which an even split ignores.
+    Without such a page (an API that refuses, or a page too small) it counts as `OVER` orders.
     """
 
     DECAY, OVER = 0.4, 90
+    MORE = 1.25     # a page that overflowed stands for this many times its orders (at least one more)
 
     def __init__(self, adapter, first_length: timedelta, cap: timedelta):
         self.fill, self.cap = getattr(adapter, "fill", None), cap
+        self.counts = getattr(adapter, "counts", False)    # its read proves many pages by a count
         self.length = min(cap, first_length)
         self.n, self.seconds = (self.fill, self.length.total_seconds()) if self.fill else (0, 0.0)
+        self.exact: timedelta | None = None                 # the next window's length, as cut (no even split)
 
     def _observe(self, n: float, length: timedelta) -> None:
         self.n = self.n * self.DECAY + n
@@ -93,6 +100,9 @@ class _Sizer:
 
     def next(self, remaining: timedelta | None, max_range: timedelta) -> timedelta:
         """Windows of equal length over what remains (no sliver of a last window costs a call of its own)."""
+        if self.exact is not None:
+            length, self.exact = min(self.exact, max_range), None
+            return length
         length = min(self.length, max_range)
         if remaining is None or self.fill is None or remaining <= length:
             return length
@@ -100,18 +110,48 @@ class _Sizer:
         return remaining / parts
 
     def done(self, w: Window, n: int, clipped: bool) -> None:
-        if self.fill is None:
+        if self.counts:        # only the first window (sent before the bound) is sized: the rest is one read
+            self.length = self.cap
+        elif self.fill is None:
             self.length = min(self.cap, self.length * 2)
         elif not clipped:      # a window cut short by the bound says little about the rate
             self._observe(n, w.length)
 
-    def too_full(self, w: Window, precision: timedelta) -> None:
-        if self.fill is None:
+    def too_full(self, w: Window, precision: timedelta, page: tuple[Order, ...] = (), dimension: str = MODIFIED) -> None:
+        if self.counts and self.fill is not None:
+            # the count fell short (orders left the window while it was paged, as in a busy hour): from here
+            # on, windows sized for one answer by the rate its pages showed, so a shortfall costs little
+            self.counts = False
+            self._observe(max(len(page), self.fill), w.length)
+            self.length = min(self.length, w.length / 2)
+        elif self.fill is None or self.counts:
             self.length = w.length / 2
-        else:
+        elif not self._cut(w, precision, page, dimension):
             self._observe(self.OVER, w.length)
             self.length = min(self.length, w.length * 0.75)
         self.length = max(precision, (self.length // precision) * precision)
+
+    def _cut(self, w: Window, precision: timedelta, page: tuple[Order, ...], dimension: str) -> bool:
+        """Cut at the update time below which `fill` of the window's orders lie, as its first page shows them.
+
+        The page is a sample of the window (no sort order is promised): it holds more than a page, taken as
+        MORE x the page. What the page shows past the cut sizes the windows after it.
+        """
+        times = sorted(t for t in (order_time(o, dimension) for o in page) if t is not None and w.start <= t < w.end)
+        if len(times) < 8:
+            return False
+        n = len(page) * self.MORE        # orders the window holds: more than its first page listed
+        k = int(self.fill * len(times) / n)
+        if k >= len(times):          # a short page (an API that pages below its limit): no cut from it
+            return False
+        cut = max(precision, ((times[k] - w.start) // precision) * precision)
+        if cut >= w.length:
+            return False
+        self.exact = cut
+        rest = w.length - cut
+        self.n, self.seconds = n * (len(times) - k) / len(times), rest.total_seconds()
+        self.length = timedelta(seconds=self.fill * self.seconds / max(self.n, 1.0))
+        return True
 
 
 def _min(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -119,12 +159,11 @@ def _min(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 def _one_answer(adapter, w: Window, dimension: str) -> Read | None:
-    """One answer of `w`: the read if it holds the whole window, else None."""
+    """One answer of `w`: the read (proven if it holds the whole window, else its first page), or None."""
     try:
-        r = adapter.read(w, dimension, whole=False)
+        return adapter.read(w, dimension, whole=False)
     except TooManyResults:
         return None
-    return r if r.complete else None
 
 
 def walk(adapter, start: datetime, dimension: str, *, cap: timedelta, first_length: timedelta,
@@ -153,20 +192,22 @@ def walk(adapter, start: datetime, dimension: str, *, cap: timedelta, first_leng
             # the run's first answer: one answer only, its Date is the bound a longer read must stay behind
             r = _one_answer(adapter, w, dimension)
             known = _min(bound(), limit)
-            # None from a window sized for one answer that can be split: too full (below). Otherwise it
+            # unproven, from a window sized for one answer that can be split: too full (below). Otherwise it
             # needs a longer read, which must stay behind the bound: plan again inside it, then prove.
-            longer = getattr(adapter, "fill", None) is None or w.length < 2 * precision
-            if r is None and longer and known is not None and w.end > known:
+            longer = (getattr(adapter, "fill", None) is None or getattr(adapter, "counts", False)
+                      or w.length < 2 * precision)
+            unproven = r is None or not r.complete
+            if unproven and longer and known is not None and w.end > known:
                 continue
-            if r is None and longer:
+            if unproven and longer:
                 r = prove(adapter, w, dimension, trust)
         else:
             r = prove(adapter, w, dimension, trust)
         known = _min(bound(), limit)
-        if r is None:
+        if r is None or not (r.complete or trust):
             if w.length < 2 * precision:
                 raise TooManyResults(f"window {w} cannot be split below {precision}")
-            size.too_full(w, precision)
+            size.too_full(w, precision, r.orders if r is not None else (), dimension)
             if report is not None:
                 report.splits += 1
             continue

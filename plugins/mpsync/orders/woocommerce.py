@@ -7,8 +7,8 @@ WC_REST_Orders_V2_Controller):
   `dates_are_gmt=true` the values are GMT (else the site's zone). WordPress applies them through
   WP_Date_Query with `inclusive` false: both ends are STRICT, on whole seconds (MySQL DATETIME). So the
   half-open window [a, b) is asked as `modified_after = a - 1 s`, `modified_before = b` (a, b whole seconds).
-- `orderby=modified` (accepted by core's collection params, not named in the docs' list for orders) with
-  `order=asc`; `per_page` at most 100 (WP_REST_Controller's maximum); `page` from 1.
+- `orderby=id` (in the docs' list for orders) with `order=asc`; `per_page` at most 100 (WP_REST_Controller's
+  maximum); `page` from 1.
 - the answer: a JSON array of whole orders (no details call), `X-WP-Total` and `X-WP-TotalPages` headers
   ("always included"); dates `YYYY-MM-DDTHH:MM:SS` without an offset, `date_modified_gmt` in GMT.
 - errors: an HTTP error status with {"code", "message"}: 400 `rest_invalid_param`, 401, 404 `rest_no_route`.
@@ -16,10 +16,14 @@ WC_REST_Orders_V2_Controller):
   HTTPS only: the connection must be `https` in production.
 
 Paging by page number is an offset into the list as it is at each request: an order modified while we page
-leaves the window and the rest shift, and orders with equal modification seconds come in any order. So
-nothing paged is trusted (orders/windows.py): a window is proven by one answer that holds it all
-(`X-WP-TotalPages` <= 1), windows are sized for that (`fill`), and a window that cannot be split (one
-second) is proven by two whole reads that agree.
+leaves the window and the rest shift, and orders with equal sort keys come in any order. So nothing paged
+is trusted (orders/windows.py). A window is proven by one answer that holds it all (`X-WP-TotalPages` <= 1),
+or by the count: `X-WP-Total` of page 1 counts the window at that answer, every order listed by it or a
+later page was in the window then (a window only loses orders), so as many distinct orders listed as that
+total are all it held (`counts`: a window of many pages is proven at one call a page). The list is sorted
+by `id` (documented, unique: no equal keys to reshuffle across pages) and paged from the last page back,
+so an order leaving shifts the rest onto pages still to be read rather than past them. A count that falls
+short leaves the window unproven: split, or (one second) two whole reads that agree.
 """
 
 from __future__ import annotations
@@ -81,7 +85,8 @@ class WooCommerceAdapter:
     dimensions = (CREATED, MODIFIED)
     reconcile = timedelta(0)
     result_limit = None
-    fill = 84                         # a window is sized for 84 orders: one answer of 100 holds it
+    fill = 84                         # the run's first window (sent before the bound is known) is sized for one answer
+    counts = True                     # X-WP-Total proves a window of many pages (read): later windows are not sized
 
     def __init__(self, client: ApiClient, account: str, max_pages: int = 10_000):
         self.client, self.account, self.max_pages = client, account, max_pages
@@ -115,38 +120,46 @@ class WooCommerceAdapter:
         return end
 
     def read(self, w: Window, dimension: str, whole: bool) -> Read:
-        """The window's orders; complete only when one answer held them all. `whole=False`: stop after page 1."""
+        """The window's orders, proven by one answer or by the count (module docstring). `whole=False`: page 1 only."""
         lo, hi = _floor(w.start), _ceil(w.end)
         after, before = ("modified_after", "modified_before") if dimension == MODIFIED else ("after", "before")
-        params = {after: _gmt(lo - SECOND), before: _gmt(hi), "dates_are_gmt": "true",
-                  "orderby": "modified" if dimension == MODIFIED else "date", "order": "asc", "per_page": PER_PAGE}
+        params = {after: _gmt(lo - SECOND), before: _gmt(hi), "dates_are_gmt": "true", "orderby": "id",
+                  "order": "asc", "per_page": PER_PAGE}
         out: dict[str, Order] = {}
-        page = 0
-        while True:
-            page += 1
+        body, total, pages = self._page({**params, "page": 1})
+        self._take(out, body, w, dimension, lo, hi)
+        if pages <= 1:
+            # one answer, one snapshot: it holds the window when it says so and its count agrees
+            return Read(tuple(out.values()), complete=total <= len(out))
+        if not whole:
+            return Read(tuple(out.values()), complete=False, more=True)
+        if pages > self.max_pages:
+            raise ApiError(f"site: more than {self.max_pages} pages in {w}")
+        listed = set(out)
+        for page in range(pages, 1, -1):   # backward: an order leaving shifts the rest onto pages still to read
             try:
-                body, total, pages = self._page({**params, "page": page})
+                body, _, _ = self._page({**params, "page": page})
             except ApiRefused as exc:
-                if page > 1 and "invalid_page_number" in str(exc):
-                    break          # the list shrank under us (orders left the window): unproven, as any paged read
+                if "invalid_page_number" in str(exc):
+                    continue       # the list shrank (orders left the window): its tail is on the pages below
                 raise
-            for o in body:
-                order = self._order(o)
-                t = order.modified_at if dimension == MODIFIED else order.created_at
-                # an order may have changed since the server picked it: then it is newer, never older
-                require(t >= lo, f"order {order.order_id} at {t} before {w}")
-                if (dimension == MODIFIED or t < hi) and order.newer(out.get(order.order_id)):
-                    out[order.order_id] = order
-            if page == 1 and pages <= 1:
-                # one answer, one snapshot: it holds the window when it says so and its count agrees
-                return Read(tuple(out.values()), complete=total <= len(out))
-            if not whole:
-                return Read(tuple(out.values()), complete=False, more=True)
-            if page >= pages:
-                break
-            if page >= self.max_pages:
-                raise ApiError(f"site: more than {self.max_pages} pages in {w}")
-        return Read(tuple(out.values()), complete=False)
+            listed.update(self._take(out, body, w, dimension, lo, hi))
+        # X-WP-Total counted the window at page 1's answer; every order listed then or later was in the window at
+        # that moment (it only loses orders), so `total` distinct orders listed are all it held
+        return Read(tuple(out.values()), complete=len(listed) >= total)
+
+    def _take(self, out: dict[str, Order], body: list, w: Window, dimension: str, lo: datetime,
+              hi: datetime) -> list[str]:
+        ids = []
+        for o in body:
+            order = self._order(o)
+            t = order.modified_at if dimension == MODIFIED else order.created_at
+            # an order may have changed since the server picked it: then it is newer, never older
+            require(t >= lo, f"order {order.order_id} at {t} before {w}")
+            ids.append(order.order_id)
+            if (dimension == MODIFIED or t < hi) and order.newer(out.get(order.order_id)):
+                out[order.order_id] = order
+        return ids
 
     @staticmethod
     def _order(o: dict) -> Order:

@@ -44,6 +44,7 @@ class Hostility:
     p_bad_body: float = 0.0          # HTTP 200 with a logical error or a truncated body
     result_limit: int = 1000         # most results one window may hold (APIs that have such a limit)
     stable_cursor: bool = False      # True: keyset page tokens (order id); default: tokens encode an OFFSET
+    unsorted: bool = False           # the list ignores the requested sort: any order, new on every request
 
 
 @dataclass

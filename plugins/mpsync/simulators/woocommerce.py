@@ -21,6 +21,7 @@ What the docs guarantee, and what they do not (an adversary, not a mirror):
   (`churn_per_call`) and leave it, so the rest shift and one is never listed; an order in two pages
   (duplicates); any order among orders with equal sort keys (equal modification seconds are shuffled on
   every request); `orderby=modified` itself (core accepts it, the docs' list for orders does not name it);
+  with `unsorted`, any sort at all (a new order on every request);
   what a page past the last answers (400 `woocommerce_rest_invalid_page_number` here, as WordPress's posts
   controller does); sub-second precision (none: whole seconds); a change visible at once
   (`visibility_lag_ms`); a server that never rate-limits (hosts and WAFs answer 429 with Retry-After) or
@@ -106,7 +107,8 @@ class WooCommerceSimulator(SimServer):
         key = {"modified": lambda v: math.floor(v.modified), "id": lambda v: v.order_id}.get(
             orderby, lambda v: math.floor(v.created))
         self.rng.shuffle(match)
-        match.sort(key=key, reverse=order == "desc")
+        if not self.h.unsorted:
+            match.sort(key=key, reverse=order == "desc")
         total = len(match)
         pages = math.ceil(total / per_page)
         if total and page > pages and offset is None:
