@@ -11,6 +11,7 @@ here never loses information, it only stays in English. The reasons' Russian is 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from mpsync import reason_labels
@@ -160,6 +161,7 @@ def problem_rank(status: str) -> int:
     return PROBLEM_ORDER.get(status_kind(status), 2)
 
 
+@lru_cache(maxsize=4096)      # ~110 patterns a call; a result file repeats few distinct reasons over many rows
 def reason_text(reason: str, lang: str) -> str:
     """A reason from the imports in the file's language: the known phrases translated, the rest kept."""
     for pattern, repl in LABELS[lang]["phrases"]:
