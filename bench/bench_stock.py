@@ -110,6 +110,9 @@ def bench_settings(w: int):
         "warehouses": {"scheme": "per_marketplace", "stock_columns": codes,
                        "list": [{"code": c, "marketplaces": [mps[j % 3]]} for j, c in enumerate(codes)]},
     }
+    if os.environ.get("MPSYNC_BENCH_PARSE_IN_PROCESS"):
+        # --parse-in-process: the parse without issue 17's bounded child, to measure another change apart
+        raw["parse_limits"] = {"isolate": False}
     return parse_settings(raw, Path("<bench>"))
 
 
@@ -397,6 +400,9 @@ def main() -> None:
     ap.add_argument("--xlsx-warehouses", type=int, default=10)
     ap.add_argument("--sample", type=int, default=20_000, help="rows for the naive way (extrapolated)")
     ap.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
+    ap.add_argument("--parse-in-process", action="store_true",
+                    help="parse in the worker's process (parse_limits.isolate: false), e.g. to measure the crash "
+                         "safety's cost apart from the bounded parse's")
     ap.add_argument("--isolation-only", action="store_true",
                     help="only the cost of parsing in a bounded child process (bench/_isolation.py)")
     args = ap.parse_args()
@@ -404,6 +410,8 @@ def main() -> None:
         return child(args)
     if args.isolation_only:
         return isolation(args)
+    if args.parse_in_process:
+        os.environ["MPSYNC_BENCH_PARSE_IN_PROCESS"] = "1"       # the phases are child processes
 
     from bench._results import write_section
     from mpsync.local.postgres import LocalPostgres, free_port
