@@ -271,7 +271,7 @@ def seed_prices(dsn: str) -> None:
                 conn.execute("insert into price (product_id, price) values (%s, %s)", (pid, 100 * i))
 
 
-@pytest.mark.parametrize("crash_in", ["fragment", "finish"])
+@pytest.mark.parametrize("crash_in", ["prepare", "fragment", "after_commit", "finish"])
 def test_price_import_after_a_server_crash_equals_a_clean_run(pg_server, exchange_dsn, other_dsn, ftp_server,
                                                               ftp_params, tmp_path, work_dir, monkeypatch, crash_in):
     from tests.onec_files import write_price_xlsx
@@ -299,13 +299,21 @@ def test_price_import_after_a_server_crash_equals_a_clean_run(pg_server, exchang
         with FtpClient(ftp_params) as ftp:
             ftp.upload(local, "/1c/price/MP_PRICE.xlsx")
         files = [f.to_dict() for f in price_import.waiting_files(ftp_params, cfg, dsn)]
-        prepared = price_import.prepare(dsn, ftp_params, files, cfg)
+        prepare = lambda: price_import.prepare(dsn, ftp_params, files, cfg)        # noqa: E731
+        if crashing and crash_in == "prepare":
+            assert isinstance(crash_while(pg_server, dsn, "price_staging", "insert", prepare),
+                              psycopg.OperationalError)
+        prepared = prepare()
         assert len(prepared.fragments) >= 3
         for i, f in enumerate(prepared.fragments):
             apply = lambda: price_import.apply_fragment(dsn, f, cfg)      # noqa: E731
             if crashing and crash_in == "fragment" and i == 1:
                 assert isinstance(crash_while(pg_server, dsn, "price", "insert or update", apply),
                                   psycopg.OperationalError)
+            elif crashing and crash_in == "after_commit" and i == 1:
+                apply()                    # the task succeeded: Airflow does not run it again
+                crash(pg_server)
+                continue
             apply()
         finish = lambda: price_import.finish(dsn, ftp_params, prepared, cfg)     # noqa: E731
         if crashing and crash_in == "finish":
