@@ -2,11 +2,13 @@
 
 `parse(fn, path, name, limits, ...)` runs `fn(path, ...)` in a forked child with an address-space limit
 (RLIMIT_AS: what the process had at the fork plus `memory_mb`) and a wall-time limit. The child first checks
-an .xlsx's zip and declared sheet size (onec.archive_guard). Its answer comes back as a pickle whose numpy
-buffers travel out of band in a file under /dev/shm, mapped copy-on-write by the parent: a 1M x 60 report's
-480 MB of quantities are not copied again. Whatever kills the child (SIGABRT from a Rust reader whose
-allocation failed, the kernel's OOM kill, the time limit) and whatever it raises becomes FileRefused with a
-reason naming what happened; a parse is a function of the file's bytes, so a retry could not do better.
+an .xlsx's zip and declared sheet size (onec.archive_guard). Its answer comes back in a file under /dev/shm,
+mapped copy-on-write by the parent: a pickle whose numpy buffers are out of band, in the file too. The parse
+builds its big arrays in that file in the first place (onec.answer_memory): a 1M x 60 report's 480 MB of
+quantities are written once, by the parse, not copied into the answer after it. Whatever kills the child
+(SIGABRT from a Rust reader whose allocation failed, the kernel's OOM kill, the time limit) and whatever it
+raises becomes FileRefused with a reason naming what happened; a parse is a function of the file's bytes, so a
+retry could not do better. The parent reads the file only after the child exited 0 (its header is written last).
 
 A fork, not a fresh interpreter: the child needs no imports (numpy, pyarrow and fastexcel take longer to
 import than a small file takes to parse), and the parent keeps no state the child could corrupt.
@@ -30,13 +32,17 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from mpsync.onec import answer_memory
 from mpsync.onec.archive_guard import check_xlsx
 from mpsync.onec.limits import ParseLimits
 from mpsync.onec.model import FileRefused
 from mpsync.onec.reader import sniff
 
 log = logging.getLogger(__name__)
-_HEADER = struct.Struct("<QQ")           # pickle length, buffer count; then the buffers' lengths (Q each)
+# Page 0 of the scratch file: where the answer's tail starts, its pickle's length, its buffer count. The
+# tail: each buffer's (offset, length) in the file, the pickle, the buffers not built in the arena.
+_HEADER = struct.Struct("<QQQ")
+_ALIGN = 64
 
 
 def _scratch_dir() -> str:
@@ -54,16 +60,31 @@ def _limit_memory(extra_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _write(fd: int, payload: Any) -> None:
+def _write(fd: int, payload: Any, arena: answer_memory.Arena) -> None:
+    """The answer into the scratch file, after the arena's regions: its numpy buffers out of band, each at an
+    offset of the file (a buffer built in the arena stays where it is), then the header on page 0, last."""
     buffers: list[pickle.PickleBuffer] = []
     data = pickle.dumps(payload, protocol=5, buffer_callback=buffers.append)
     views = [b.raw() for b in buffers]
-    with os.fdopen(fd, "wb", closefd=False) as fh:
-        fh.write(_HEADER.pack(len(data), len(views)))
-        fh.write(struct.pack(f"<{len(views)}Q", *(v.nbytes for v in views)))
+    placed = [arena.locate(v) for v in views]
+    arena.release_except([at for at in placed if at is not None])
+    tail = arena.end
+    at = tail + 16 * len(views) + len(data)
+    table = []
+    for v, where in zip(views, placed):
+        if where is None:
+            at = -(-at // _ALIGN) * _ALIGN
+            where, at = at, at + v.nbytes
+        table.append((where, v.nbytes))
+    with os.fdopen(fd, "r+b", closefd=False) as fh:
+        fh.seek(tail)
+        fh.write(struct.pack(f"<{2 * len(views)}Q", *(x for pair in table for x in pair)))
         fh.write(data)
-        for v in views:
-            fh.write(v)
+        for v, where, (offset, _) in zip(views, placed, table):
+            if where is None:
+                fh.seek(offset)
+                fh.write(v)
+    os.pwrite(fd, _HEADER.pack(tail, len(data), len(views)), 0)
 
 
 def _read(fd: int) -> Any:
@@ -72,14 +93,16 @@ def _read(fd: int) -> Any:
         raise EOFError("no answer")
     mapped = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)       # private: arrays stay writable, file untouched
     view = memoryview(mapped)
-    length, count = _HEADER.unpack_from(view)
-    at = _HEADER.size + 8 * count
-    sizes = struct.unpack_from(f"<{count}Q", view, _HEADER.size)
-    data, at = view[at:at + length], at + length
+    tail, length, count = _HEADER.unpack_from(view)
+    if not answer_memory.PAGE <= tail <= size - 16 * count - length:
+        raise ValueError("answer header out of range")
+    table = struct.unpack_from(f"<{2 * count}Q", view, tail)
+    data = view[tail + 16 * count:tail + 16 * count + length]
     buffers = []
-    for n in sizes:
-        buffers.append(view[at:at + n])
-        at += n
+    for offset, n in zip(table[::2], table[1::2]):
+        if offset + n > size:
+            raise ValueError("answer buffer out of range")
+        buffers.append(view[offset:offset + n])
     return pickle.loads(data, buffers=buffers)
 
 
@@ -90,6 +113,8 @@ def _child(fd: int, call: Callable[[], Any], name: str, limits: ParseLimits) -> 
         faulthandler.disable()             # an abort here is an answer, not a crash to dump
         _limit_memory(limits.memory_mb)
         csv.field_size_limit(limits.max_csv_line_kb * 1024)        # Python's csv stops at 128 KB
+        arena = answer_memory.Arena(fd)
+        answer_memory.use_arena(arena)      # the answer's big arrays are built in the scratch file
         try:
             payload: tuple = ("ok", call())
         except FileRefused as exc:
@@ -104,7 +129,7 @@ def _child(fd: int, call: Callable[[], Any], name: str, limits: ParseLimits) -> 
         except BaseException as exc:                                   # noqa: BLE001 - any parser failure
             log.error("parse of %s failed:\n%s", name, traceback.format_exc())
             payload = ("refused", f"the parser failed on it ({type(exc).__name__}: {str(exc)[:300]})")
-        _write(fd, payload)
+        _write(fd, payload, arena)
     except BaseException:                                              # noqa: BLE001 - even writing failed
         code = 3
     finally:

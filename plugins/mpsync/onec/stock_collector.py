@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from mpsync.onec import answer_memory
 from mpsync.onec.model import FileRefused, Reject, StockParse
 from mpsync.onec.report_layout import DIGIT_RE, column_letter, is_service_text, is_total_text
 from mpsync.onec.values import CONTROL_RE, BadValue, clean_article, excel_serial, is_dateish, parse_quantity
@@ -127,16 +128,16 @@ class StockCollector:
 
     def finish(self, rows_read: int, report_time: datetime | None) -> StockParse:
         self.flush()
-        qty = (np.concatenate(self.qty_blocks) if self.qty_blocks else np.zeros((0, self.w)))
+        qty = answer_memory.stack(self.qty_blocks, self.w)     # one block of answer memory: as it is
         articles, rows = self.articles, np.asarray(self.rows, dtype=np.int64)
         order = np.argsort(rows, kind="stable")
         if len(order) and not np.all(order == np.arange(len(order))):
             articles = [articles[i] for i in order]
-            rows, qty = rows[order], qty[order]
+            rows, qty = rows[order], answer_memory.rows(qty, order)
         keep = self._reject_duplicates(articles, rows)
         if keep is not None:
             articles = [a for a, k in zip(articles, keep) if k]
-            rows, qty = rows[keep], qty[keep]
+            rows, qty = rows[keep], answer_memory.rows(qty, keep)
         self.rejects.sort(key=lambda r: (r.row, r.column or ""))
         layout = dict(self.layout)
         notes = [f"{n} cell(s): {text}" for text, n in sorted(self.notes.items())]

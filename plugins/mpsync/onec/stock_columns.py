@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.compute as pc
 
+from mpsync.onec import answer_memory
 from mpsync.onec.report_layout import is_total_text
 from mpsync.onec.stock_collector import CLEANED_NOTE, StockCollector
 from mpsync.onec.values import BadValue, parse_quantity
@@ -99,7 +100,7 @@ def collect_kinds(coll: StockCollector, kinds: np.ndarray, art_np: np.ndarray, q
         coll.add_block(art_np.tolist(), line_numbers, qty)
     else:
         idx = np.flatnonzero((kinds == ITEM) | (kinds == ZERO))
-        coll.add_block(art_np[idx].tolist(), line_numbers[idx], qty[idx])
+        coll.add_block(art_np[idx].tolist(), line_numbers[idx], answer_memory.rows(qty, idx))
 
 
 def empty_as_zero(qty: np.ndarray) -> np.ndarray | None:

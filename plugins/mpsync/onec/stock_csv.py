@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from mpsync.onec import answer_memory
 from mpsync.onec import reader as rd
 from mpsync.onec.model import FileRefused, StockParse
 from mpsync.onec.report_layout import (HEADER_SCAN_ROWS, column_letter, find_report_time, header_labels,
@@ -144,7 +145,7 @@ def _read_table(path: Path, name: str, encoding: str, delimiter: str, names: lis
     typed = None
     try:
         typed = read(pa.int64(), use_threads=True)
-        qty = np.empty((typed.num_rows, w), dtype=np.float64)
+        qty = answer_memory.empty((typed.num_rows, w))             # built where the answer travels
         for k, cname in enumerate(wanted[1:]):
             qty[:, k] = typed.column(cname).to_numpy()               # an empty cell is NaN here
         any_value = None if invalid else empty_as_zero(qty)
@@ -186,7 +187,7 @@ def _invalid_rows(coll: StockCollector, invalid: list[tuple[int, str]], delimite
 def text_quantities(table, columns: list[str], n: int, w: int) -> tuple[np.ndarray, np.ndarray, list]:
     """Quantity columns read as text: plain numbers converted column-wise; the rest (padded, spaces only,
     text caps, decimal commas...) left for parse_quantity as (row, warehouse, raw)."""
-    qty = np.zeros((n, w), dtype=np.float64)
+    qty = answer_memory.zeros((n, w))
     any_value = np.zeros(n, dtype=bool)
     slow: list[tuple[int, int, str]] = []                      # (row index, warehouse index, raw text)
     for k, cname in enumerate(columns):

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mpsync.onec import answer_memory
 from mpsync.onec import reader as rd
 from mpsync.onec.last_sheet import Kept, only_sheet, read_rows
 from mpsync.onec.model import StockParse
@@ -207,7 +208,7 @@ def xlsx_body(body, reader, num_columns: int, first_col: int, qty_cols: list[int
                 return None
         except Exception:
             return None
-    qty = np.empty((body.num_rows, len(qty_cols)), dtype=np.float64)
+    qty = answer_memory.empty((body.num_rows, len(qty_cols)))     # built where the answer travels
     for k, j in enumerate(qty_cols):
         qty[:, k] = body.column(j - first_col).to_numpy()                # an empty cell is NaN here
     any_value = empty_as_zero(qty)
