@@ -106,3 +106,24 @@ def test_yandex_simulator_requests_and_answers_match_the_openapi_spec():
         assert validate(resp.json(), {"$ref": ref}, (op_path.parent / op["responses"]["420"]["$ref"]).resolve()) == []
     finally:
         sim.stop()
+
+
+def test_the_business_orders_answer_has_no_count_the_only_count_is_on_a_deprecated_list():
+    # why a Yandex window is proven by one answer (sized for it) or two agreeing reads, never by a count like
+    # Taobao's (docs/orders.md): the list the adapter reads answers orders and a next-page token only; the
+    # `pager.total` of the spec is on the campaign list GET /v2/campaigns/{campaignId}/orders, optional, a
+    # page/pageSize pager, and that method is deprecated with a shutdown date. If the spec changes, so may the proof.
+    root = shared_path("specs", "yandex-market-partner-api", "openapi")
+    op_path = root / "paths" / "v1_businesses_businessId_orders.yaml"
+    answer = _load(root / "components" / "schemas" / "GetBusinessOrdersResponse.yaml")
+    assert set(answer["properties"]) == {"orders", "paging"}
+    paging = _load(root / "components" / "schemas" / "PackagingForwardScrollingPagerDTO.yaml")
+    assert set(paging["properties"]) == {"nextPageToken"}
+    assert {p["$ref"].rsplit("/", 1)[-1] for p in _load(op_path)["post"]["parameters"]} == {
+        "BusinessId.yaml", "AliasedPageToken.yaml", "PageLimit50Truncate.yaml"}      # no page numbers either
+    legacy = _load(root / "paths" / "v2_campaigns_campaignId_orders.yaml")["get"]
+    assert legacy["deprecated"] and legacy["x-deprecation-config"]["replacement-operation-id"] == "getBusinessOrders"
+    assert legacy["x-deprecation-config"]["shutdown-date"] == "2027-04-12"
+    counted = _load(root / "components" / "schemas" / "GetOrdersResponse.yaml")
+    assert counted["properties"]["pager"]["$ref"] == "./FlippingPagerDTO.yaml" and "pager" not in counted["required"]
+    assert "30 дней назад" in legacy["description"]    # it leaves out orders delivered or cancelled 30+ days ago
