@@ -114,6 +114,8 @@ def main() -> None:
     ap.add_argument("--warehouses", type=int, default=60)
     ap.add_argument("--regenerate", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="print the results, leave bench/RESULTS.md alone")
+    ap.add_argument("--prices-only", action="store_true",
+                    help="only the price phase (bench/_sync_prices.py): no stock rounds, the sync_push section left alone")
     args = ap.parse_args()
     CACHE.mkdir(exist_ok=True)
     os.environ["MPSYNC_CONFIG"] = str(write_config(args.warehouses))
@@ -157,7 +159,7 @@ def main() -> None:
                 conn.execute("delete from bench_meta")
                 for k, v in meta.items():
                     conn.execute("insert into bench_meta values (%s, %s)", (k, v))
-            else:
+            elif not args.prices_only:   # the stock subscriber's full rescan: minutes at 60M rows, not needed for prices
                 settle(conn, sub, source, cfg.scan_lookback_seconds, full=True)
             round_no = int(meta.get("rounds", "0"))
             size = conn.execute("select pg_size_pretty(pg_total_relation_size('stock'))").fetchone()[0]
@@ -165,7 +167,7 @@ def main() -> None:
                                     for k in ("shared_buffers", "work_mem", "max_wal_size"))
 
             results = []
-            for batch_size in (2000, 100):
+            for batch_size in () if args.prices_only else (2000, 100):
                 round_no += 1
                 changed_rows, t_change = timed(change_one_percent, conn, args.articles, round_no)
                 conn.execute("analyze stock")
@@ -203,6 +205,7 @@ def main() -> None:
                          " set value = excluded.value", (str(price_round),))
 
         cmd = f".venv/bin/python bench/bench_sync.py --articles {args.articles} --warehouses {args.warehouses}"
+        cmd += " --prices-only" if args.prices_only else ""
         lines += [
             "## Sync push: delta selection and push (bench/bench_sync.py)",
             "",
@@ -238,8 +241,11 @@ def main() -> None:
         from bench._results import write_section
 
         price_lines = prices.report(price_results, cmd, args.articles)
+        if args.prices_only:
+            lines = []
         if not args.no_write:
-            write_section("sync_push", "\n".join(lines))
+            if lines:
+                write_section("sync_push", "\n".join(lines))
             write_section("sync_push_prices", "\n".join(price_lines))
         print("\n".join(lines + [""] + price_lines))
     finally:
