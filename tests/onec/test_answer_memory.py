@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
+import pickle
 import tempfile
 import time
 
@@ -13,7 +14,7 @@ import pytest
 
 from mpsync.onec import answer_memory, bounded
 from mpsync.onec.limits import ParseLimits
-from mpsync.onec.model import FileRefused
+from mpsync.onec.model import FileRefused, StockParse
 from mpsync.onec.stock import parse_stock
 from tests.onec_files import write_stock_csv, write_stock_xlsx
 
@@ -134,3 +135,27 @@ def test_a_region_is_handed_back_when_its_last_view_is_gone():
         assert kept.sum() == kept.size                          # the other region untouched
     finally:
         os.close(fd)
+
+
+def _own_pid(path):
+    return os.getpid()
+
+
+def test_the_child_is_reaped_though_the_parent_goes_on_once_it_has_answered(tmp_path):
+    path = write_stock_csv(tmp_path / "s.csv", ROWS[:10])
+    pid = bounded.parse(_own_pid, path, "s.csv", ParseLimits())
+    assert pid != os.getpid() and not os.path.exists(f"/proc/{pid}")        # no zombie left
+
+
+@pytest.mark.parametrize("articles", [[], ["A-1"], [""], ["A-1", "", "Б\u00a02", "X\ud800"], ["A\x00B", "C"]])
+def test_a_stock_answer_pickles_compactly_and_comes_back_the_same(articles):
+    parsed = StockParse(file="s.csv", layout={"container": "csv"}, articles=list(articles),
+                        row_numbers=list(range(2, 2 + len(articles))), quantities=np.ones((len(articles), 2)))
+    state = parsed.__getstate__()
+    assert isinstance(state["row_numbers"], np.ndarray)
+    assert isinstance(state["articles"], bytes) == (bool(articles) and "\x00" not in "".join(articles))
+    for protocol in (2, 5):
+        back = pickle.loads(pickle.dumps(parsed, protocol=protocol))
+        assert back.articles == articles and type(back.articles) is list
+        assert back.row_numbers == parsed.row_numbers and all(type(r) is int for r in back.row_numbers)
+        assert np.array_equal(back.quantities, parsed.quantities) and back.layout == parsed.layout

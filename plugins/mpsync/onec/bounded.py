@@ -106,7 +106,7 @@ def _read(fd: int) -> Any:
     return pickle.loads(data, buffers=buffers)
 
 
-def _child(fd: int, call: Callable[[], Any], name: str, limits: ParseLimits) -> None:
+def _child(fd: int, answered: int, call: Callable[[], Any], name: str, limits: ParseLimits) -> None:
     """In the forked child: never returns to the caller's stack."""
     code = 0
     try:
@@ -130,33 +130,40 @@ def _child(fd: int, call: Callable[[], Any], name: str, limits: ParseLimits) -> 
             log.error("parse of %s failed:\n%s", name, traceback.format_exc())
             payload = ("refused", f"the parser failed on it ({type(exc).__name__}: {str(exc)[:300]})")
         _write(fd, payload, arena)
+        os.write(answered, b"1")            # the whole answer is in the file
     except BaseException:                                              # noqa: BLE001 - even writing failed
         code = 3
     finally:
         os._exit(code)
 
 
-def _wait(pid: int, seconds: float) -> int | None:
-    """The child's wait status, or None when it outlived `seconds` (then it is killed)."""
+def _wait(pid: int, answered: int, seconds: float) -> tuple[int | None, bool]:
+    """(the child's wait status, or None when it outlived `seconds` and was killed; whether it is reaped).
+    A child that wrote its whole answer says so on the pipe `answered`: status 0 at once, and its exit (the
+    unmapping of all its memory) overlaps our reading of the answer; the caller reaps it after."""
     deadline = time.monotonic() + seconds
     try:
         pidfd = os.pidfd_open(pid)
     except (AttributeError, OSError):
         pidfd = None
+    watch = [answered] + ([pidfd] if pidfd is not None else [])
     try:
         while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return status
             left = deadline - time.monotonic()
             if left <= 0:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                return None
-            if pidfd is not None:
-                select.select([pidfd], [], [], min(left, 5.0))
-            else:
-                time.sleep(min(left, 0.02))
+                return None, True
+            ready = select.select(watch, [], [], min(left, 5.0 if pidfd is not None else 0.02))[0]
+            if answered in ready:
+                if os.read(answered, 1) == b"1":
+                    return 0, False
+                watch.remove(answered)                 # closed unanswered: the child is dying
+                if pidfd is None:
+                    return os.waitpid(pid, 0)[1], True
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status, True
     finally:
         if pidfd is not None:
             os.close(pidfd)
@@ -203,12 +210,17 @@ def parse(fn: Callable[..., Any], path: str | Path, name: str, limits: ParseLimi
         return call()
     _warm()
     fd, scratch = tempfile.mkstemp(prefix="mpsync-parse-", dir=_scratch_dir())
+    answered, says = os.pipe()
+    pid, reaped = 0, True
     try:
         os.unlink(scratch)                  # the descriptor keeps it; nothing is left behind if we die
         pid = os.fork()
         if pid == 0:
-            _child(fd, call, name, limits)
-        status = _wait(pid, limits.seconds)
+            os.close(answered)
+            _child(fd, says, call, name, limits)
+        os.close(says)
+        says = -1
+        status, reaped = _wait(pid, answered, limits.seconds)
         if status != 0:
             raise FileRefused(name, _death(status, limits))
         try:
@@ -216,7 +228,11 @@ def parse(fn: Callable[..., Any], path: str | Path, name: str, limits: ParseLimi
         except (EOFError, pickle.UnpicklingError, struct.error, ValueError) as exc:
             raise FileRefused(name, f"the reader gave no usable answer ({exc})") from None
     finally:
-        os.close(fd)
+        for open_fd in (fd, answered, says):
+            if open_fd >= 0:
+                os.close(open_fd)
+        if not reaped:
+            os.waitpid(pid, 0)
     if kind == "refused":
         raise FileRefused(name, value)
     return value

@@ -59,6 +59,24 @@ class StockParse(ParseCommon):
     def items(self) -> int:
         return len(self.articles)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The answer of a bounded parse (onec.bounded) is pickled: 1M articles and row numbers one object at a
+        # time took ~0.3 s each way; as one text and one int64 array ~0.05. A NUL inside an article (the parsers
+        # strip control characters, but) would split it: then the list as it is.
+        state = dict(self.__dict__)
+        text = "\x00".join(self.articles)
+        if self.articles and text.count("\x00") == len(self.articles) - 1:
+            state["articles"] = text.encode("utf-8", "surrogatepass")
+        state["row_numbers"] = np.asarray(self.row_numbers, dtype=np.int64)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state["articles"], bytes):
+            state["articles"] = state["articles"].decode("utf-8", "surrogatepass").split("\x00")
+        if isinstance(state["row_numbers"], np.ndarray):
+            state["row_numbers"] = state["row_numbers"].tolist()
+        self.__dict__.update(state)
+
 
 @dataclass(frozen=True)
 class PriceItem:
