@@ -116,3 +116,43 @@ def test_push_sends_the_ruled_price_and_an_override_list_as_it_is(exchange_dsn, 
         assert sim.state["A2"]["price"] == "777.00"                      # the override list, untouched
     finally:
         sim.stop()
+
+
+def test_change_the_rounding_absorbs_is_never_claimed_and_a_later_real_change_goes(exchange_dsn, tmp_path, monkeypatch):
+    """The marker is the hash of the price the channel gets: a staff change that leaves it as it was is not
+    pending (nothing claimed, no request), and the next change that moves it is pushed with its latest value."""
+    from mpsync.outbox.clients import ApiParams, client_for
+    from mpsync.outbox.config import parse_push_settings
+    from mpsync.outbox.push import push_subscriber
+    from mpsync.outbox.sources import source_for
+    from mpsync.settings import settings
+    from mpsync.simulators.push_ozon import start_ozon_simulator
+
+    _config(tmp_path, monkeypatch, {"ozon": {"markup_percent": 10, "rounding": "90"}})
+    with psycopg.connect(exchange_dsn) as conn:
+        conn.execute("insert into product (article, name) values ('A1', 'a')")
+        conn.execute("insert into price (product_id, price) select product_id, 1000 from product")
+    cfg = parse_push_settings({"subscribers": {"ozon_price": {"client": "ozon_prices"}}}, settings())
+    sub = cfg.subscriber("ozon_price")
+    sim = start_ozon_simulator()
+    client = client_for(sub.client, ApiParams(sim.url, "client", "key"))
+
+    def push_after(price):
+        if price is not None:
+            with psycopg.connect(exchange_dsn) as conn:
+                conn.execute("update price set price = %s, updated_at = now()", (price,))
+        return push_subscriber(exchange_dsn, sub, source_for(sub, settings()), client, cfg, sleep=lambda s: None)
+
+    try:
+        first = push_after(None)
+        assert first.acknowledged == 1 and sim.state["A1"]["price"] == "1190.00"      # 1100 -> 1190
+        absorbed = push_after(1050)                                                 # 1155 -> 1190: the same
+        assert (absorbed.changed, absorbed.sent, absorbed.requests) == (0, 0, 0)
+        with psycopg.connect(exchange_dsn) as conn:
+            assert conn.execute("select object_marker = sync_updated and claim_token is null from sync"
+                                " where subscriber = 'ozon_price'").fetchone()[0]
+        moved = push_after(1100)                                                    # 1210 -> 1290
+        assert (moved.changed, moved.acknowledged) == (1, 1) and sim.state["A1"]["price"] == "1290.00"
+    finally:
+        client.close()
+        sim.stop()

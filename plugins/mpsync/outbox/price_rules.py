@@ -145,18 +145,29 @@ def _round_sql(x: str, rounding: str) -> str:
     return f"(ceil(({x} + {end}) / {step}) * {step} - {end})"
 
 
+def _ceil_sql(x: str, rounding: str) -> str:
+    """The smallest price on the rounding's grid >= x: `apply`'s floor (rounded, one step up if that fell
+    below). Same scale as _round_sql's (the marker hashes the payload's text)."""
+    if rounding == "kopeck":
+        return f"(ceil({x} * 100) * 0.01)"
+    if rounding == "rouble":
+        return f"ceil({x})"
+    return _round_sql(x, rounding)        # 9 / 90 round up already
+
+
 def sql(rule: PriceRule, price: str, old_price: str, rrp: str) -> tuple[str, str]:
     """(price expression, crossed-out price expression) over SQL expressions of numeric columns. The rule's
-    numbers are Decimals rendered as literals (they come from the validated config, not from users)."""
+    numbers are Decimals rendered as literals (they come from the validated config, not from users).
+
+    Each part appears once in the price: the rounded price is on the rounding's grid, so "below the floor:
+    the floor rounded up, else the price" is greatest(price, floor rounded up). The expression is evaluated
+    for every object a scan or a push batch reads; inlined case branches made it ~10 times the arithmetic."""
     k, fixed = 1 + rule.markup_percent / 100, rule.markup_fixed
-    marked = f"(({price})::numeric * {k} + {fixed})"
-    marked_old = f"(({old_price})::numeric * {k} + {fixed})"
-    p = _round_sql(marked, rule.rounding)
-    floor = f"greatest({rule.floor}::numeric, coalesce(({rrp})::numeric * {rule.floor_rrp_share}, 0))"
-    floored = _round_sql(floor, rule.rounding)
-    floored = f"(case when {floored} < {floor} then {floored} + {1 if rule.rounding == 'rouble' else CENT} else {floored} end)"
-    final = f"(case when {p} < {floor} then {floored} else {p} end)"
-    old = _round_sql(marked_old, rule.rounding)
+    final = _round_sql(f"(({price})::numeric * {k} + {fixed})", rule.rounding)
+    if rule.floor or rule.floor_rrp_share:
+        floor = f"greatest({rule.floor}::numeric, coalesce(({rrp})::numeric * {rule.floor_rrp_share}, 0))"
+        final = f"greatest({final}, {_ceil_sql(floor, rule.rounding)})"
+    old = _round_sql(f"(({old_price})::numeric * {k} + {fixed})", rule.rounding)
     final_old = (f"(case when {old} > {final} and ({old} - {final}) * 100 >= {rule.min_discount_percent} * {old}"
                  f" then {old} end)")
     return final, final_old
