@@ -16,6 +16,7 @@ Clients are unpaced (calls_per_minute 0) on both rounds: pacing is the marketpla
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -112,12 +113,14 @@ def run_round(dsn: str, conn, configs: dict[bool, Path], rules_on: bool, k: int,
                 "ozon_price": ApiParams(ozon.url, "client", "key", {})}
         for n, s in subs.items():
             client = client_for(s.client, apis[n])
+            cpu0 = _cpu(conn)
             try:
                 counts, t = _timed(push_subscriber, dsn, s, sources[n], client, cfg)
             finally:
                 client.close()
+            cpu = [b - a for a, b in zip(cpu0, _cpu(conn))]
             assert counts.acknowledged == counts.changed and not counts.failed, counts.line()
-            out["subs"][n] = {"counts": counts, "t_push": t}
+            out["subs"][n] = {"counts": counts, "t_push": t, "cpu_pg": cpu[0], "cpu_py": cpu[1]}
         if rules_on:
             yandex.reset_log()
             q, t = _timed(settle_quarantine, dsn, subs["yandex_price"], apis["yandex_price"], cfg, base)
@@ -131,6 +134,27 @@ def run_round(dsn: str, conn, configs: dict[bool, Path], rules_on: bool, k: int,
     conn.execute("update price set updated_at = updated_at - interval '1 hour' where import_file_id ="
                  " (select import_file_id from import_file where name = %s)", (label,))
     return out
+
+
+def _cpu(conn) -> tuple[float, float]:
+    """(PostgreSQL's CPU seconds so far: the postmaster, its live children and the children it reaped, i.e.
+    every backend; this process's CPU seconds: the push and the simulators' threads). CPU, not wall: the
+    bench shares 2 cores with other work, and CPU is what the rules add."""
+    def ticks(pid: int, children: bool) -> tuple[int, int]:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(f[1]), sum(int(x) for x in f[11:15 if children else 13])   # (ppid, utime+stime[+cutime+cstime])
+    data = conn.execute("show data_directory").fetchone()[0]
+    master = int((Path(data) / "postmaster.pid").read_text().split()[0])
+    total = ticks(master, True)[1]
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid, t = ticks(int(d.name), False)
+            except (OSError, IndexError):
+                continue              # gone meanwhile (then counted in the postmaster's reaped children)
+            total += t if ppid == master else 0
+    hz = os.sysconf("SC_CLK_TCK")
+    return total / hz, time.process_time()
 
 
 def _timed(fn, *args):
@@ -155,8 +179,8 @@ def report(rounds: list[dict], cmd: str, articles: int) -> list[str]:
         f"then rules ON (yandex {RULES['yandex']}; ozon {RULES['ozon']}) with Yandex's quarantine read and "
         "confirmed after the Yandex push. Simulators on 127.0.0.1, clients unpaced.",
         "",
-        "| round | subscriber | prices changed | objects acked | incremental scan | push (scan + claim + payload + HTTP + ack) | objects/s | DB ms per acked object (claim, payload, ack) | scan ms per acked object |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| round | subscriber | prices changed | objects acked | incremental scan | push (scan + claim + payload + HTTP + ack) | objects/s | DB ms per acked object (claim, payload, ack) | scan ms per acked object | push CPU: PostgreSQL / bench process |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rounds:
         for n, x in r["subs"].items():
@@ -164,7 +188,7 @@ def report(rounds: list[dict], cmd: str, articles: int) -> list[str]:
             lines.append(f"| rules {'ON' if r['rules'] else 'OFF'} | {n} | {r['changed_rows']:,} | {c.acknowledged:,} | "
                          f"{c.scan_seconds:.2f} s | {x['t_push']:.2f} s ({c.requests} requests) | "
                          f"{c.acknowledged / x['t_push']:,.0f} | {_per(c.db_seconds, c.acknowledged):.3f} | "
-                         f"{_per(c.scan_seconds, c.acknowledged):.3f} |")
+                         f"{_per(c.scan_seconds, c.acknowledged):.3f} | {x['cpu_pg']:.2f} s / {x['cpu_py']:.2f} s |")
     q = on["quarantine"]
     qc = q["counts"]
     y_on = on["subs"]["yandex_price"]
@@ -192,7 +216,11 @@ def report(rounds: list[dict], cmd: str, articles: int) -> list[str]:
                 ("push wall (scan + DB + HTTP), ms per acked object", _per(a["t_push"], ca.acknowledged),
                  _per(b["t_push"], cb.acknowledged)),
                 ("push wall, ms per changed price", _per(a["t_push"], off["changed_rows"]),
-                 _per(b["t_push"], on["changed_rows"]))]
+                 _per(b["t_push"], on["changed_rows"])),
+                ("push CPU (PostgreSQL + bench process), ms per acked object",
+                 _per(a["cpu_pg"] + a["cpu_py"], ca.acknowledged), _per(b["cpu_pg"] + b["cpu_py"], cb.acknowledged)),
+                ("push CPU (PostgreSQL + bench process), ms per changed price",
+                 _per(a["cpu_pg"] + a["cpu_py"], off["changed_rows"]), _per(b["cpu_pg"] + b["cpu_py"], on["changed_rows"]))]
         if n == "yandex_price":
             rows.append(("push + quarantine wall, ms per changed price", _per(a["t_push"], off["changed_rows"]),
                          _per(b["t_push"] + q["t"], on["changed_rows"])))
