@@ -2,7 +2,10 @@
 
 The list pages with an opaque `page_token`, <= 50 orders a page, whole orders in the list (no separate
 details call). The update-date range of one query is at most 30 days. The spec calls the token only "the
-identifier of the next page": no stability, no sort order, no count. So nothing paged is trusted here: a
+identifier of the next page": no stability, no sort order, no count. (A count exists only on the deprecated
+campaign list GET /v2/campaigns/{campaignId}/orders, `pager.total`: optional, shut down 2027-04-12, per
+campaign, and blind to orders delivered or cancelled over 30 days ago, so it counts another set than this
+list: listing that many orders would prove nothing. Not used.) So nothing paged is trusted here: a
 window is proven by one answer that holds it all (no `nextPageToken`), and windows are sized for that
 (`fill`); a window that cannot be split (one second; one creation date) is proven by two whole reads that
 agree (engine, windows.py). Creation-time windows (initial sync) can only be asked by whole Moscow dates:

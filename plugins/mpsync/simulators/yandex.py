@@ -13,8 +13,13 @@ What the spec guarantees, and what it does not (this simulator is an adversary, 
 - NOT guaranteed, so played against the client: the page token is only "the identifier of the next page"
   -- by default it encodes an OFFSET into the list as it is when the next page is asked (`Hostility.
   stable_cursor=True`: a keyset cursor that does not shift); no sort order (order id here); no count of
-  results; no snapshot across pages: orders in the window being paged change between any two page requests
-  (`churn_per_call`), their new update time moves them out of the window; a change may become visible
+  results (this answer is `orders` + `paging.nextPageToken` only; the spec's count, `pager.total` of
+  FlippingPagerDTO, is on the campaign list GET /v2/campaigns/{campaignId}/orders alone: optional, the pager
+  of the deprecated page/pageSize paging, nothing said of when it is counted or whether it comes with
+  `pageToken`, the method deprecated (shutdown 2027-04-12) and blind to orders delivered or cancelled over
+  30 days ago -- so this simulator serves no count and the client uses none); no snapshot across pages:
+  orders in the window being paged change between any two page requests (`churn_per_call`), their new
+  update time moves them out of the window; a change may become visible
   later than its update time (`visibility_lag_ms`), moving an order INTO a window already behind us;
   whether `updateDateTo` is inclusive (exclusive here); sub-second precision of the filter (the client
   asks whole seconds).
