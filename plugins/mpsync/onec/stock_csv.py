@@ -23,7 +23,7 @@ from mpsync.onec.model import FileRefused, StockParse
 from mpsync.onec.report_layout import (HEADER_SCAN_ROWS, column_letter, find_report_time, header_labels,
                                        is_header_continuation, is_service_text, locate_header)
 from mpsync.onec.stock_collector import StockCollector
-from mpsync.onec.stock_columns import classify_columns, empty_as_zero
+from mpsync.onec.stock_columns import classify_columns, fill_quantities
 from mpsync.onec.stock_sheet import parse_sheet
 from mpsync.onec.values import clean_article
 
@@ -145,10 +145,7 @@ def _read_table(path: Path, name: str, encoding: str, delimiter: str, names: lis
     typed = None
     try:
         typed = read(pa.int64(), use_threads=True)
-        qty = answer_memory.empty((typed.num_rows, w))             # built where the answer travels
-        for k, cname in enumerate(wanted[1:]):
-            qty[:, k] = typed.column(cname).to_numpy()               # an empty cell is NaN here
-        any_value = None if invalid else empty_as_zero(qty)
+        qty, any_value = (None, None) if invalid else fill_quantities(typed, wanted[1:], typed.num_rows)
         if any_value is None:            # a negative, or rows of the wrong width
             typed = None
     except (pa.ArrowInvalid, UnicodeDecodeError):

@@ -21,14 +21,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mpsync.onec import answer_memory
 from mpsync.onec import reader as rd
 from mpsync.onec.last_sheet import Kept, only_sheet, read_rows
 from mpsync.onec.model import StockParse
 from mpsync.onec.report_layout import (HEADER_SCAN_ROWS, column_letter, find_report_time, header_labels,
                                        is_header_continuation, locate_header)
 from mpsync.onec.stock_collector import StockCollector
-from mpsync.onec.stock_columns import classify_columns, empty_as_zero
+from mpsync.onec.stock_columns import classify_columns, fill_quantities
 
 log = logging.getLogger(__name__)
 
@@ -208,10 +207,7 @@ def xlsx_body(body, reader, num_columns: int, first_col: int, qty_cols: list[int
                 return None
         except Exception:
             return None
-    qty = answer_memory.empty((body.num_rows, len(qty_cols)))     # built where the answer travels
-    for k, j in enumerate(qty_cols):
-        qty[:, k] = body.column(j - first_col).to_numpy()                # an empty cell is NaN here
-    any_value = empty_as_zero(qty)
+    qty, any_value = fill_quantities(body, [j - first_col for j in qty_cols], body.num_rows)
     if any_value is None:
         return None                      # a negative, or a text "inf": the row-by-row reader says what it is
     return pc.utf8_trim_whitespace(body.column(0).combine_chunks().fill_null("")), any_value, qty
