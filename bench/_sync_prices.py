@@ -173,7 +173,7 @@ def report(rounds: list[dict], cmd: str, articles: int) -> list[str]:
     lines = [
         "## Sync push: prices with per-channel rules and Yandex's price quarantine (bench/bench_sync.py, bench/_sync_prices.py)",
         "",
-        f"Command: `{cmd}`; same run and data as the sync_push section ({articles:,} products, one default price "
+        f"Command: `{cmd}`; the sync_push section's data ({articles:,} products, one default price "
         f"each, an RRP on each). Two rounds on different 1% of the articles, each written as the price import "
         f"applies a file (1 price in {SHARP_EVERY} x2.5, the rest +3%, a third with a crossed-out price): rules OFF, "
         f"then rules ON (yandex {RULES['yandex']}; ozon {RULES['ozon']}) with Yandex's quarantine read and "
