@@ -101,6 +101,17 @@ def test_a_child_that_dies_with_its_answer_half_built_is_refused_and_leaves_noth
     assert (_scratch_files(), _open_fds(), _scratch_maps()) == before
 
 
+def _too_much_answer(path):
+    return answer_memory.empty((1 << 30,), np.uint8)
+
+
+def test_answer_memory_over_the_limit_is_refused_as_too_much_memory(tmp_path):
+    path = write_stock_csv(tmp_path / "s.csv", ROWS[:10])
+    with pytest.raises(FileRefused) as exc:
+        bounded.parse(_too_much_answer, path, "s.csv", ParseLimits(memory_mb=256))
+    assert "needs more than the 256 MB allowed (parse_limits.memory_mb)" in exc.value.reason
+
+
 def test_an_answer_holds_its_memory_only_while_it_lives(tmp_path):
     path = write_stock_csv(tmp_path / "s.csv", ROWS)
     files, maps = _scratch_files(), _scratch_maps()

@@ -13,6 +13,7 @@ is the answer's header.
 from __future__ import annotations
 
 import ctypes
+import errno
 import mmap
 import os
 import weakref
@@ -51,8 +52,13 @@ class Arena:
         size = max(PAGE, -(-count * dtype.itemsize // PAGE) * PAGE)
         offset = self.end
         os.ftruncate(self.fd, offset + size)                 # sparse: a page exists once the parse writes it
-        mapped = mmap.mmap(self.fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE,
-                           offset=offset)
+        try:
+            mapped = mmap.mmap(self.fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE,
+                               offset=offset)
+        except OSError as exc:       # over the child's RLIMIT_AS: what np.empty would raise, and be refused for
+            if exc.errno == errno.ENOMEM:
+                raise MemoryError(f"{size} bytes of answer memory") from None
+            raise
         self.end = offset + size
         try:        # the pages in one call, not a fault each: as cheap as the huge pages np.empty gets
             mapped.madvise(_POPULATE_WRITE)
