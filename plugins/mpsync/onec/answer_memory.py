@@ -51,7 +51,7 @@ class Arena:
         count = int(np.prod(shape, dtype=np.int64))
         size = max(PAGE, -(-count * dtype.itemsize // PAGE) * PAGE)
         offset = self.end
-        os.ftruncate(self.fd, offset + size)                 # sparse: a page exists once the parse writes it
+        os.ftruncate(self.fd, offset + size)                 # sparse until populated below
         try:
             mapped = mmap.mmap(self.fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE,
                                offset=offset)
@@ -60,7 +60,7 @@ class Arena:
                 raise MemoryError(f"{size} bytes of answer memory") from None
             raise
         self.end = offset + size
-        try:        # the pages in one call, not a fault each: as cheap as the huge pages np.empty gets
+        try:        # the pages in one call, not a fault each (measured about as cheap as np.empty's huge pages)
             mapped.madvise(_POPULATE_WRITE)
         except OSError:
             pass
@@ -116,7 +116,8 @@ def zeros(shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
 
 
 def _is_answer(a: np.ndarray) -> bool:
-    """`a` may be returned as it is: answer memory, all of it (not a view into something larger)."""
+    """`a` may be returned as it is: in the child, it lies in a region; in process, it owns its memory (not a view
+    that would keep something larger alive)."""
     if not (a.flags.c_contiguous and a.flags.writeable):
         return False
     if _arena is None:
