@@ -17,6 +17,7 @@ import than a small file takes to parse), and the parent keeps no state the chil
 from __future__ import annotations
 
 import csv
+import ctypes
 import faulthandler
 import logging
 import mmap
@@ -48,6 +49,17 @@ _ALIGN = 64
 def _scratch_dir() -> str:
     shm = "/dev/shm"
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
+
+
+def _trim_heap() -> None:
+    """Hand malloc's free pages back to the kernel before the fork. A child reusing one would copy it on write,
+    and while its reader threads run on the other core each such fault flushes that core's TLB by an interrupt
+    (a trap to the hypervisor in a VM): 0.1-0.17 s of a 1M-row .xlsx parse, measured. An unmapped page is
+    faulted in fresh, with no flush. A few ms here."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):           # not glibc: nothing to hand back this way
+        pass
 
 
 def _limit_memory(extra_mb: int) -> None:
@@ -212,6 +224,7 @@ def parse(fn: Callable[..., Any], path: str | Path, name: str, limits: ParseLimi
     if not limits.isolate:
         return call()
     _warm()
+    _trim_heap()
     fd, scratch = tempfile.mkstemp(prefix="mpsync-parse-", dir=_scratch_dir())
     answered, says = os.pipe()
     pid, reaped = 0, True
