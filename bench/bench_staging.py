@@ -86,10 +86,11 @@ def measure(dsn: str, first: str, second: str, w: int, rounds: int) -> list[dict
                         mark_complete(conn, fids[0])
                 seconds, wal, rows, drop_seconds, drop_wal = stage_once(dsn, parsed[path], ids[path], key if case == "1% changed" else None,
                                                 fid)
-                if way not in best or seconds < best[way]["seconds"]:
-                    best[way] = {**best.get(way, {}), "seconds": seconds, "wal_mb": wal / 1e6, "rows": rows}
-                if way not in best or drop_seconds < best[way].get("drop_seconds", float("inf")):
-                    best[way].update(drop_seconds=drop_seconds, drop_wal_mb=drop_wal / 1e6)
+                b = best.setdefault(way, {"seconds": float("inf"), "drop_seconds": float("inf")})
+                if seconds < b["seconds"]:
+                    b.update(seconds=seconds, wal_mb=wal / 1e6, rows=rows)
+                if drop_seconds < b["drop_seconds"]:
+                    b.update(drop_seconds=drop_seconds, drop_wal_mb=drop_wal / 1e6)
         out.append({"case": case, **{f"{k}_{way}": v for way, b in best.items() for k, v in b.items()}})
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("alter table stock_staging set logged")
