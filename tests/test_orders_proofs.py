@@ -93,3 +93,39 @@ def test_a_window_found_too_full_is_cut_where_its_first_page_puts_the_fill():
     # fill at the end: the cut lies past where any even split of the window would put it
     first, _ = _cut_after_overflow(_page((540, 600), n_dense=40, n_rest=10))
     assert timedelta(seconds=540) <= first < timedelta(seconds=600), first
+
+
+def _sized_after(times: list[float]) -> timedelta:
+    """The next window's length after a proven WINDOW whose orders were updated at `times` (seconds into it),
+    the rate before it being 42 orders per 600 s."""
+    size = _Sizer(_Paged(), first_length=WINDOW.length, cap=timedelta(hours=6))
+    size.done(WINDOW, [WINDOW.start + timedelta(seconds=t) for t in times], clipped=False)
+    return size.next(None, timedelta(days=30))
+
+
+def test_a_burst_in_one_second_does_not_size_the_windows_after_it():
+    # 30 orders spread over the window and 300 in its 100th second (a batch of status changes): the burst is
+    # over, so the next window is sized for the 30 (plus the few the burst second counts as), not for 330
+    steady = [i * 20.0 + 0.5 for i in range(30)]
+    burst = _sized_after(steady + [100.1 + i / 1000 for i in range(300)])
+    assert burst > 0.8 * _sized_after(steady), (burst, _sized_after(steady))
+    # the same 330 orders spread over the window are a real rise in the rate: the next window shrinks
+    spread = _sized_after([i * 600 / 330 for i in range(330)])
+    assert spread < 0.2 * _sized_after(steady), spread
+
+
+def test_a_rate_that_rises_everywhere_is_not_taken_for_bursts():
+    # 8 orders every second for ten minutes (4,800: a sale): every second is above the old rate's cap, yet the
+    # next window is sized from what the rate became -- by the cap that grows with it -- and holds a page
+    busy = _sized_after([s + k / 8 for s in range(600) for k in range(8)])
+    assert busy <= timedelta(seconds=42 / 8 * 1.5), busy
+
+
+def test_a_window_the_api_cannot_split_says_nothing_of_the_rate():
+    # one second holding 300 orders (proven by two agreeing reads): a point, not a rate -- the window after it
+    # keeps the length the rate before it gave
+    size = _Sizer(_Paged(), first_length=WINDOW.length, cap=timedelta(hours=6))
+    before = size.next(None, timedelta(days=30))
+    second = Window(WINDOW.start, WINDOW.start + SECOND)
+    size.done(second, [second.start + timedelta(microseconds=i) for i in range(300)], clipped=False, point=True)
+    assert size.next(None, timedelta(days=30)) == before

@@ -82,6 +82,7 @@ class _Sizer:
     """
 
     DECAY, OVER = 0.4, 90
+    BURST = 4       # a second holding this many times what the window's busy seconds hold is a burst
     MORE = 1.25     # a page that overflowed stands for this many times its orders (at least one more)
 
     def __init__(self, adapter, first_length: timedelta, cap: timedelta):
@@ -109,13 +110,13 @@ class _Sizer:
         parts = -(-remaining // length)      # ceil
         return remaining / parts
 
-    def done(self, w: Window, n: int, clipped: bool) -> None:
+    def done(self, w: Window, times: list[datetime], clipped: bool, point: bool = False) -> None:
         if self.counts:        # only the first window (sent before the bound) is sized: the rest is one read
             self.length = self.cap
         elif self.fill is None:
             self.length = min(self.cap, self.length * 2)
-        elif not clipped:      # a window cut short by the bound says little about the rate
-            self._observe(n, w.length)
+        elif not (clipped or point):   # a window cut short by the bound, or one the API cannot split (a burst
+            self._observe(_rate_sample(times, self.BURST), w.length)   # in one second), says little of the rate
 
     def too_full(self, w: Window, precision: timedelta, page: tuple[Order, ...] = (), dimension: str = MODIFIED) -> None:
         if self.counts and self.fill is not None:
@@ -152,6 +153,20 @@ class _Sizer:
         self.n, self.seconds = n * (len(times) - k) / len(times), rest.total_seconds()
         self.length = timedelta(seconds=self.fill * self.seconds / max(self.n, 1.0))
         return True
+
+
+def _rate_sample(times: list[datetime], burst: int) -> int:
+    """A window's orders as a sample of the rate: a second holding over `burst` times what its busy seconds
+    typically hold (a batch of status changes, a sale's first second) counts as that much, so the windows after
+    it are not sized for a burst that is over. A rise everywhere raises every second, and the median with it."""
+    per_second: dict[int, int] = {}
+    for t in times:
+        per_second[int(t.timestamp())] = per_second.get(int(t.timestamp()), 0) + 1
+    if not per_second:
+        return 0
+    counts = sorted(per_second.values())
+    cap = burst * max(1, counts[len(counts) // 2])
+    return sum(min(c, cap) for c in counts)
 
 
 def _min(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -220,4 +235,5 @@ def walk(adapter, start: datetime, dimension: str, *, cap: timedelta, first_leng
             orders = [o for o in orders if (order_time(o, dimension) or a) < known]
         yield w, orders
         a = w.end + gap
-        size.done(read, len(r.orders), clipped=read.end != end)
+        size.done(read, [t for t in (order_time(o, dimension) for o in r.orders) if t is not None],
+                  clipped=read.end != end, point=read.length < 2 * precision)
