@@ -56,6 +56,40 @@ HOSTILE = {"churn_per_call": 1.0, "create_per_call": 0.5, "p_rate_limit": 0.03, 
            "visibility_lag_ms": 30_000, "result_limit": 1000}
 
 
+GOALS = ("taobao", "yandex", "ozon", "site")       # the adapters with a steady-state goal (<= 1.5x the minimum)
+WORLDS = {"rates redrawn every round": {}, "one rate for the whole run": {"steady_rate": True},
+          "no change caused by our calls": {"hostility": {"churn_per_call": 0.0, "create_per_call": 0.0}}}
+
+
+def _steady_worlds(dsn: str, kinds: list[str], args) -> list[str]:
+    """The correct strategy's steady-state calls over many seeds (2,000 on): a handful of steady runs per seed
+    makes the main table's ratio swing by +-0.1. Three worlds tell apart what the calls go to: the rounds as
+    above; one rate drawn for the whole run (no jump between rounds); and no order changed or created by our
+    own calls (the hostility that changes the window being paged puts those changes, all at the moment of the
+    run, at the start of the next run's range: a dense cluster no rate foresees)."""
+    lines = ["## Order sync: steady state over many seeds, correct strategy (bench/bench_orders.py --steady-seeds)", "",
+             "", f"{args.steady_seeds} seeds (2000-{1999 + args.steady_seeds}) x {args.rounds} rounds, the same "
+             "rounds and hostility as the orders table (kills, outage, errors, unstable paging, lag) unless the "
+             "world says otherwise. Steady runs only; ours = calls - retries of injected failures.", "",
+             "| simulator | world | lost | stale | steady runs | ours | minimum | ours / min |",
+             "|---|---|---|---|---|---|---|---|"]
+    for kind in kinds:
+        for i, (world, change) in enumerate(WORLDS.items()):
+            total, started = Outcome(), time.perf_counter()
+            for seed in range(2000, 2000 + args.steady_seeds):
+                hostility = dict(HOSTILE, **change.get("hostility", {}))
+                total.add(run_rounds(kind, dsn, seed=seed, account=f"steady{i}-{seed}", rounds=args.rounds,
+                                     creates=args.orders, modifies=args.orders, p_kill=0.3, skew=-1800, gap=900,
+                                     history_days=3, hostility=hostility, outage_rounds=3,
+                                     steady_rate=change.get("steady_rate", False)))
+            print(f"steady {kind:10} {world:32} lost {total.lost} stale {total.stale} {total.steady_calls} / "
+                  f"{total.steady_min} = {_ratio(total.steady_calls, total.steady_min)} "
+                  f"{time.perf_counter() - started:.0f} s", flush=True)
+            lines.append(f"| {kind} | {world} | **{total.lost}** | {total.stale} | {total.steady_runs} | {total.steady_calls:,} | {total.steady_min:,} | "
+                         f"**{_ratio(total.steady_calls, total.steady_min)}** |")
+    return lines
+
+
 def _ratio(ours: int, minimum: int) -> str:
     return f"{ours / minimum:.2f}" if minimum else "-"
 
@@ -70,6 +104,8 @@ def main() -> None:
                     help="burst for the cursor-paged simulators (their simulators scan the window per page)")
     ap.add_argument("--simulators", default="taobao,yandex,ozon,megamarket,site")
     ap.add_argument("--strategies", default=",".join(STRATEGIES), help="subset of the strategies to run")
+    ap.add_argument("--steady-seeds", type=int, default=0,
+                    help="the correct strategy's steady state over this many more seeds, in three worlds (0: skip)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     sims = args.simulators.split(",")
@@ -111,6 +147,7 @@ def main() -> None:
                 print(f"burst {kind:10} {name:8} truth {out.truth} lost {out.lost} stale {out.stale} calls "
                       f"{out.api_calls} (retries {out.retries}, min {out.min_calls}) "
                       f"{time.perf_counter() - started:.1f} s", flush=True)
+        steady = _steady_worlds(dsn, [k for k in sims if k in GOALS], args) if args.steady_seeds else []
     finally:
         pg.destroy()
     elapsed = time.perf_counter() - t0
@@ -154,9 +191,15 @@ def main() -> None:
                          f"{o.retries:,} | {o.min_calls:,} | {_ratio(o.api_calls - o.retries, o.min_calls)} | "
                          f"{secs:.0f} |")
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("orders", body)
+    if results:
+        print(body)
+        if not args.no_write:
+            write_section("orders", body)
+    if steady:
+        steady.insert(2, f"Command: `flock /tmp/mpsync-bench.lock .venv/bin/python {cmd.strip()}` ({elapsed:.0f} s in all).")
+        print("\n".join(steady))
+        if not args.no_write:
+            write_section("orders-steady", "\n".join(steady))
 
 
 if __name__ == "__main__":

@@ -130,9 +130,11 @@ def run_rounds(kind: str, dsn: str, seed: int, strategy: Strategy = Strategy(), 
                account: str = "main", settings: SyncSettings = FAST_SETTINGS, skew: float = 0.0,
                creates: int = 200, modifies: int = 200, burst: int = 0, p_kill: float = 0.0,
                history_days: int = 0, hostility: dict | None = None, gap: float = 600,
-               outage_rounds: int = 0) -> Outcome:
-    """`outage_rounds`: from round rounds // 3 on, that many rounds pass with no sync run (the scheduler is down)."""
+               outage_rounds: int = 0, steady_rate: bool = False) -> Outcome:
+    """`outage_rounds`: from round rounds // 3 on, that many rounds pass with no sync run (the scheduler is down).
+    Each round's orders are drawn anew (0..creates, 0..modifies), or with `steady_rate` once for the whole run."""
     rng = random.Random(seed)
+    steady = (rng.randint(0, creates), rng.randint(0, modifies)) if steady_rate else None
     sim = start_sim(kind, seed, skew=skew, **(hostility or {}))
     try:
         if history_days:
@@ -161,7 +163,8 @@ def run_rounds(kind: str, dsn: str, seed: int, strategy: Strategy = Strategy(), 
             return ok
 
         for r in range(rounds):
-            sim.store.activity(gap, creates=rng.randint(0, creates), modifies=rng.randint(0, modifies))
+            c, m = steady or (rng.randint(0, creates), rng.randint(0, modifies))
+            sim.store.activity(gap, creates=c, modifies=m)
             if r in outage:
                 disturbed = True
                 continue
