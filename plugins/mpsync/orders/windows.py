@@ -78,7 +78,8 @@ class _Sizer:
     The rate is a decaying average over this walk's windows, starting from the caller's estimate: one noisy
     window does not swing the next one past a page. A window found too full is cut where its first page says
     `fill` of its orders lie (`cut`): its update times show where they are dense, which an even split ignores.
-    Without such a page (an API that refuses, or a page too small) it counts as `OVER` orders.
+    Without such a page (an API that refuses, or a page too small) it counts as `OVER` orders. A burst (many
+    orders in one second) is not a rate: it counts as `BURST` busy seconds, and a one-second window not at all.
     """
 
     DECAY, OVER = 0.4, 90
