@@ -94,65 +94,49 @@ def _ratio(ours: int, minimum: int) -> str:
     return f"{ours / minimum:.2f}" if minimum else "-"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=12)
-    ap.add_argument("--orders", type=int, default=400, help="most orders created (and modified) per round")
-    ap.add_argument("--burst", type=int, default=100_000, help="orders in the one-hour burst, Taobao-style (0: skip)")
-    ap.add_argument("--other-burst", type=int, default=20_000,
-                    help="burst for the cursor-paged simulators (their simulators scan the window per page)")
-    ap.add_argument("--simulators", default="taobao,yandex,ozon,megamarket,site")
-    ap.add_argument("--strategies", default=",".join(STRATEGIES), help="subset of the strategies to run")
-    ap.add_argument("--steady-seeds", type=int, default=0,
-                    help="the correct strategy's steady state over this many more seeds, in three worlds (0: skip)")
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args()
-    sims = args.simulators.split(",")
-
-    work = Path(tempfile.mkdtemp(prefix="bench-orders-", dir=HERE / ".cache" if (HERE / ".cache").exists() else None))
-    pg = LocalPostgres(work / "pg", free_port()).start()
+def _strategies(dsn: str, sims: list[str], args) -> dict[tuple[str, str], Outcome]:
+    """Each simulator x strategy over the seeds: the orders table."""
     results: dict[tuple[str, str], Outcome] = {}
-    t0 = time.perf_counter()
-    try:
-        dsn = pg.create_database("orders_bench")
-        db.migrate(dsn)
-        for kind in sims:
-            for name in [n for n in APPLIES[kind] if n in args.strategies.split(",")]:
-                total = Outcome()
-                started = time.perf_counter()
-                for seed in range(args.seeds):
-                    out = run_rounds(kind, dsn, seed=1000 + seed, strategy=STRATEGIES[name], account=f"{name}-{seed}",
-                                     rounds=args.rounds, creates=args.orders, modifies=args.orders, p_kill=0.3,
-                                     skew=-1800, gap=900, history_days=3, hostility=dict(HOSTILE), outage_rounds=3)
-                    total.add(out)
-                results[(kind, name)] = total
-                print(f"{kind:10} {name:10} truth {total.truth:7} lost {total.lost:6} stale {total.stale:5} "
-                      f"failed runs {total.failed_runs:3}/{total.runs:3} calls {total.api_calls:6} "
-                      f"(retries {total.retries}, min {total.min_calls}) steady {total.steady_calls} / min "
-                      f"{total.steady_min} = {_ratio(total.steady_calls, total.steady_min)} "
-                      f"{time.perf_counter() - started:6.1f} s", flush=True)
-        bursts = {}
-        if args.burst:
-            runs = [(k, "correct") for k in sims] + ([("taobao", "forward")] if "taobao" in sims else []) + \
-                [(k, "trust") for k in ("yandex", "ozon", "site") if k in sims]
-            for kind, name in runs:
-                started = time.perf_counter()
-                n = args.burst if kind == "taobao" else min(args.burst, args.other_burst)
-                out = run_rounds(kind, dsn, seed=7, account=f"burst-{name}", strategy=STRATEGIES[name], rounds=2,
-                                 creates=50, modifies=50, burst=n,
-                                 hostility={"churn_per_call": 1.0, "p_rate_limit": 0.02, "p_5xx": 0.02,
-                                            "result_limit": 1000})
-                bursts[(kind, name)] = (n, out, time.perf_counter() - started)
-                print(f"burst {kind:10} {name:8} truth {out.truth} lost {out.lost} stale {out.stale} calls "
-                      f"{out.api_calls} (retries {out.retries}, min {out.min_calls}) "
-                      f"{time.perf_counter() - started:.1f} s", flush=True)
-        steady = _steady_worlds(dsn, [k for k in sims if k in GOALS], args) if args.steady_seeds else []
-    finally:
-        pg.destroy()
-    elapsed = time.perf_counter() - t0
+    for kind in sims:
+        for name in [n for n in APPLIES[kind] if n in args.strategies.split(",")]:
+            total = Outcome()
+            started = time.perf_counter()
+            for seed in range(args.seeds):
+                out = run_rounds(kind, dsn, seed=1000 + seed, strategy=STRATEGIES[name], account=f"{name}-{seed}",
+                                 rounds=args.rounds, creates=args.orders, modifies=args.orders, p_kill=0.3,
+                                 skew=-1800, gap=900, history_days=3, hostility=dict(HOSTILE), outage_rounds=3)
+                total.add(out)
+            results[(kind, name)] = total
+            print(f"{kind:10} {name:10} truth {total.truth:7} lost {total.lost:6} stale {total.stale:5} "
+                  f"failed runs {total.failed_runs:3}/{total.runs:3} calls {total.api_calls:6} "
+                  f"(retries {total.retries}, min {total.min_calls}) steady {total.steady_calls} / min "
+                  f"{total.steady_min} = {_ratio(total.steady_calls, total.steady_min)} "
+                  f"{time.perf_counter() - started:6.1f} s", flush=True)
+    return results
 
-    cmd = "bench/bench_orders.py " + " ".join(sys.argv[1:])
+
+def _bursts(dsn: str, sims: list[str], args) -> dict:
+    """One burst per simulator (and the naive strategies that lose orders in it)."""
+    bursts: dict = {}
+    if args.burst:
+        runs = [(k, "correct") for k in sims] + ([("taobao", "forward")] if "taobao" in sims else []) + \
+            [(k, "trust") for k in ("yandex", "ozon", "site") if k in sims]
+        for kind, name in runs:
+            started = time.perf_counter()
+            n = args.burst if kind == "taobao" else min(args.burst, args.other_burst)
+            out = run_rounds(kind, dsn, seed=7, account=f"burst-{name}", strategy=STRATEGIES[name], rounds=2,
+                             creates=50, modifies=50, burst=n,
+                             hostility={"churn_per_call": 1.0, "p_rate_limit": 0.02, "p_5xx": 0.02,
+                                        "result_limit": 1000})
+            bursts[(kind, name)] = (n, out, time.perf_counter() - started)
+            print(f"burst {kind:10} {name:8} truth {out.truth} lost {out.lost} stale {out.stale} calls "
+                  f"{out.api_calls} (retries {out.retries}, min {out.min_calls}) "
+                  f"{time.perf_counter() - started:.1f} s", flush=True)
+    return bursts
+
+
+def _orders_section(args, cmd: str, elapsed: float, results: dict, bursts: dict) -> str:
+    """The orders table and the burst table, as RESULTS.md shows them."""
     lines = ["## Order sync: orders lost and API calls, proven windows vs naive strategies (bench/bench_orders.py)", "",
              f"Command: `flock /tmp/mpsync-bench.lock .venv/bin/python {cmd.strip()}` ({elapsed:.0f} s on 2 shared "
              "cores).", "",
@@ -190,7 +174,40 @@ def main() -> None:
             lines.append(f"| {kind} | {name} | {n:,} | {o.truth:,} | **{o.lost}** | {o.stale} | {o.api_calls:,} | "
                          f"{o.retries:,} | {o.min_calls:,} | {_ratio(o.api_calls - o.retries, o.min_calls)} | "
                          f"{secs:.0f} |")
-    body = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=12)
+    ap.add_argument("--orders", type=int, default=400, help="most orders created (and modified) per round")
+    ap.add_argument("--burst", type=int, default=100_000, help="orders in the one-hour burst, Taobao-style (0: skip)")
+    ap.add_argument("--other-burst", type=int, default=20_000,
+                    help="burst for the cursor-paged simulators (their simulators scan the window per page)")
+    ap.add_argument("--simulators", default="taobao,yandex,ozon,megamarket,site")
+    ap.add_argument("--strategies", default=",".join(STRATEGIES), help="subset of the strategies to run")
+    ap.add_argument("--steady-seeds", type=int, default=0,
+                    help="the correct strategy's steady state over this many more seeds, in three worlds (0: skip)")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    sims = args.simulators.split(",")
+
+    work = Path(tempfile.mkdtemp(prefix="bench-orders-", dir=HERE / ".cache" if (HERE / ".cache").exists() else None))
+    pg = LocalPostgres(work / "pg", free_port()).start()
+    t0 = time.perf_counter()
+    try:
+        dsn = pg.create_database("orders_bench")
+        db.migrate(dsn)
+        results = _strategies(dsn, sims, args)
+        bursts = _bursts(dsn, sims, args)
+        steady = _steady_worlds(dsn, [k for k in sims if k in GOALS], args) if args.steady_seeds else []
+    finally:
+        pg.destroy()
+    elapsed = time.perf_counter() - t0
+
+    cmd = "bench/bench_orders.py " + " ".join(sys.argv[1:])
+    body = _orders_section(args, cmd, elapsed, results, bursts)
     if results:
         print(body)
         if not args.no_write:
