@@ -3,7 +3,8 @@
 A list with no count proves a window only by one answer (<= 50 orders, no next page), so windows are sized ahead
 from the rate seen (orders/windows.py, `_Sizer`). This bench feeds the real `walk()` an in-memory list (the first
 50 by order id when a window holds more) over many 15-minute ranges, and beside it an ORACLE that knows each
-range's intensity exactly and cuts windows of equal expected count (`fill`), with the same overflow handling.
+range's intensity exactly and cuts windows of equal expected count (`fill`); an overflow is cut as ours cuts it,
+from a page drawn at random from the window (ours gets the list's first 50 by id).
 The oracle is not a strategy anyone can run: it is the floor for one-answer proofs, so ours / oracle is what not
 knowing the rate costs. Minimum = the range's orders in full pages of 50.
 

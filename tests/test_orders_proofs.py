@@ -115,8 +115,8 @@ def test_a_burst_in_one_second_does_not_size_the_windows_after_it():
 
 
 def test_a_rate_that_rises_everywhere_is_not_taken_for_bursts():
-    # 8 orders every second for ten minutes (4,800: a sale): every second is above the old rate's cap, yet the
-    # next window is sized from what the rate became -- by the cap that grows with it -- and holds a page
+    # 8 orders every second for ten minutes (4,800: a sale): every second far above the old rate, but no second
+    # far above the window's typical busy second, so nothing is capped and the next window holds a page at 8/s
     busy = _sized_after([s + k / 8 for s in range(600) for k in range(8)])
     assert busy <= timedelta(seconds=42 / 8 * 1.5), busy
 

@@ -23,6 +23,7 @@ break this and every other rule alike (docs/orders.md: raise margin_minutes).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Callable, Iterator
 
@@ -79,7 +80,7 @@ class _Sizer:
     window does not swing the next one past a page. A window found too full is cut where its first page says
     `fill` of its orders lie (`cut`): its update times show where they are dense, which an even split ignores.
     Without such a page (an API that refuses, or a page too small) it counts as `OVER` orders. A burst (many
-    orders in one second) is not a rate: it counts as `BURST` busy seconds, and a one-second window not at all.
+    orders in one second) is not a rate: it counts as `BURST` typical busy seconds, a one-second window not at all.
     """
 
     DECAY, OVER = 0.4, 90
@@ -160,12 +161,9 @@ def _rate_sample(times: list[datetime], burst: int) -> int:
     """A window's orders as a sample of the rate: a second holding over `burst` times what its busy seconds
     typically hold (a batch of status changes, a sale's first second) counts as that much, so the windows after
     it are not sized for a burst that is over. A rise everywhere raises every second, and the median with it."""
-    per_second: dict[int, int] = {}
-    for t in times:
-        per_second[int(t.timestamp())] = per_second.get(int(t.timestamp()), 0) + 1
-    if not per_second:
+    counts = sorted(Counter(int(t.timestamp()) for t in times).values())
+    if not counts:
         return 0
-    counts = sorted(per_second.values())
     cap = burst * max(1, counts[len(counts) // 2])
     return sum(min(c, cap) for c in counts)
 
