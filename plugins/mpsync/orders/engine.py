@@ -21,7 +21,7 @@ from typing import Callable, Protocol
 
 import psycopg
 
-from mpsync.orders import store
+from mpsync.orders import notices, store
 from mpsync.orders.client import ApiClient
 from mpsync.orders.model import CREATED, MODIFIED, UTC, Order, OrderSyncError, Read, Window, merge
 from mpsync.orders.windows import walk
@@ -168,11 +168,11 @@ def _commit_window(run: _Run, mode: str, dimension: str, w: Window, orders: list
 
 def _walk_and_commit(run: _Run, mode: str, dimension: str, start: datetime, cap: timedelta, mark: str | None, *,
                      first_length: timedelta | None = None, limit: datetime | None = None,
-                     gap: timedelta = timedelta(0), before_read=None) -> None:
+                     gap: timedelta = timedelta(0), before_read=None, notified=()) -> None:
     calls = run.adapter.calls()
     for w, orders in walk(run.adapter, start, dimension, cap=cap, first_length=first_length or cap,
                           bound=run.bound, limit=limit, trust=run.strategy.trust_paging, gap=gap,
-                          before_read=before_read, report=run.report):
+                          before_read=before_read, report=run.report, notices=notified):
         _commit_window(run, mode, dimension, w, orders, mark, calls)
         calls = run.adapter.calls()
 
@@ -229,9 +229,14 @@ def _run(run: _Run, resync: Window | None, resync_dimension: str) -> None:
         def before(w):   # naive: the checkpoint is saved first, in its own transaction
             with run.conn.transaction():
                 report.checkpoint_after = store.write_mark(run.conn, store.CHECKPOINT, run.key, w.end)
+    # notifications, where connected, place the windows (hints only: the list proves them, notices.py)
+    inbox, notified = (notices.pending(run.conn, adapter, start) if hasattr(adapter, "notification")
+                       and not strategy.trust_paging else ([], []))
     _walk_and_commit(run, "live", MODIFIED, start, step, None if before else store.CHECKPOINT,
                      first_length=_first_length(run, start, step),
-                     gap=timedelta(0) if strategy.overlap else SECOND, before_read=before)
+                     gap=timedelta(0) if strategy.overlap else SECOND, before_read=before, notified=notified)
+    with run.conn.transaction():
+        notices.settle(run.conn, adapter, inbox, report.checkpoint_after)
     _sweep(run)
 
 

@@ -8,6 +8,10 @@ late). A posting created more than a year before its last status change is outsi
 The `cursor` is opaque and its stability is not promised: a window is proven by one answer that holds it
 all (`has_next` false), and windows are sized for that (`fill`); see windows.py. The unfulfilled sweep is
 a second source, not a proof, so its paging needs no proof.
+
+Push notifications (notices.py) place the windows where they are connected: TYPE_NEW_POSTING (its
+`in_process_at`), TYPE_STATE_CHANGED and TYPE_POSTING_CANCELLED (`changed_state_date`: the time the
+status filter lists it by); TYPE_PING and the other types are acknowledged and ignored.
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ from datetime import datetime, timedelta
 
 from mpsync.orders.client import ApiClient, require
 from mpsync.orders.model import CREATED, MODIFIED, ApiError, ApiRefused, Order, Read, Window, parse_time
+from mpsync.orders.notices import Notice, WrongEvent, notice
 
 LIMIT = 100
 YEAR = timedelta(days=365)
+NOTIFIED = {"TYPE_NEW_POSTING": ("in_process_at",), "TYPE_STATE_CHANGED": ("changed_state_date",),
+            "TYPE_POSTING_CANCELLED": ("changed_state_date",)}
 
 
 def _check(body):
@@ -41,6 +48,7 @@ class OzonAdapter:
     reconcile = timedelta(0)
     result_limit = None
     fill = 84                     # a window is sized for 84 postings: one answer of 100 holds it
+    page = LIMIT                  # windows placed by notifications hold up to this many
 
     def __init__(self, client: ApiClient, account: str, max_pages: int = 10_000,
                  sweep_every: timedelta = timedelta(minutes=180)):
@@ -107,3 +115,21 @@ class OzonAdapter:
 
     def sweep(self, now: datetime) -> list[Order]:
         return [self._order(p) for p in self._pages("/v4/posting/fbs/unfulfilled/list", {})[0]]
+
+    @staticmethod
+    def notification(body) -> list[Notice]:
+        """The posting changes a push names: none for TYPE_PING and other types."""
+        if not isinstance(body, dict) or not isinstance(body.get("message_type"), str):
+            raise WrongEvent("message_type is missing")
+        keys = NOTIFIED.get(body["message_type"])
+        return [notice(body, "posting_number", keys)] if keys else []
+
+    @staticmethod
+    def notification_answer(body, now: datetime, error: str | None = None, message: str = "") -> dict:
+        """A ping is answered with the receiver's name, version and time; other pushes with `result: true`."""
+        if error is not None:
+            code = {"format": "ERROR_PARAMETER_VALUE_MISSED"}.get(error, "ERROR_UNKNOWN")
+            return {"error": {"code": code, "message": message, "details": None}}
+        if isinstance(body, dict) and body.get("message_type") == "TYPE_PING":
+            return {"version": "1.0.0", "name": "mpsync", "time": now.isoformat(timespec="seconds")}
+        return {"result": True}

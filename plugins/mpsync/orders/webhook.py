@@ -1,23 +1,33 @@
-"""Webhook bodies as a source (Megamarket `order/new`): stored durably first, answered second.
+"""Webhook bodies as a source (Megamarket `order/new`) or as hints (Yandex's and Ozon's notifications, notices.py):
+stored durably first, answered second.
 
 `store_webhook` commits the body to `order_webhook_inbox` and only then returns the success answer the
 marketplace expects; if the database is down the receiver answers 500 and the marketplace resends.
 The next sync run fetches the orders the stored bodies name (`engine._webhooks`) and marks them processed.
-`WebhookReceiver` is a small HTTP receiver: POST /<marketplace>/<account>/order/new.
+`WebhookReceiver` is a small HTTP receiver: POST /<marketplace>/<account>/order/new, and
+POST /<marketplace>/<account>/notification for the marketplaces in NOTIFIED, answered as each spec asks
+(Yandex: its name, version and time; 400 WRONG_EVENT_FORMAT for a body it cannot read; 500 when the
+notification is not stored, so the marketplace sends it again). Only order notifications are stored.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from mpsync.orders.ozon import OzonAdapter
+from mpsync.orders.yandex import YandexAdapter
+
 log = logging.getLogger(__name__)
 ACK = {"data": {}, "meta": {}, "success": 1}
+NOTIFIED = {"yandex": YandexAdapter, "ozon": OzonAdapter}     # whose notifications are read, by whom
 
 
 def store_webhook(dsn: str, marketplace: str, account: str, body: dict) -> dict:
@@ -52,8 +62,20 @@ class WebhookReceiver(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    db: psycopg.Connection | None = None     # one per client connection (a marketplace keeps it alive)
+
     def log_message(self, fmt, *args):
         log.info("webhook %s", fmt % args)
+
+    def setup(self):
+        super().setup()
+        # headers and body go out in two writes: without NODELAY, Nagle + delayed ACK cost 40 ms an answer
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def finish(self):
+        super().finish()
+        if self.db is not None:
+            self.db.close()
 
     def _answer(self, status: int, body: dict) -> None:
         data = json.dumps(body).encode()
@@ -63,8 +85,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _notification(self, marketplace: str, account: str) -> None:
+        kind, now, body = NOTIFIED[marketplace], datetime.now(timezone.utc), None
+        try:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            notices = kind.notification(body)
+        except ValueError as exc:       # not JSON, or not this marketplace's format (WrongEvent)
+            return self._answer(400, kind.notification_answer(body, now, "format", str(exc)))
+        if notices:
+            try:
+                if self.db is None or self.db.closed:
+                    self.db = psycopg.connect(self.server.dsn, connect_timeout=10, autocommit=True)
+                self.db.execute("insert into order_webhook_inbox (marketplace, account, body) values (%s, %s, %s)",
+                                (marketplace, account, Jsonb(body)))
+            except psycopg.Error as exc:    # not stored: say so, the marketplace sends it again
+                log.error("notification not stored: %s", exc)
+                self.db = None
+                return self._answer(500, kind.notification_answer(body, now, "unknown", "not stored, resend"))
+        self._answer(200, kind.notification_answer(body, now))
+
     def do_POST(self):
         parts = self.path.strip("/").split("/")
+        if len(parts) == 3 and parts[2] == "notification" and parts[0] in NOTIFIED:
+            return self._notification(parts[0], parts[1])
         if len(parts) != 4 or parts[2:] != ["order", "new"]:
             return self._answer(404, {"success": 0, "error": [{"message": "POST /<marketplace>/<account>/order/new"}]})
         try:

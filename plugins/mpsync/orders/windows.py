@@ -15,6 +15,11 @@ A window that is not proven is split (paged APIs: windows are sized so one answe
 part is; a window the API's time precision cannot split is read whole until two reads agree, a bounded
 number of times, else the run fails and the checkpoint stays before it.
 
+Where the marketplace notifies changes (Yandex's and Ozon's push notifications, stored by webhook.py), the
+notified times place the windows (`_Notices`): a window is cut where the notifications say a page is full.
+They are hints for sizing only, never a proof: the list still proves every window, so a notification lost,
+duplicated, late or carrying another time than the list costs at most a call, never an order.
+
 The one assumption, the margin's: a window ending `margin` behind the server's clock can only LOSE orders
 while we read it (a change moves an order later); no order enters it. Changes visible later than the margin
 break this and every other rule alike (docs/orders.md: raise margin_minutes).
@@ -22,10 +27,12 @@ break this and every other rule alike (docs/orders.md: raise margin_minutes).
 
 from __future__ import annotations
 
+import bisect
 import logging
+import math
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from mpsync.orders.model import MODIFIED, Order, OrderSyncError, Read, TooManyResults, Window, merge
 
@@ -84,15 +91,18 @@ class _Sizer:
     """
 
     DECAY, OVER = 0.4, 90
+    GROW = 4        # a window placed by notifications is at most this many times what the rate gives
     BURST = 4       # a second holding this many times what the window's busy seconds hold is a burst
     MORE = 1.25     # a page that overflowed stands for this many times its orders (at least one more)
 
-    def __init__(self, adapter, first_length: timedelta, cap: timedelta):
+    def __init__(self, adapter, first_length: timedelta, cap: timedelta, notices: Sequence[datetime] = ()):
         self.fill, self.cap = getattr(adapter, "fill", None), cap
         self.counts = getattr(adapter, "counts", False)    # its read proves many pages by a count
         self.length = min(cap, first_length)
         self.n, self.seconds = (self.fill, self.length.total_seconds()) if self.fill else (0, 0.0)
         self.exact: timedelta | None = None                 # the next window's length, as cut (no even split)
+        page = (getattr(adapter, "page", None) or int(self.fill * 1.2)) if self.fill else 0
+        self.notices = _Notices(notices, page) if notices and self.fill and not self.counts else None
 
     def _observe(self, n: float, length: timedelta) -> None:
         self.n = self.n * self.DECAY + n
@@ -101,18 +111,24 @@ class _Sizer:
         seconds = self.fill * self.seconds / self.n if self.n > 0 else grown.total_seconds()
         self.length = timedelta(seconds=min(seconds, grown.total_seconds()))
 
-    def next(self, remaining: timedelta | None, max_range: timedelta) -> timedelta:
-        """Windows of equal length over what remains (no sliver of a last window costs a call of its own)."""
+    def next(self, remaining: timedelta | None, max_range: timedelta, at: datetime | None = None) -> timedelta:
+        """Windows of equal length over what remains (no sliver of a last window costs a call of its own), or
+        where the notifications put `fill` orders."""
         if self.exact is not None:
             length, self.exact = min(self.exact, max_range), None
             return length
         length = min(self.length, max_range)
+        placed = self.notices.place(at, remaining) if self.notices is not None and at else None
+        if placed is not None:
+            return min(placed, self.length * self.GROW, max_range)
         if remaining is None or self.fill is None or remaining <= length:
             return length
         parts = -(-remaining // length)      # ceil
         return remaining / parts
 
     def done(self, w: Window, times: list[datetime], clipped: bool, point: bool = False) -> None:
+        if self.notices is not None:
+            self.notices.learn(w, len(times))
         if self.counts:        # only the first window (sent before the bound) is sized: the rest is one read
             self.length = self.cap
         elif self.fill is None:
@@ -121,6 +137,8 @@ class _Sizer:
             self._observe(_rate_sample(times, self.BURST), w.length)   # in one second), says little of the rate
 
     def too_full(self, w: Window, precision: timedelta, page: tuple[Order, ...] = (), dimension: str = MODIFIED) -> None:
+        if self.notices is not None:
+            self.notices.learn(w, int(len(page) * self.MORE) if page else self.OVER)
         if self.counts and self.fill is not None:
             # the count fell short (orders left the window while it was paged, as in a busy hour): from here
             # on, windows sized for one answer by the rate its pages showed, so a shortfall costs little
@@ -157,6 +175,43 @@ class _Sizer:
         return True
 
 
+class _Notices:
+    """Where the marketplace's notifications put this range's changes (each order once, at its latest notified
+    time): a window is placed to hold a page by them. A hint for sizing only, never a proof: a lost, late or
+    mistimed notification costs a call (an overflow), never an order. How many orders the windows proven so far
+    listed per notified one (decaying) scales them, and how far it is from one says how much room to leave;
+    past SHORT (most changes not notified: the receiver down, notifications off) the rate sizes the windows
+    until notifications explain a window again."""
+
+    DECAY, SHORT = 0.6, 1.6
+    Z = 2.5            # room for this many standard deviations of the orders a placed window holds
+
+    def __init__(self, times: Sequence[datetime], page: int):
+        self.times, self.page = sorted(times), page
+        self.listed, self.notified = 1.0, 1.0
+
+    def learn(self, w: Window, listed: int) -> None:
+        self.listed = self.listed * self.DECAY + listed
+        self.notified = self.notified * self.DECAY + self.count(w.start, w.end)
+
+    def count(self, a: datetime, b: datetime) -> int:
+        return bisect.bisect_left(self.times, b) - bisect.bisect_left(self.times, a)
+
+    def place(self, at: datetime, remaining: timedelta | None) -> timedelta | None:
+        """The window from `at` that holds about a page by the notifications, or None (they explain too little)."""
+        ratio = self.listed / self.notified
+        if not self.times or ratio > self.SHORT:
+            return None
+        # orders m with m + Z * sd <= page, sd**2 = m * (ratio - 1): the unnotified ones among them (floored:
+        # a notified time may differ from the listed one, so an order may fall on the other side of a cut)
+        v = max(ratio - 1, 0.05)
+        m = ((-self.Z * math.sqrt(v) + math.sqrt(self.Z ** 2 * v + 4 * self.page)) / 2) ** 2
+        i = bisect.bisect_left(self.times, at) + max(1, int(m / max(ratio, 1.0)))
+        if i >= len(self.times):        # the notified changes end before the bound: one window to it (the
+            return remaining            # bound not known yet, before the run's first answer: None, the rate)
+        return max(timedelta(seconds=1), self.times[i].replace(microsecond=0) - at)
+
+
 def _rate_sample(times: list[datetime], burst: int) -> int:
     """A window's orders as a sample of the rate: a second holding over `burst` times what its busy seconds
     typically hold (a batch of status changes, a sale's first second) counts as that much, so the windows after
@@ -183,7 +238,7 @@ def _one_answer(adapter, w: Window, dimension: str) -> Read | None:
 def walk(adapter, start: datetime, dimension: str, *, cap: timedelta, first_length: timedelta,
          bound: Callable[[], datetime | None], limit: datetime | None = None, trust: bool = False,
          gap: timedelta = timedelta(0), before_read: Callable[[Window], None] | None = None,
-         report=None) -> Iterator[tuple[Window, list[Order]]]:
+         report=None, notices: Sequence[datetime] = ()) -> Iterator[tuple[Window, list[Order]]]:
     """Proven windows from `start` up to the bound, in time order.
 
     `bound()` is the server clock minus the margin, None until the run's first answer (whose Date it is):
@@ -191,12 +246,12 @@ def walk(adapter, start: datetime, dimension: str, *, cap: timedelta, first_leng
     part before the bound too (it only loses orders). `limit` caps the walk (a re-sync's end).
     """
     precision = adapter.precision_of(dimension)
-    a, size = start, _Sizer(adapter, max(first_length, precision), cap)
+    a, size = start, _Sizer(adapter, max(first_length, precision), cap, notices)
     while True:
         hi = _min(bound(), limit)
         if hi is not None and a >= hi:
             return
-        length = max(precision, size.next(hi - a if hi is not None else None, adapter.max_range))
+        length = max(precision, size.next(hi - a if hi is not None else None, adapter.max_range, at=a))
         end = (a + length).replace(microsecond=0)     # whole seconds: what every API's filter can express
         end = adapter.align(a, end if end > a else a + precision, dimension)
         w = Window(a, min(end, hi) if hi is not None else end)

@@ -10,6 +10,10 @@ window is proven by one answer that holds it all (no `nextPageToken`), and windo
 (`fill`); a window that cannot be split (one second; one creation date) is proven by two whole reads that
 agree (engine, windows.py). Creation-time windows (initial sync) can only be asked by whole Moscow dates:
 they are aligned to Moscow midnights, so each reads one date.
+
+API notifications (`POST <url>/notification`, notices.py) place the windows where they are connected:
+ORDER_CREATED, ORDER_STATUS_UPDATED, ORDER_CANCELLED and ORDER_UPDATED name the order and its time; PING
+and the other types (chats, returns, feedback) are acknowledged and ignored.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from datetime import datetime, timedelta, timezone
 
 from mpsync.orders.client import ApiClient, require
 from mpsync.orders.model import CREATED, MODIFIED, ApiError, ApiRefused, Order, Read, Window, parse_time
+from mpsync.orders.notices import Notice, WrongEvent, notice
 
 MSK = timezone(timedelta(hours=3))
 LIMIT = 50
+NOTIFIED = {"ORDER_CREATED": ("createdAt",), "ORDER_STATUS_UPDATED": ("updatedAt",),
+            "ORDER_CANCELLED": ("cancelledAt", "updatedAt"), "ORDER_UPDATED": ("updatedAt",)}
 
 
 def _check(body):
@@ -41,6 +48,7 @@ class YandexAdapter:
     reconcile = timedelta(0)
     result_limit = None
     fill = 42                     # a window is sized for 42 orders: one answer of 50 holds it
+    page = LIMIT                  # windows placed by notifications hold up to this many
 
     def __init__(self, client: ApiClient, account: str, business_id: int, max_pages: int = 10_000):
         self.client, self.account, self.business_id = client, account, int(business_id)
@@ -115,3 +123,19 @@ class YandexAdapter:
 
     def sweep(self, now: datetime) -> list[Order]:
         return []
+
+    @staticmethod
+    def notification(body) -> list[Notice]:
+        """The order changes a notification names (sendNotification): none for PING and other types."""
+        if not isinstance(body, dict) or not isinstance(body.get("notificationType"), str):
+            raise WrongEvent("notificationType is missing")
+        keys = NOTIFIED.get(body["notificationType"])
+        return [notice(body, "orderId", keys)] if keys else []
+
+    @staticmethod
+    def notification_answer(body, now: datetime, error: str | None = None, message: str = "") -> dict:
+        """What the spec asks back: the receiver's name, version and time; or an error of its types."""
+        if error is not None:
+            kind = {"format": "WRONG_EVENT_FORMAT"}.get(error, "UNKNOWN")
+            return {"error": {"type": kind, "message": message}}
+        return {"version": "1.0.0", "name": "mpsync", "time": now.isoformat(timespec="seconds")}

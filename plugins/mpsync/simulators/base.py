@@ -110,6 +110,7 @@ class SimStore:
         self.by_created: list[tuple[float, int]] = []
         self.by_modified: list[tuple[float, int]] = []
         self.lagging: set[int] = set()    # orders whose latest change is not visible yet (prev shown)
+        self.listeners: list = []         # called (kind, order, time) on each change: notify.py's Notifier
 
     def _lag(self) -> float:
         return self.rng.randint(0, self.h.visibility_lag_ms) / 1000.0 if self.h.visibility_lag_ms else 0.0
@@ -127,6 +128,8 @@ class SimStore:
         if o.visible_at > t:
             self.lagging.add(oid)
         self.changes += 1
+        for listen in self.listeners:
+            listen("created", o, t)
         return o
 
     def modify(self, o: SimOrder, at: float | None = None) -> None:
@@ -143,6 +146,8 @@ class SimStore:
         i = STATUSES.index(o.status) if o.status in STATUSES else 0
         o.status = STATUSES[min(i + 1, len(STATUSES) - 1)] if self.rng.random() < 0.8 else "CANCELLED"
         self.changes += 1
+        for listen in self.listeners:
+            listen("status", o, t)
 
     def views(self, now: float | None = None) -> list[OrderView]:
         now = self.clock.now() if now is None else now

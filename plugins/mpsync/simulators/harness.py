@@ -22,10 +22,12 @@ from mpsync.orders.megamarket import MegamarketAdapter
 from mpsync.orders.model import UTC, OrderSyncError
 from mpsync.orders.ozon import OzonAdapter
 from mpsync.orders.taobao import TaobaoAdapter
+from mpsync.orders.webhook import WebhookReceiver
 from mpsync.orders.woocommerce import WooCommerceAdapter, basic_auth
 from mpsync.orders.yandex import YandexAdapter
 from mpsync.simulators import (Hostility, SimClock, start_megamarket_simulator, start_ozon_simulator,
                               start_taobao_simulator, start_woocommerce_simulator, start_yandex_simulator)
+from mpsync.simulators.notify import NoticeHostility, Notifier
 
 START = {"taobao": start_taobao_simulator, "yandex": start_yandex_simulator, "ozon": start_ozon_simulator,
          "megamarket": start_megamarket_simulator, "site": start_woocommerce_simulator}
@@ -130,22 +132,28 @@ def run_rounds(kind: str, dsn: str, seed: int, strategy: Strategy = Strategy(), 
                account: str = "main", settings: SyncSettings = FAST_SETTINGS, skew: float = 0.0,
                creates: int = 200, modifies: int = 200, burst: int = 0, p_kill: float = 0.0,
                history_days: int = 0, hostility: dict | None = None, gap: float = 600,
-               outage_rounds: int = 0, steady_rate: bool = False) -> Outcome:
+               outage_rounds: int = 0, steady_rate: bool = False, notices: NoticeHostility | None = None) -> Outcome:
     """`outage_rounds`: from round rounds // 3 on, that many rounds pass with no sync run (the scheduler is down).
-    Each round's orders are drawn anew (0..creates, 0..modifies), or with `steady_rate` once for the whole run."""
+    Each round's orders are drawn anew (0..creates, 0..modifies), or with `steady_rate` once for the whole run.
+    `notices`: the marketplace notifies changes (notify.py) to a real receiver, delivered before each run."""
     rng = random.Random(seed)
     steady = (rng.randint(0, creates), rng.randint(0, modifies)) if steady_rate else None
     sim = start_sim(kind, seed, skew=skew, **(hostility or {}))
+    receiver = WebhookReceiver(dsn).start() if notices is not None else None
     try:
         if history_days:
             history(sim, history_days)
         adapter = make_adapter(kind, sim, account, strategy, max_attempts=4)
+        notifier = (Notifier(sim, f"{receiver.url}/{adapter.marketplace}/{account}/notification", notices, seed)
+                    if receiver is not None else None)
         out = Outcome()
         last_run, disturbed = None, True          # the first run is the initial sync: not steady
         outage = range(rounds // 3, rounds // 3 + outage_rounds)
 
         def one_run(steady: bool) -> bool:
             nonlocal last_run
+            if notifier is not None:
+                notifier.deliver()
             changed = changed_since(sim, last_run) if last_run is not None else len(sim.store.by_modified)
             last_run = sim.clock.now()
             calls, retries = adapter.calls(), adapter.client.retries
@@ -190,3 +198,5 @@ def run_rounds(kind: str, dsn: str, seed: int, strategy: Strategy = Strategy(), 
         return res
     finally:
         sim.stop()
+        if receiver is not None:
+            receiver.stop()

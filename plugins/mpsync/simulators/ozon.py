@@ -78,6 +78,16 @@ class OzonSimulator(SimServer):
                 "products": [{"offer_id": i["offerId"], "quantity": i["count"], "price": f"{i['price']}.00"} for i in v.items],
                 "version": v.version}
 
+    def notification(self, kind: str, o, t: float) -> dict:
+        """The push of a change (notify.py): TYPE_NEW_POSTING or TYPE_STATE_CHANGED."""
+        at = datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        head = {"posting_number": f"{o.order_id}-0001-1", "seller_id": 1, "warehouse_id": 1}
+        if kind == "created":
+            return {"message_type": "TYPE_NEW_POSTING", **head, "in_process_at": at,
+                    "products": [{"sku": 1, "quantity": i["count"]} for i in o.items]}
+        return {"message_type": "TYPE_STATE_CHANGED", **head, "new_state": STATUS[o.status],
+                "changed_state_date": at}
+
     def truth(self):
         return {f"{o.order_id}-0001-1": o for o in self.store.orders.values()}
 

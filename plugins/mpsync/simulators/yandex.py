@@ -117,5 +117,16 @@ class YandexSimulator(SimServer):
         }
 
 
+    def notification(self, kind: str, o, t: float) -> dict:
+        """The API notification of a change (notify.py): ORDER_CREATED or ORDER_STATUS_UPDATED."""
+        at = datetime.fromtimestamp(t, MSK).isoformat(timespec="seconds")
+        if kind == "created":
+            return {"notificationType": "ORDER_CREATED", "campaignId": self.campaign_id, "orderId": o.order_id,
+                    "createdAt": at, "items": [{"offerId": i["offerId"], "count": i["count"]} for i in o.items]}
+        status, substatus = STATUS[o.status]
+        return {"notificationType": "ORDER_STATUS_UPDATED", "campaignId": self.campaign_id, "orderId": o.order_id,
+                "status": status, "substatus": substatus, "updatedAt": at}
+
+
 def start_yandex_simulator(port: int = 0, seed: int = 0, **kw) -> YandexSimulator:
     return YandexSimulator(port=port, seed=seed, **kw).start()

@@ -1,0 +1,141 @@
+"""Marketplace notifications as sizing hints (orders/notices.py, webhook.py, windows.py `_Notices`).
+
+The receiver answers as each spec asks, over real HTTP on the real database; notifications connected save
+calls against the same world; lost, duplicated, late and wrongly timed ones never cost an order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import psycopg
+import pytest
+import requests
+from psycopg.types.json import Jsonb
+
+from mpsync.orders.model import UTC, Window
+from mpsync.orders.notices import Notice, WrongEvent, pending, settle
+from mpsync.orders.ozon import OzonAdapter
+from mpsync.orders.webhook import WebhookReceiver
+from mpsync.orders.windows import _Notices
+from mpsync.orders.yandex import YandexAdapter
+from mpsync.simulators.harness import run_rounds
+from mpsync.simulators.notify import NoticeHostility
+
+T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _stored(dsn: str) -> list[dict]:
+    with psycopg.connect(dsn) as conn:
+        return [r[0] for r in conn.execute("select body from order_webhook_inbox order by inbox_id")]
+
+
+@pytest.fixture
+def receiver(exchange_dsn):
+    r = WebhookReceiver(exchange_dsn).start()
+    yield r
+    r.stop()
+
+
+def test_yandex_notifications_are_answered_as_the_spec_asks(receiver, exchange_dsn):
+    url = f"{receiver.url}/yandex/main/notification"
+    ping = requests.post(url, json={"notificationType": "PING", "time": "2026-03-01T12:00:00+03:00"}, timeout=5)
+    assert ping.status_code == 200 and set(ping.json()) == {"version", "name", "time"}
+    changed = {"notificationType": "ORDER_STATUS_UPDATED", "campaignId": 1, "orderId": 42, "status": "PROCESSING",
+               "substatus": "STARTED", "updatedAt": "2026-03-01T15:00:07+03:00"}
+    assert requests.post(url, json=changed, timeout=5).status_code == 200
+    chat = requests.post(url, json={"notificationType": "CHAT_CREATED", "chatId": 5}, timeout=5)
+    assert chat.status_code == 200           # acknowledged, not an order: not stored
+    for bad in ({"notificationType": "ORDER_CREATED", "campaignId": 1, "createdAt": "2026-03-01T12:00:00Z"},
+                {"notificationType": "ORDER_STATUS_UPDATED", "orderId": 1, "updatedAt": "yesterday"},
+                {"orderId": 1}):
+        r = requests.post(url, json=bad, timeout=5)
+        assert r.status_code == 400 and r.json()["error"]["type"] == "WRONG_EVENT_FORMAT", bad
+    r = requests.post(url, data=b'{"notificationType": "ORD', headers={"Content-Type": "application/json"}, timeout=5)
+    assert r.status_code == 400 and r.json()["error"]["type"] == "WRONG_EVENT_FORMAT"
+    assert _stored(exchange_dsn) == [changed]
+    assert YandexAdapter.notification(changed) == [Notice("42", datetime(2026, 3, 1, 12, 0, 7, tzinfo=UTC))]
+
+
+def test_ozon_pushes_are_answered_as_the_spec_asks(receiver, exchange_dsn):
+    url = f"{receiver.url}/ozon/main/notification"
+    ping = requests.post(url, json={"message_type": "TYPE_PING", "time": "2026-03-01T12:00:00Z"}, timeout=5)
+    assert ping.status_code == 200 and set(ping.json()) == {"version", "name", "time"}
+    new = {"message_type": "TYPE_NEW_POSTING", "posting_number": "1-0001-1", "in_process_at": "2026-03-01T12:00:00Z"}
+    assert requests.post(url, json=new, timeout=5).json() == {"result": True}
+    r = requests.post(url, json={"message_type": "TYPE_STATE_CHANGED", "changed_state_date": "2026-03-01T12:00:00Z"},
+                      timeout=5)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "ERROR_PARAMETER_VALUE_MISSED"
+    assert _stored(exchange_dsn) == [new]
+
+
+def test_a_notification_not_stored_is_answered_500_so_it_is_sent_again(exchange_dsn):
+    down = WebhookReceiver("postgresql://nobody@127.0.0.1:1/none").start()    # nothing listens on port 1
+    try:
+        r = requests.post(f"{down.url}/yandex/main/notification", timeout=15, json={
+            "notificationType": "ORDER_CREATED", "campaignId": 1, "orderId": 7, "createdAt": "2026-03-01T12:00:00Z"})
+        assert r.status_code == 500 and r.json()["error"]["type"] == "UNKNOWN"
+    finally:
+        down.stop()
+
+
+def test_pending_notices_keep_each_orders_latest_time_and_settle_once_behind_the_checkpoint(exchange_dsn):
+    def body(oid, at):
+        return {"notificationType": "ORDER_STATUS_UPDATED", "orderId": oid, "updatedAt": at.isoformat()}
+
+    adapter = YandexAdapter.__new__(YandexAdapter)
+    adapter.account = "main"
+    with psycopg.connect(exchange_dsn, autocommit=True) as conn:
+        for b in (body(1, T), body(1, T + timedelta(minutes=5)), body(2, T - timedelta(hours=1)),
+                  body(3, T + timedelta(days=400)), {"notificationType": "ORDER_UPDATED"}):
+            conn.execute("insert into order_webhook_inbox (marketplace, account, body) values ('yandex', 'main', %s)",
+                         (Jsonb(b),))
+        ids, times = pending(conn, adapter, T - timedelta(minutes=1))
+        assert len(ids) == 5      # an unreadable body costs a hint, nothing else
+        assert times == [T + timedelta(minutes=5), T + timedelta(days=400)]     # order 1 once, at its latest
+        assert settle(conn, adapter, ids, T + timedelta(minutes=10)) == 4      # order 1's two, order 2's, the unreadable
+        left = conn.execute("select body->>'orderId' from order_webhook_inbox where processed_at is null").fetchall()
+        assert left == [("3",)]
+        conn.execute("update order_webhook_inbox set received_at = now() - interval '2 days'")
+        assert settle(conn, adapter, ids, T + timedelta(minutes=10)) == 5       # a day old: settled whatever it says
+
+
+def test_a_notice_without_an_order_or_a_time_is_a_wrong_event():
+    with pytest.raises(WrongEvent, match="orderId"):
+        YandexAdapter.notification({"notificationType": "ORDER_CANCELLED", "cancelledAt": "2026-03-01T12:00:00Z"})
+    with pytest.raises(WrongEvent, match="cancelledAt"):
+        YandexAdapter.notification({"notificationType": "ORDER_CANCELLED", "orderId": 3})
+    assert OzonAdapter.notification({"message_type": "TYPE_CHAT_NEW_MESSAGE"}) == []
+
+
+def test_notices_place_a_window_where_a_page_is_full_and_stand_aside_when_they_explain_too_little():
+    times = [T + timedelta(seconds=10 * i) for i in range(200)]        # one change every 10 s
+    n = _Notices(times, page=50)
+    length = n.place(T, timedelta(hours=1))
+    held = n.count(T, T + length)
+    assert 35 <= held < 50           # about a page, with room for the changes no notice told of
+    n.learn(Window(T, T + length), listed=int(held * 1.3))     # the list held 30% more than notified
+    fewer = n.count(T, T + n.place(T, timedelta(hours=1)))
+    assert 20 <= fewer < held / 1.2         # each notice stands for more orders, with more room for the unknown
+    n.learn(Window(T, T + length), listed=held * 5)   # most changes were not notified (notifications off)
+    assert n.place(T, timedelta(hours=1)) is None     # the rate sizes the windows again
+
+
+@pytest.mark.parametrize("kind", ["yandex", "ozon"])
+def test_notifications_save_calls_and_hostile_ones_lose_nothing(kind, exchange_dsn):
+    world = dict(rounds=8, creates=300, modifies=300, gap=900, skew=-1800, steady_rate=True, history_days=1,
+                 hostility={"churn_per_call": 1.0, "create_per_call": 0.5, "visibility_lag_ms": 30_000})
+    seeds = (11, 12)
+    without = [run_rounds(kind, exchange_dsn, seed=s, account=f"none-{s}", **world) for s in seeds]
+    clean = [run_rounds(kind, exchange_dsn, seed=s, account=f"clean-{s}", notices=NoticeHostility(), **world)
+             for s in seeds]
+    hostile = NoticeHostility(p_lost=0.3, p_dup=0.2, p_late=0.2, jitter=120)
+    bad = [run_rounds(kind, exchange_dsn, seed=s, account=f"bad-{s}", notices=hostile, **world) for s in seeds]
+    for o in without + clean + bad:
+        assert (o.lost, o.stale) == (0, 0), o.lost_ids
+    calls = {name: sum(o.steady_calls for o in runs) for name, runs in
+             (("without", without), ("clean", clean), ("bad", bad))}
+    # the same seeds, so the same activity between runs (our own calls' churn differs a little)
+    ratio = {name: calls[name] / sum(o.steady_min for o in runs) for name, runs in
+             (("without", without), ("clean", clean), ("bad", bad))}
+    assert ratio["clean"] < ratio["without"] and ratio["clean"] <= 1.3, ratio
