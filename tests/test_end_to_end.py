@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+import requests
 import yaml
 from lxml import etree
 
@@ -445,6 +446,15 @@ def _close_the_loop(af: Airflow, system: LocalSystem, own_dir: Path, products: l
     mark = {ch: len(seq) for ch, seq in _received(system).items()}
     af.wait_success("sync_push", af.trigger("sync_push"), timeout=240)
     assert _held(system)["ozon"][item.article] == base[item.article] - 1     # not restored by the next push
+
+    # 1b. Ozon's push of that posting reaches the running API server's /orders receiver (a sizing hint)
+    push = {"message_type": "TYPE_NEW_POSTING", "posting_number": posting, "seller_id": 1, "warehouse_id": 1,
+            "in_process_at": "2026-03-01T12:00:00Z", "products": []}
+    answer = requests.post(f"{system.airflow_url}/orders/ozon/main/notification", json=push, timeout=30)
+    assert (answer.status_code, answer.json()) == (200, {"result": True}), answer.text
+    with psycopg.connect(system.exchange_dsn) as conn:
+        assert conn.execute("select count(*) from order_webhook_inbox where marketplace = 'ozon'"
+                            " and body->>'posting_number' = %s", (posting,)).fetchone()[0] == 1
 
     # 2. 1C takes the orders through the exchange on the running API server
     one_c = OneC(system.onec_exchange_url, "onec", system.secrets()["onec_exchange_password"])

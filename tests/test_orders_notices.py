@@ -139,3 +139,22 @@ def test_notifications_save_calls_and_hostile_ones_lose_nothing(kind, exchange_d
     ratio = {name: calls[name] / sum(o.steady_min for o in runs) for name, runs in
              (("without", without), ("clean", clean), ("bad", bad))}
     assert ratio["clean"] < ratio["without"] and ratio["clean"] <= 1.3, ratio
+
+
+def test_the_api_servers_receiver_serves_configured_accounts_only(exchange_dsn):
+    from mpsync.orders.receiver_app import create_app
+    from tests.test_onec_exchange import Server
+
+    app = create_app(lambda: exchange_dsn, lambda: {("yandex", "main"), ("megamarket", "main")})
+    with Server(app=app, path="") as server:
+        changed = {"notificationType": "ORDER_CREATED", "campaignId": 1, "orderId": 9,
+                   "createdAt": "2026-03-01T12:00:00+03:00", "items": []}
+        r = requests.post(f"{server.url}/yandex/main/notification", json=changed, timeout=10)
+        assert r.status_code == 200 and set(r.json()) == {"version", "name", "time"}
+        r = requests.post(f"{server.url}/yandex/main/notification", data=b"[" * 100_000, timeout=10)
+        assert r.status_code == 400 and r.json()["error"]["type"] == "WRONG_EVENT_FORMAT"
+        assert requests.post(f"{server.url}/yandex/other/notification", json=changed, timeout=10).status_code == 404
+        assert requests.post(f"{server.url}/ozon/main/notification", json={}, timeout=10).status_code == 404
+        r = requests.post(f"{server.url}/megamarket/main/order/new", json={"data": {"shipments": []}}, timeout=10)
+        assert r.json()["success"] == 1
+    assert [b.get("orderId") for b in _stored(exchange_dsn)] == [9, None]

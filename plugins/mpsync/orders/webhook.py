@@ -18,6 +18,7 @@ import socket
 import threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -37,6 +38,29 @@ def store_webhook(dsn: str, marketplace: str, account: str, body: dict) -> dict:
         conn.execute("insert into order_webhook_inbox (marketplace, account, body) values (%s, %s, %s)",
                      (marketplace, account, Jsonb(body)))
     return ACK
+
+
+def store_notification(conn: psycopg.Connection, marketplace: str, account: str, body: dict) -> None:
+    conn.execute("insert into order_webhook_inbox (marketplace, account, body) values (%s, %s, %s)",
+                 (marketplace, account, Jsonb(body)))
+
+
+def receive_notification(store: Callable[[dict], None], marketplace: str, raw: bytes) -> tuple[int, dict]:
+    """The answer to one notification: read by its marketplace's adapter, stored by `store` (order changes
+    only) before a 200; 400 for a body that is not its format; 500 when it could not be stored."""
+    kind, now, body = NOTIFIED[marketplace], datetime.now(timezone.utc), None
+    try:
+        body = json.loads(raw)
+        notices = kind.notification(body)
+    except (ValueError, RecursionError) as exc:     # not JSON (or nested past reason), or not its format
+        return 400, kind.notification_answer(body, now, "format", str(exc))
+    if notices:
+        try:
+            store(body)
+        except psycopg.Error as exc:    # not stored: say so, the marketplace sends it again
+            log.error("%s notification not stored: %s", marketplace, exc)
+            return 500, kind.notification_answer(body, now, "unknown", "not stored, send again")
+    return 200, kind.notification_answer(body, now)
 
 
 class WebhookReceiver(ThreadingHTTPServer):
@@ -86,23 +110,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _notification(self, marketplace: str, account: str) -> None:
-        kind, now, body = NOTIFIED[marketplace], datetime.now(timezone.utc), None
-        try:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-            notices = kind.notification(body)
-        except ValueError as exc:       # not JSON, or not this marketplace's format (WrongEvent)
-            return self._answer(400, kind.notification_answer(body, now, "format", str(exc)))
-        if notices:
+        def store(body: dict) -> None:
+            if self.db is None or self.db.closed:
+                self.db = psycopg.connect(self.server.dsn, connect_timeout=10, autocommit=True)
             try:
-                if self.db is None or self.db.closed:
-                    self.db = psycopg.connect(self.server.dsn, connect_timeout=10, autocommit=True)
-                self.db.execute("insert into order_webhook_inbox (marketplace, account, body) values (%s, %s, %s)",
-                                (marketplace, account, Jsonb(body)))
-            except psycopg.Error as exc:    # not stored: say so, the marketplace sends it again
-                log.error("notification not stored: %s", exc)
+                store_notification(self.db, marketplace, account, body)
+            except psycopg.Error:
                 self.db = None
-                return self._answer(500, kind.notification_answer(body, now, "unknown", "not stored, resend"))
-        self._answer(200, kind.notification_answer(body, now))
+                raise
+
+        self._answer(*receive_notification(store, marketplace, self.rfile.read(int(self.headers.get("Content-Length") or 0))))
 
     def do_POST(self):
         parts = self.path.strip("/").split("/")

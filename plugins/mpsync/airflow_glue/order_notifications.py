@@ -1,0 +1,29 @@
+"""Order notifications (Yandex, Ozon) and webhooks (Megamarket) served by Airflow's API server at /orders.
+
+Why there: it already runs in every deployment and listens on the one published HTTP port (as the 1C
+exchange, onec_exchange.py). The marketplace's cabinet gets `<public address>/orders/<marketplace>/<account>`
+(Yandex appends /notification itself); docs/orders.md. Config and connections are read at the first request.
+"""
+
+from __future__ import annotations
+
+from mpsync.orders.receiver_app import create_app
+
+URL_PREFIX = "/orders"
+
+
+def _dsn() -> str:
+    from mpsync.airflow_glue.connections import EXCHANGE_DB
+    from mpsync.airflow_glue.onec_exchange import _dsn as dsn_of
+
+    return dsn_of(EXCHANGE_DB)
+
+
+def _accounts() -> set[tuple[str, str]]:
+    from mpsync.orders.config import orders_config
+
+    return {(a.marketplace, a.account) for a in orders_config().accounts}
+
+
+def fastapi_app():
+    return create_app(_dsn, _accounts)
