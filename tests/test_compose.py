@@ -294,7 +294,7 @@ def test_ui_and_feeds_are_published_on_localhost_by_default(compose, env_example
             assert name == "proxy" and service.get("profiles") == ["tls"], name
 
 
-def test_the_tls_proxy_serves_the_feeds_and_only_1c_exchange_path(compose):
+def test_the_tls_proxy_serves_the_feeds_and_only_the_1c_exchange_and_order_receiver_paths(compose):
     proxy = compose["services"]["proxy"]
     caddyfile = next(v.split(":")[0] for v in proxy["volumes"] if v.startswith("./"))
     text = (ROOT / caddyfile).read_text(encoding="utf-8")
@@ -302,8 +302,12 @@ def test_the_tls_proxy_serves_the_feeds_and_only_1c_exchange_path(compose):
     from mpsync.airflow_glue.onec_exchange import URL_PREFIX
 
     assert re.search(rf"handle {URL_PREFIX}/exchange\*\s*\{{\s*reverse_proxy api-server:8080", text)
-    # nothing else of the API server (UI, REST API) goes through it
-    assert text.count("api-server:8080") == 1 and 'respond "Not found" 404' in text
+    # the order receivers' paths, and nothing else of the API server (UI, REST API), go through it
+    assert text.count("api-server:8080") == 2 and 'respond "Not found" 404' in text
+    orders = re.compile(re.search(r"@orders path_regexp (\S+)", text).group(1))
+    assert orders.match("/orders/yandex/main/notification") and orders.match("/orders/megamarket/main/order/new")
+    for path in ("/orders/yandex/main/notification/x", "/api/v2/dags", "/orders/", "/orders/a/b/c/notification"):
+        assert not orders.match(path), path
 
 
 def test_init_refuses_the_placeholder_secrets_of_env_example(compose, env_example):
