@@ -34,6 +34,15 @@ class Notice:
     at: datetime
 
 
+def notices_in(body, type_key: str, id_key: str, kinds: dict[str, tuple[str, ...]]) -> list[Notice]:
+    """The order change a notification body names, by its type (`kinds`: the time keys of each order type;
+    another type, a ping or a chat, names none); WrongEvent if it is not a notification."""
+    if not isinstance(body, dict) or not isinstance(body.get(type_key), str):
+        raise WrongEvent(f"{type_key} is missing")
+    keys = kinds.get(body[type_key])
+    return [notice(body, id_key, keys)] if keys else []
+
+
 def notice(body: dict, id_key: str, time_keys: tuple[str, ...]) -> Notice:
     """The notice in `body`: its order and the first of `time_keys` present; WrongEvent if either is missing."""
     oid = body.get(id_key)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from mpsync.orders.client import ApiClient, require
 from mpsync.orders.model import CREATED, MODIFIED, ApiError, ApiRefused, Order, Read, Window, parse_time
-from mpsync.orders.notices import Notice, WrongEvent, notice
+from mpsync.orders.notices import Notice, notices_in
 
 LIMIT = 100
 YEAR = timedelta(days=365)
@@ -119,10 +119,7 @@ class OzonAdapter:
     @staticmethod
     def notification(body) -> list[Notice]:
         """The posting changes a push names: none for TYPE_PING and other types."""
-        if not isinstance(body, dict) or not isinstance(body.get("message_type"), str):
-            raise WrongEvent("message_type is missing")
-        keys = NOTIFIED.get(body["message_type"])
-        return [notice(body, "posting_number", keys)] if keys else []
+        return notices_in(body, "message_type", "posting_number", NOTIFIED)
 
     @staticmethod
     def notification_answer(body, now: datetime, error: str | None = None, message: str = "") -> dict:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 from mpsync.orders.client import ApiClient, require
 from mpsync.orders.model import CREATED, MODIFIED, ApiError, ApiRefused, Order, Read, Window, parse_time
-from mpsync.orders.notices import Notice, WrongEvent, notice
+from mpsync.orders.notices import Notice, notices_in
 
 MSK = timezone(timedelta(hours=3))
 LIMIT = 50
@@ -127,10 +127,7 @@ class YandexAdapter:
     @staticmethod
     def notification(body) -> list[Notice]:
         """The order changes a notification names (sendNotification): none for PING and other types."""
-        if not isinstance(body, dict) or not isinstance(body.get("notificationType"), str):
-            raise WrongEvent("notificationType is missing")
-        keys = NOTIFIED.get(body["notificationType"])
-        return [notice(body, "orderId", keys)] if keys else []
+        return notices_in(body, "notificationType", "orderId", NOTIFIED)
 
     @staticmethod
     def notification_answer(body, now: datetime, error: str | None = None, message: str = "") -> dict:
