@@ -139,6 +139,11 @@ def test_notifications_save_calls_and_hostile_ones_lose_nothing(kind, exchange_d
     ratio = {name: calls[name] / sum(o.steady_min for o in runs) for name, runs in
              (("without", without), ("clean", clean), ("bad", bad))}
     assert ratio["clean"] < ratio["without"] and ratio["clean"] <= 1.3, ratio
+    with psycopg.connect(exchange_dsn) as conn:     # the window log says how many orders were notified
+        listed, notified = conn.execute(
+            "select sum(orders), sum(notified) from order_sync_window where account like 'clean-%%' and mode = 'live'"
+            " and marketplace = %s", (kind,)).fetchone()
+        assert 0.8 * listed <= notified <= listed, (listed, notified)
 
 
 def test_the_api_servers_receiver_serves_configured_accounts_only(exchange_dsn):

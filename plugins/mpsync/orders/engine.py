@@ -14,6 +14,7 @@ Rules (DOMAIN.md section 4), each with a test in tests/test_orders_engine.py:
 
 from __future__ import annotations
 
+import bisect
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -151,7 +152,7 @@ def sync_account(dsn: str, adapter: Adapter, settings: SyncSettings = SyncSettin
 
 
 def _commit_window(run: _Run, mode: str, dimension: str, w: Window, orders: list[Order], mark: str | None,
-                   calls_before: int) -> None:
+                   calls_before: int, notified: int | None = None) -> None:
     merged: dict[str, Order] = {}
     merge(merged, orders)
     a = run.adapter
@@ -161,19 +162,22 @@ def _commit_window(run: _Run, mode: str, dimension: str, w: Window, orders: list
             written = store.write_mark(run.conn, mark, run.key, w.end)
             if mark == store.CHECKPOINT:
                 run.report.checkpoint_after = written
-        store.log_window(run.conn, a.marketplace, a.account, mode, dimension, w, n, a.calls() - calls_before)
+        store.log_window(run.conn, a.marketplace, a.account, mode, dimension, w, n, a.calls() - calls_before,
+                         notified)
     run.report.windows += 1
     run.report.orders += n
 
 
 def _walk_and_commit(run: _Run, mode: str, dimension: str, start: datetime, cap: timedelta, mark: str | None, *,
                      first_length: timedelta | None = None, limit: datetime | None = None,
-                     gap: timedelta = timedelta(0), before_read=None, notified=()) -> None:
+                     gap: timedelta = timedelta(0), before_read=None, notified: list[datetime] | None = None,
+                     ratio: tuple[float, float] | None = None) -> None:
     calls = run.adapter.calls()
     for w, orders in walk(run.adapter, start, dimension, cap=cap, first_length=first_length or cap,
                           bound=run.bound, limit=limit, trust=run.strategy.trust_paging, gap=gap,
-                          before_read=before_read, report=run.report, notices=notified):
-        _commit_window(run, mode, dimension, w, orders, mark, calls)
+                          before_read=before_read, report=run.report, notices=notified or (), ratio=ratio):
+        count = None if notified is None else bisect.bisect_left(notified, w.end) - bisect.bisect_left(notified, w.start)
+        _commit_window(run, mode, dimension, w, orders, mark, calls, count)
         calls = run.adapter.calls()
 
 
@@ -230,11 +234,12 @@ def _run(run: _Run, resync: Window | None, resync_dimension: str) -> None:
             with run.conn.transaction():
                 report.checkpoint_after = store.write_mark(run.conn, store.CHECKPOINT, run.key, w.end)
     # notifications, where connected, place the windows (hints only: the list proves them, notices.py)
-    inbox, notified = (notices.pending(run.conn, adapter, start) if hasattr(adapter, "notification")
-                       and not strategy.trust_paging else ([], []))
+    read = hasattr(adapter, "notification") and not strategy.trust_paging
+    inbox, notified = notices.pending(run.conn, adapter, start) if read else ([], None)
     _walk_and_commit(run, "live", MODIFIED, start, step, None if before else store.CHECKPOINT,
                      first_length=_first_length(run, start, step),
-                     gap=timedelta(0) if strategy.overlap else SECOND, before_read=before, notified=notified)
+                     gap=timedelta(0) if strategy.overlap else SECOND, before_read=before, notified=notified,
+                     ratio=notices.last_ratio(run.conn, adapter) if read else None)
     with run.conn.transaction():
         notices.settle(run.conn, adapter, inbox, report.checkpoint_after)
     _sweep(run)

@@ -73,6 +73,16 @@ def pending(conn, adapter, since: datetime) -> tuple[list[int], list[datetime]]:
     return [r[0] for r in rows], sorted(t for t in latest.values() if t >= since)
 
 
+def last_ratio(conn, adapter, windows: int = 3) -> tuple[float, float] | None:
+    """Orders listed and notified in the account's last live windows that had notifications: where the next
+    run's placement starts (most orders notified, or a share lost all along), not from "all of them"."""
+    listed, notified = conn.execute(
+        "select sum(orders), sum(notified) from (select orders, notified from order_sync_window"
+        " where marketplace = %s and account = %s and mode = 'live' and notified > 0"
+        " order by window_id desc limit %s) w", (adapter.marketplace, adapter.account, windows)).fetchone()
+    return (float(listed), float(notified)) if notified else None
+
+
 def settle(conn, adapter, ids: list[int], checkpoint: datetime | None) -> int:
     """Mark processed the notifications read this run whose every notice is behind the checkpoint (or that
     came over a day ago: a time far in the future must not keep a row pending for ever)."""

@@ -92,10 +92,10 @@ def note_failure(conn: psycopg.Connection, key: str, error: str) -> None:
 
 
 def log_window(conn: psycopg.Connection, marketplace: str, account: str, mode: str, dimension: str,
-               window: Window | None, orders: int, api_calls: int) -> None:
+               window: Window | None, orders: int, api_calls: int, notified: int | None = None) -> None:
     conn.execute(
         "insert into order_sync_window (marketplace, account, mode, dimension, window_start, window_end, orders,"
-        " api_calls) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+        " api_calls, notified) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (marketplace, account, mode, dimension, window.start if window else None, window.end if window else None,
-         orders, api_calls),
+         orders, api_calls, notified),
     )

@@ -95,14 +95,15 @@ class _Sizer:
     BURST = 4       # a second holding this many times what the window's busy seconds hold is a burst
     MORE = 1.25     # a page that overflowed stands for this many times its orders (at least one more)
 
-    def __init__(self, adapter, first_length: timedelta, cap: timedelta, notices: Sequence[datetime] = ()):
+    def __init__(self, adapter, first_length: timedelta, cap: timedelta, notices: Sequence[datetime] = (),
+                 ratio: tuple[float, float] | None = None):
         self.fill, self.cap = getattr(adapter, "fill", None), cap
         self.counts = getattr(adapter, "counts", False)    # its read proves many pages by a count
         self.length = min(cap, first_length)
         self.n, self.seconds = (self.fill, self.length.total_seconds()) if self.fill else (0, 0.0)
         self.exact: timedelta | None = None                 # the next window's length, as cut (no even split)
         page = (getattr(adapter, "page", None) or int(self.fill * 1.2)) if self.fill else 0
-        self.notices = _Notices(notices, page) if notices and self.fill and not self.counts else None
+        self.notices = _Notices(notices, page, ratio) if notices and self.fill and not self.counts else None
 
     def _observe(self, n: float, length: timedelta) -> None:
         self.n = self.n * self.DECAY + n
@@ -186,9 +187,9 @@ class _Notices:
     DECAY, SHORT = 0.6, 1.6
     Z = 2.5            # room for this many standard deviations of the orders a placed window holds
 
-    def __init__(self, times: Sequence[datetime], page: int):
+    def __init__(self, times: Sequence[datetime], page: int, ratio: tuple[float, float] | None = None):
         self.times, self.page = sorted(times), page
-        self.listed, self.notified = 1.0, 1.0
+        self.listed, self.notified = ratio or (1.0, 1.0)     # (listed, notified) of the last run's windows
 
     def learn(self, w: Window, listed: int) -> None:
         self.listed = self.listed * self.DECAY + listed
@@ -238,7 +239,8 @@ def _one_answer(adapter, w: Window, dimension: str) -> Read | None:
 def walk(adapter, start: datetime, dimension: str, *, cap: timedelta, first_length: timedelta,
          bound: Callable[[], datetime | None], limit: datetime | None = None, trust: bool = False,
          gap: timedelta = timedelta(0), before_read: Callable[[Window], None] | None = None,
-         report=None, notices: Sequence[datetime] = ()) -> Iterator[tuple[Window, list[Order]]]:
+         report=None, notices: Sequence[datetime] = (),
+         ratio: tuple[float, float] | None = None) -> Iterator[tuple[Window, list[Order]]]:
     """Proven windows from `start` up to the bound, in time order.
 
     `bound()` is the server clock minus the margin, None until the run's first answer (whose Date it is):
@@ -246,7 +248,7 @@ def walk(adapter, start: datetime, dimension: str, *, cap: timedelta, first_leng
     part before the bound too (it only loses orders). `limit` caps the walk (a re-sync's end).
     """
     precision = adapter.precision_of(dimension)
-    a, size = start, _Sizer(adapter, max(first_length, precision), cap, notices)
+    a, size = start, _Sizer(adapter, max(first_length, precision), cap, notices, ratio)
     while True:
         hi = _min(bound(), limit)
         if hi is not None and a >= hi:
