@@ -40,6 +40,7 @@ from mpsync import db  # noqa: E402
 from mpsync.local.postgres import LocalPostgres, free_port  # noqa: E402
 from mpsync.orders.engine import Strategy  # noqa: E402
 from mpsync.simulators.harness import Outcome, run_rounds  # noqa: E402
+from mpsync.simulators.notify import NoticeHostility  # noqa: E402
 
 STRATEGIES = {
     "correct": Strategy(),
@@ -57,8 +58,15 @@ HOSTILE = {"churn_per_call": 1.0, "create_per_call": 0.5, "p_rate_limit": 0.03, 
 
 
 GOALS = ("taobao", "yandex", "ozon", "site")       # the adapters with a steady-state goal (<= 1.5x the minimum)
+NOTIFIED = ("yandex", "ozon")                       # the marketplaces that notify order changes (notices.py)
 WORLDS = {"rates redrawn every round": {}, "one rate for the whole run": {"steady_rate": True},
-          "no change caused by our calls": {"hostility": {"churn_per_call": 0.0, "create_per_call": 0.0}}}
+          "no change caused by our calls": {"hostility": {"churn_per_call": 0.0, "create_per_call": 0.0}},
+          # the rounds above, with the marketplace's notifications connected to our receiver (hints, never proofs)
+          "notifications: every one delivered": {"notices": NoticeHostility()},
+          "notifications: 10% lost, 5% twice, 10% late, time +-3 s":
+              {"notices": NoticeHostility(p_lost=0.1, p_dup=0.05, p_late=0.1, jitter=3)},
+          "notifications: 30% lost, 10% twice, 20% late, time +-30 s":
+              {"notices": NoticeHostility(p_lost=0.3, p_dup=0.1, p_late=0.2, jitter=30)}}
 
 
 def _steady_worlds(dsn: str, kinds: list[str], args) -> list[str]:
@@ -66,7 +74,9 @@ def _steady_worlds(dsn: str, kinds: list[str], args) -> list[str]:
     makes the main table's ratio swing by +-0.1. Three worlds tell apart what the calls go to: the rounds as
     above; one rate drawn for the whole run (no jump between rounds); and no order changed or created by our
     own calls (the hostility that changes the window being paged puts those changes, all at the moment of the
-    run, at the start of the next run's range: a dense cluster no rate foresees)."""
+    run, at the start of the next run's range: a dense cluster no rate foresees). Where the marketplace
+    notifies changes, the rounds again with its notifications connected: all delivered, then as hostile as
+    the specs allow at two strengths."""
     lines = ["## Order sync: steady state over many seeds, correct strategy (bench/bench_orders.py --steady-seeds)", "",
              "", f"{args.steady_seeds} seeds (2000-{1999 + args.steady_seeds}) x {args.rounds} rounds, the same "
              "rounds and hostility as the orders table (kills, outage, errors, unstable paging, lag) unless the "
@@ -75,13 +85,15 @@ def _steady_worlds(dsn: str, kinds: list[str], args) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for kind in kinds:
         for i, (world, change) in enumerate(WORLDS.items()):
+            if "notices" in change and kind not in NOTIFIED:
+                continue
             total, started = Outcome(), time.perf_counter()
             for seed in range(2000, 2000 + args.steady_seeds):
                 hostility = dict(HOSTILE, **change.get("hostility", {}))
                 total.add(run_rounds(kind, dsn, seed=seed, account=f"steady{i}-{seed}", rounds=args.rounds,
                                      creates=args.orders, modifies=args.orders, p_kill=0.3, skew=-1800, gap=900,
                                      history_days=3, hostility=hostility, outage_rounds=3,
-                                     steady_rate=change.get("steady_rate", False)))
+                                     steady_rate=change.get("steady_rate", False), notices=change.get("notices")))
             print(f"steady {kind:10} {world:32} lost {total.lost} stale {total.stale} {total.steady_calls} / "
                   f"{total.steady_min} = {_ratio(total.steady_calls, total.steady_min)} "
                   f"{time.perf_counter() - started:.0f} s", flush=True)
