@@ -14,7 +14,6 @@ Rules (DOMAIN.md section 4), each with a test in tests/test_orders_engine.py:
 
 from __future__ import annotations
 
-import bisect
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,7 +24,7 @@ import psycopg
 from mpsync.orders import notices, store
 from mpsync.orders.client import ApiClient
 from mpsync.orders.model import CREATED, MODIFIED, UTC, Order, OrderSyncError, Read, Window, merge
-from mpsync.orders.windows import walk
+from mpsync.orders.windows import count_between, walk
 
 log = logging.getLogger(__name__)
 SECOND = timedelta(seconds=1)
@@ -176,7 +175,7 @@ def _walk_and_commit(run: _Run, mode: str, dimension: str, start: datetime, cap:
     for w, orders in walk(run.adapter, start, dimension, cap=cap, first_length=first_length or cap,
                           bound=run.bound, limit=limit, trust=run.strategy.trust_paging, gap=gap,
                           before_read=before_read, report=run.report, notices=notified or (), ratio=ratio):
-        count = None if notified is None else bisect.bisect_left(notified, w.end) - bisect.bisect_left(notified, w.start)
+        count = None if notified is None else count_between(notified, w.start, w.end)
         _commit_window(run, mode, dimension, w, orders, mark, calls, count)
         calls = run.adapter.calls()
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from mpsync.orders.webhook import NOTIFIED, receive_notification, store_notification, store_webhook
+from mpsync.orders.webhook import NOTIFIED, receive_notification, store_body, store_webhook
 
 MAX_BYTES = 1 << 20          # a notification is a few hundred bytes; more is not one
 
@@ -52,7 +52,7 @@ def create_app(dsn: Callable[[], str], accounts: Callable[[], set[tuple[str, str
         def receive() -> tuple[int, dict]:
             def store(b: dict) -> None:
                 with psycopg.connect(url, connect_timeout=10, autocommit=True) as conn:
-                    store_notification(conn, marketplace, account, b)
+                    store_body(conn, marketplace, account, b)
             return receive_notification(store, marketplace, raw if raw is not None else b"[")
 
         status, answer = await run_in_threadpool(receive)

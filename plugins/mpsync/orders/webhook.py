@@ -35,12 +35,12 @@ def store_webhook(dsn: str, marketplace: str, account: str, body: dict) -> dict:
     if not isinstance(body, dict):
         raise ValueError("webhook body must be a JSON object")
     with psycopg.connect(dsn, connect_timeout=10) as conn:
-        conn.execute("insert into order_webhook_inbox (marketplace, account, body) values (%s, %s, %s)",
-                     (marketplace, account, Jsonb(body)))
+        store_body(conn, marketplace, account, body)
     return ACK
 
 
-def store_notification(conn: psycopg.Connection, marketplace: str, account: str, body: dict) -> None:
+def store_body(conn: psycopg.Connection, marketplace: str, account: str, body: dict) -> None:
+    """A webhook's or notification's body into the inbox (committed by the caller's connection)."""
     conn.execute("insert into order_webhook_inbox (marketplace, account, body) values (%s, %s, %s)",
                  (marketplace, account, Jsonb(body)))
 
@@ -114,8 +114,9 @@ class _Handler(BaseHTTPRequestHandler):
             if self.db is None or self.db.closed:
                 self.db = psycopg.connect(self.server.dsn, connect_timeout=10, autocommit=True)
             try:
-                store_notification(self.db, marketplace, account, body)
+                store_body(self.db, marketplace, account, body)
             except psycopg.Error:
+                self.db.close()         # broken or not: the next notification connects anew
                 self.db = None
                 raise
 

@@ -196,7 +196,7 @@ class _Notices:
         self.notified = self.notified * self.DECAY + self.count(w.start, w.end)
 
     def count(self, a: datetime, b: datetime) -> int:
-        return bisect.bisect_left(self.times, b) - bisect.bisect_left(self.times, a)
+        return count_between(self.times, a, b)
 
     def place(self, at: datetime, remaining: timedelta | None) -> timedelta | None:
         """The window from `at` that holds about a page by the notifications, or None (they explain too little)."""
@@ -211,6 +211,11 @@ class _Notices:
         if i >= len(self.times):        # the notified changes end before the bound: one window to it (the
             return remaining            # bound not known yet, before the run's first answer: None, the rate)
         return max(timedelta(seconds=1), self.times[i].replace(microsecond=0) - at)
+
+
+def count_between(times: Sequence[datetime], a: datetime, b: datetime) -> int:
+    """How many of the sorted `times` fall in [a, b)."""
+    return bisect.bisect_left(times, b) - bisect.bisect_left(times, a)
 
 
 def _rate_sample(times: list[datetime], burst: int) -> int:
