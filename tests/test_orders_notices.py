@@ -6,6 +6,7 @@ calls against the same world; lost, duplicated, late and wrongly timed ones neve
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 import psycopg
@@ -150,7 +151,13 @@ def test_the_api_servers_receiver_serves_configured_accounts_only(exchange_dsn):
     from mpsync.orders.receiver_app import create_app
     from tests.test_onec_exchange import Server
 
-    app = create_app(lambda: exchange_dsn, lambda: {("yandex", "main"), ("megamarket", "main")})
+    configured, reads = {("yandex", "main"), ("megamarket", "main")}, []
+
+    def accounts():
+        reads.append(1)
+        return set(configured)
+
+    app = create_app(lambda: exchange_dsn, accounts, reread=3600)
     with Server(app=app, path="") as server:
         changed = {"notificationType": "ORDER_CREATED", "campaignId": 1, "orderId": 9,
                    "createdAt": "2026-03-01T12:00:00+03:00", "items": []}
@@ -160,6 +167,30 @@ def test_the_api_servers_receiver_serves_configured_accounts_only(exchange_dsn):
         assert r.status_code == 400 and r.json()["error"]["type"] == "WRONG_EVENT_FORMAT"
         assert requests.post(f"{server.url}/yandex/other/notification", json=changed, timeout=10).status_code == 404
         assert requests.post(f"{server.url}/ozon/main/notification", json={}, timeout=10).status_code == 404
+        assert len(reads) == 1       # strangers asking for made-up accounts: the config is not read again
         r = requests.post(f"{server.url}/megamarket/main/order/new", json={"data": {"shipments": []}}, timeout=10)
         assert r.json()["success"] == 1
     assert [b.get("orderId") for b in _stored(exchange_dsn)] == [9, None]
+
+
+def test_an_account_added_to_the_config_is_served_without_a_restart(exchange_dsn):
+    from mpsync.orders.receiver_app import create_app
+    from tests.test_onec_exchange import Server
+
+    configured, reads = {("yandex", "main")}, []
+
+    def accounts():
+        reads.append(1)
+        return set(configured)
+
+    ping = {"notificationType": "PING", "time": "2026-03-01T12:00:00+03:00"}
+    with Server(app=create_app(lambda: exchange_dsn, accounts, reread=0.5), path="") as server:
+        url = f"{server.url}/yandex/second/notification"
+        assert requests.post(url, json=ping, timeout=10).status_code == 404
+        configured.add(("yandex", "second"))      # the operator adds the account (the cabinet sends its PING)
+        assert requests.post(url, json=ping, timeout=10).status_code == 404    # within REREAD of the last read
+        time.sleep(0.6)
+        r = requests.post(url, json=ping, timeout=10)
+        assert r.status_code == 200 and set(r.json()) == {"version", "name", "time"}
+        assert requests.post(f"{server.url}/yandex/main/notification", json=ping, timeout=10).status_code == 200
+    assert len(reads) == 2

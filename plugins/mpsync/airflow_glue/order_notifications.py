@@ -2,7 +2,8 @@
 
 Why there: it already runs in every deployment and listens on the one published HTTP port (as the 1C
 exchange, onec_exchange.py). The marketplace's cabinet gets `<public address>/orders/<marketplace>/<account>`
-(Yandex appends /notification itself); docs/orders.md. Config and connections are read at the first request.
+(Yandex appends /notification itself); docs/orders.md. Config and connections are read at the first request,
+the accounts again when an unknown one is asked (an account added is served without a restart).
 """
 
 from __future__ import annotations
