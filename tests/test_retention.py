@@ -121,14 +121,17 @@ def test_the_log_tables_lose_only_what_is_older_than_the_horizon(exchange_dsn):
                          " values ('megamarket', 'main', '{}', %s)", (when,))
         conn.execute("insert into order_webhook_inbox (marketplace, account, body, received_at)"
                      " values ('megamarket', 'main', '{}', %s)", (_days_ago(300),))     # never processed: kept
+        for when in (_days_ago(100), _days_ago(3)):     # notifications of an account that no longer syncs
+            conn.execute("insert into order_webhook_inbox (marketplace, account, body, received_at)"
+                         " values ('yandex', 'removed', '{}', %s)", (when,))
 
         deleted = retention.trim_tables(conn, retention.horizon(NOW, 90))
         left = conn.execute("select import_file_id from import_reject").fetchall()
         ledger = conn.execute("select count(*) from import_file").fetchone()[0]
         inbox = conn.execute("select count(*) from order_webhook_inbox").fetchone()[0]
-    assert deleted == {"import_reject": 1, "order_sync_window": 1, "order_webhook_inbox": 1, "onec_exchange_log": 1}
+    assert deleted == {"import_reject": 1, "order_sync_window": 1, "order_webhook_inbox": 2, "onec_exchange_log": 1}
     assert sorted(r[0] for r in left) == sorted([files["new"], files["running"]])
-    assert ledger == 3 and inbox == 2
+    assert ledger == 3 and inbox == 3
 
 
 def test_the_ftp_archive_and_result_files_older_than_the_horizon_are_deleted(ftp_server, ftp_params):

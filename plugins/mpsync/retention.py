@@ -6,7 +6,8 @@ What grows without bound otherwise, and how each is trimmed:
   DROPPED whole, so the trim costs the same whatever the table holds, and the hourly import never gets slower
   with the history's age. `stock_as_of` / `price_as_of` refuse a time before what is kept.
 - `import_reject` of imports finished before the horizon, `order_sync_window` rows committed before it,
-  processed `order_webhook_inbox` bodies, `onec_exchange_log` lines: DELETE by an indexed time.
+  processed `order_webhook_inbox` bodies (and notifications nobody settled: an account removed from the config),
+  `onec_exchange_log` lines: DELETE by an indexed time.
 - On the FTP: the archive's day folders (`processed_folder/YYYY-MM-DD/`) before the horizon, and result files
   in the results folder last modified before it (the feeds' reports in `results/feeds/` are replaced in
   place, never accumulate, and are left alone).
@@ -32,7 +33,7 @@ from mpsync.settings import ConfigError, Settings
 log = logging.getLogger(__name__)
 HISTORY_TABLES = ("stock_history", "price_history")
 _DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-# The log tables trimmed by time: include/sql/retention/<table>.sql, the horizon its one parameter.
+# The log tables trimmed by time: include/sql/retention/<table>.sql, the horizon its one parameter (`before`).
 TRIMMED = ("import_reject", "order_sync_window", "order_webhook_inbox", "onec_exchange_log")
 
 
@@ -115,7 +116,7 @@ def trim_tables(conn: psycopg.Connection, before: datetime) -> dict[str, int]:
     for table in TRIMMED:
         statement = (SQL_DIR / "retention" / f"{table}.sql").read_text(encoding="utf-8")
         with conn.transaction():
-            deleted[table] = conn.execute(statement, (before,)).rowcount
+            deleted[table] = conn.execute(statement, {"before": before}).rowcount
     return deleted
 
 

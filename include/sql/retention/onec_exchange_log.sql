@@ -1,2 +1,2 @@
 -- 1C exchange requests logged before the horizon (the one parameter).
-delete from onec_exchange_log where at < %s
+delete from onec_exchange_log where at < %(before)s
