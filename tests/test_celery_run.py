@@ -68,7 +68,7 @@ def test_a_worker_is_found_by_its_name_whatever_celery_retitles(own_dir):
     import sys
 
     from mpsync.local.celery import worker_pids
-    from mpsync.local.system import _descendants
+    from mpsync.local.processes import descendants
 
     code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); time.sleep(30)"
     procs = [subprocess.Popen([sys.executable, "-c", code, "--celery-hostname", f"mpsync-worker-{n}@%h"])
@@ -77,14 +77,14 @@ def test_a_worker_is_found_by_its_name_whatever_celery_retitles(own_dir):
         import time
 
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and len(worker_pids(os.getpid(), "mpsync-worker-2", _descendants)) < 2:
+        while time.monotonic() < deadline and len(worker_pids(os.getpid(), "mpsync-worker-2", descendants)) < 2:
             time.sleep(0.1)
-        found = worker_pids(os.getpid(), "mpsync-worker-2", _descendants)
+        found = worker_pids(os.getpid(), "mpsync-worker-2", descendants)
         assert found[0] == procs[1].pid and len(found) == 2            # the worker and its child, not worker 1
-        assert worker_pids(os.getpid(), "mpsync-worker-3", _descendants) == []
+        assert worker_pids(os.getpid(), "mpsync-worker-3", descendants) == []
     finally:
         for p in procs:
-            for pid in _descendants(p.pid):
+            for pid in descendants(p.pid):
                 os.kill(pid, 9)
             p.kill()
             p.wait()

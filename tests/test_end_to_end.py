@@ -37,7 +37,8 @@ from lxml import etree
 
 from mpsync import PROJECT_ROOT
 from mpsync.local import demo
-from mpsync.local.system import LocalSystem, Ports, port_open
+from mpsync.local.processes import port_open
+from mpsync.local.system import LocalSystem, Ports
 from mpsync.price_approval import APPLY, KEEP
 from mpsync.results import read_result_xlsx
 from mpsync.settings import load_settings

@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from mpsync.local import demo
-from mpsync.local.system import LocalSystem, Ports, port_open
+from mpsync.local.processes import port_open
+from mpsync.local.system import LocalSystem, Ports
 
 
 def test_ean13_check_digit():

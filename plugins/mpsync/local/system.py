@@ -8,18 +8,18 @@ Everything listens on 127.0.0.1. All state lives under one working folder (`var/
 var/pg (PostgreSQL cluster: the `exchange` database and Airflow's `airflow` metadata database), var/ftp (the
 FTP root, seeded with demo 1C drops on first start), var/feeds, var/work, var/airflow (AIRFLOW_HOME, logs),
 var/secrets.json (demo credentials and keys, generated once, never committed). A second start reuses it.
+
+Its parts, each in its own module: postgres.py, ftpserver.py, demo_drops.py (the demo 1C files), simulators.py
+(the marketplaces and the website), airflow_parts.py (Airflow's processes), airflow_rest.py (its REST API),
+broker.py / celery.py (--executor celery), processes.py (finding and stopping what was started).
 """
 
 from __future__ import annotations
 
 import base64
-import importlib
-import inspect
 import json
 import os
-import pkgutil
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -28,28 +28,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import quote
 
 import requests
 
 from mpsync import PROJECT_ROOT
 from mpsync.local import alerts_console
+from mpsync.local.demo_drops import DemoDrops
 from mpsync.local.ftpserver import LocalFtp
 from mpsync.local.postgres import LocalPostgres, data_sized_buffers_mb
-
-# Which Airflow connection each simulator serves (simulator name = the * of mpsync.simulators' start_*_simulator).
-SIMULATOR_CONNECTIONS = {
-    "ozon": "ozon_api",
-    "yandex": "yandex_market_api",
-    "yandex_market": "yandex_market_api",
-    "megamarket": "megamarket_api",
-    "sber": "megamarket_api",
-    "taobao": "taobao_api",
-    "site": "site_api",
-    "website": "site_api",
-    "woocommerce": "site_api",
-}
-
+from mpsync.local.airflow_rest import AirflowRest
+from mpsync.local.processes import descendants, listening, port_open, stop_process_group
+from mpsync.local.simulators import StartedSimulator, start_simulators, stop_simulators
 
 @dataclass
 class Ports:
@@ -88,110 +77,6 @@ class Ports:
                 s.close()
 
 
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
-def _descendants(pid: int) -> list[int]:
-    """All live descendants of a process (from /proc), so ones that left our process group are found too."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive
-        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
-    except OSError:
-        return False
-
-
-def _describe(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
-    except OSError:
-        return "?"
-
-
-def stop_process_group(pid: int, timeout: float = 40, log: Callable[[str], None] | None = None) -> None:
-    """SIGTERM the group led by pid (and any descendant that left it); SIGKILL what is left after timeout."""
-    pids = [pid, *_descendants(pid)]
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    for p in pids[1:]:
-        try:
-            os.kill(p, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.3)
-    left = [p for p in pids if _alive(p)]
-    if left and log:
-        log(f"still running after {timeout:.0f}s, killing: " + "; ".join(f"{p} {_describe(p)}" for p in left))
-    for p in left:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _handle_url(label: str, handle: Any) -> str:
-    for attr in ("url", "base_url"):
-        value = getattr(handle, attr, None)
-        value = value() if callable(value) else value
-        if isinstance(value, str):
-            return value.rstrip("/")
-    address = getattr(getattr(handle, "httpd", handle), "server_address", None)
-    if not address:
-        raise RuntimeError(f"cannot tell the URL of simulator {label}")
-    return f"http://{address[0]}:{address[1]}"
-
-
-@dataclass
-class StartedSimulator:
-    name: str
-    conn_id: str
-    url: str
-    handle: Any
-    login: str | None = None
-    password: str | None = None
-
-    def stop(self) -> None:
-        for method in ("stop", "shutdown", "close"):
-            fn = getattr(self.handle, method, None)
-            if callable(fn):
-                fn()
-                return
-
-
 @dataclass
 class LocalSystem:
     var_dir: Path
@@ -226,10 +111,11 @@ class LocalSystem:
         self._airflow_proc: subprocess.Popen | None = None
         self._airflow_log = None
         self._pg_started = False
-        self._demo_stop = threading.Event()
-        self._demo_thread: threading.Thread | None = None
+        self.demo_drops = DemoDrops(self.ftp_root, self.var_dir / ".ftp-seeded", lambda: self.exchange_dsn,
+                                    self.log)
         self._alerts_stop: threading.Event | None = None
         self.timings: dict[str, float] = {}
+        self.rest = AirflowRest(self.airflow_url, self.airflow_home)
         if self.executor not in ("local", "celery"):
             raise ValueError(f"executor must be 'local' or 'celery', not {self.executor!r}")
         from mpsync.local.broker import LocalRedis
@@ -324,7 +210,7 @@ class LocalSystem:
         self.log(f"PostgreSQL   {self.exchange_dsn}  (migrations applied now: {', '.join(applied) or 'none'})")
         self.connections["exchange_db"] = self.exchange_dsn
 
-        self._seed_ftp()
+        self.demo_drops.start(seed=self.seed_demo)
         self.ftp = LocalFtp(self.ftp_root, self.ports.ftp, user="onec", password=creds["ftp_password"]).start()
         self.connections["onec_ftp"] = self.ftp.url()
         self.log(f"FTP          ftp://127.0.0.1:{self.ports.ftp}  login onec / {creds['ftp_password']}")
@@ -336,59 +222,6 @@ class LocalSystem:
             self._start_feeds()
         if self.simulators:
             self._start_simulators(creds)
-
-    def _seed_ftp(self) -> None:
-        """First start only: drop the demo catalog now, and the stock report and price table once the
-        catalog is in the database (1C would not send stock for goods the exchange does not know yet;
-        a stock file of unknown articles is refused whole)."""
-        for folder in ("1c/stock", "1c/price", "1c/catalog", "1c/processed", "1c/results"):
-            (self.ftp_root / folder).mkdir(parents=True, exist_ok=True)
-        marker = self.var_dir / ".ftp-seeded"
-        stage = marker.read_text().split("\n", 1)[0] if marker.exists() else ""
-        if not self.seed_demo or stage == "all":
-            return
-        from mpsync.local import demo
-
-        try:
-            from mpsync.settings import settings
-
-            width = len(settings().stock_columns)
-        except Exception:   # a broken config is reported by the DAGs themselves; the demo still seeds
-            width = 3
-        products = demo.demo_products(warehouses=width)
-        if stage != "catalog":
-            path = demo.write_catalog(self.ftp_root / demo.CATALOG_FOLDER / demo.CATALOG_FILE, products,
-                                      demo.onec_now())
-            marker.write_text("catalog\n")
-            self.log(f"FTP seeded   /{path.relative_to(self.ftp_root)} (stock and price follow once it is imported)")
-        self._demo_stop.clear()
-        self._demo_thread = threading.Thread(target=self._drop_after_catalog, args=(products, marker),
-                                             name="demo-drops", daemon=True)
-        self._demo_thread.start()
-
-    def _drop_after_catalog(self, products, marker: Path) -> None:
-        from mpsync import db
-        from mpsync.local import demo
-
-        articles = [p.article for p in products]
-        while not self._demo_stop.wait(5):
-            try:
-                with db.connect(self.exchange_dsn) as conn:
-                    known = conn.execute("select count(*) from product where article = any(%s)",
-                                         (articles,)).fetchone()[0]
-            except Exception:
-                continue
-            if known:
-                made = demo.onec_now()
-                files = [
-                    demo.write_stock_report(self.ftp_root / demo.STOCK_FOLDER / f"Ostatki_MP_{made:%Y%m%d_%H%M}.xlsx",
-                                            products, made),
-                    demo.write_price_table(self.ftp_root / demo.PRICE_FOLDER / demo.PRICE_FILE, products),
-                ]
-                marker.write_text("all\n")
-                self.log("FTP          demo catalog imported; dropped "
-                         + ", ".join("/" + str(f.relative_to(self.ftp_root)) for f in files))
-                return
 
     def _start_feeds(self) -> None:
         try:
@@ -419,74 +252,10 @@ class LocalSystem:
         return FeedStore.from_settings(raw if isinstance(raw, dict) else {}, {**os.environ, **self.extra_env})
 
     def _start_simulators(self, creds: dict[str, str]) -> None:
-        """Every `start_<name>_simulator` in mpsync.simulators, grouped by the connection it serves."""
-        import mpsync.simulators as package   # only when simulators are started (not with --no-simulators)
-
-        found: dict[str, list[tuple[str, Callable]]] = {}
-        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-            try:
-                module = importlib.import_module(f"{package.__name__}.{info.name}")
-            except Exception as exc:   # one broken simulator must not stop the demo
-                self.log(f"simulators   {info.name}: not started ({type(exc).__name__}: {exc})")
-                continue
-            for attr, fn in vars(module).items():
-                if (attr.startswith("start_") and attr.endswith("_simulator") and callable(fn)
-                        and getattr(fn, "__module__", None) == module.__name__):
-                    name = attr[len("start_"):-len("_simulator")]
-                    conn_id = SIMULATOR_CONNECTIONS.get(name, f"{name}_api")
-                    found.setdefault(conn_id, []).append((f"{info.name}.{name}", fn))
-        for conn_id, starters in found.items():
-            login = creds["simulator_login"]
-            password = f"{creds['simulator_password']}-{conn_id}"
-            handles = []
-            for label, fn in starters:
-                try:
-                    handles.append((label, self._start_one(fn, login, password)))
-                except Exception as exc:
-                    self.log(f"simulators   {label}: not started ({type(exc).__name__}: {exc})")
-            if not handles:
-                continue
-            sims = [StartedSimulator(label, conn_id, _handle_url(label, h), h, login, password) for label, h in handles]
-            self.started_simulators.extend(sims)
-            url = sims[0].url
-            if len(sims) > 1:
-                # Order and push simulators of one marketplace behind the one connection the DAGs use.
-                from mpsync.local.router import SimulatorRouter
-
-                push = [s for s in sims if s.name.startswith("push_")]
-                order = [s for s in sims if not s.name.startswith("push_")]
-                if len(push) != 1 or len(order) != 1:
-                    raise RuntimeError(f"{conn_id}: expected one order and one push simulator, got "
-                                       f"{[s.name for s in sims]}")
-                router = SimulatorRouter(order[0].url, push[0].url).start()
-                self.started_simulators.append(StartedSimulator("router", conn_id, router.url, router))
-                url = router.url
-            extra = {"base_url": url}
-            for key in ("business_id", "campaign_id"):   # Yandex: ids the API paths carry, one per connection
-                values = [getattr(h, key) for _, h in handles if getattr(h, key, None) is not None]
-                if values:
-                    extra[key] = values[0]
-                    for _, h in handles:
-                        if hasattr(h, key):
-                            setattr(h, key, values[0])
-            self.connections[conn_id] = json.dumps({
-                "conn_type": "http", "host": "127.0.0.1", "port": int(url.rsplit(":", 1)[1]), "schema": "",
-                "login": login, "password": password, "extra": extra,
-            })
-            self.simulator_urls[conn_id] = url
-            self.log(f"simulator    {conn_id:<18} {url}  ({', '.join(label for label, _ in handles)})")
-
-    @staticmethod
-    def _start_one(fn: Callable, login: str, password: str) -> Any:
-        params = inspect.signature(fn).parameters
-        kwargs: dict[str, Any] = {"port": 0} if "port" in params else {}
-        handle = fn(**kwargs)
-        # One set of demo credentials per connection: every simulator behind it checks the same values
-        # (Ozon: Client-Id = login, Api-Key = password; Yandex: Api-Key; Megamarket/Taobao: token).
-        for attr, value in (("client_id", login), ("api_key", password), ("token", password)):
-            if hasattr(handle, attr):
-                setattr(handle, attr, value)
-        return handle
+        sims = start_simulators(creds["simulator_login"], creds["simulator_password"], self.log)
+        self.started_simulators.extend(sims.started)
+        self.connections.update(sims.connections)
+        self.simulator_urls.update(sims.urls)
 
     # ---- Airflow ---------------------------------------------------------------------------------------
     def airflow_env(self) -> dict[str, str]:
@@ -569,7 +338,7 @@ class LocalSystem:
         if self.redis is not None:
             self.wait_for_workers(wait_timeout)
         self.timings["airflow"] = time.monotonic() - t
-        self._create_pools()
+        self.rest.create_pools(self.log)
 
     def _stop_leftover_airflow(self) -> None:
         """A previous run killed with SIGKILL leaves its Airflow behind; stop that one (ours, same var/)."""
@@ -592,33 +361,15 @@ class LocalSystem:
     def listening(self) -> list[tuple[str, int, str]]:
         """(address, port, process) of every socket listening in the processes this system started: Airflow's
         parts, PostgreSQL, and this process (FTP, feeds, simulators). What `./run` exposes, for tests."""
-        import psutil
-
-        roots = [os.getpid()]
+        roots = [os.getpid(), self.pg.pid()]
         if self._airflow_proc is not None:
             roots.append(self._airflow_proc.pid)
-        pg_pid = self.pg.pid()
-        if pg_pid:
-            roots.append(pg_pid)
-        if self.redis is not None and self.redis.pid():
+        if self.redis is not None:
             roots.append(self.redis.pid())
-        out = []
-        for pid in {p for r in roots for p in (r, *_descendants(r))}:
-            try:
-                proc = psutil.Process(pid)
-                conns = proc.net_connections(kind="inet")
-                name = " ".join(proc.cmdline()[:3])
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-            out += [(c.laddr.ip, c.laddr.port, name) for c in conns if c.status == psutil.CONN_LISTEN]
-        return sorted(set(out))
+        return listening([r for r in roots if r])
 
     def health(self) -> dict | None:
-        try:
-            r = requests.get(f"{self.airflow_url}/api/v2/monitor/health", timeout=3)
-        except requests.RequestException:
-            return None
-        return r.json() if r.status_code == 200 else None
+        return self.rest.health()
 
     def wait_for_airflow(self, timeout: float = 300) -> dict:
         """Until the API server answers and the scheduler, DAG processor and triggerer are healthy."""
@@ -658,52 +409,30 @@ class LocalSystem:
         """Processes of Celery worker `name` ('mpsync-worker-1'...): its main process and every child."""
         from mpsync.local.celery import worker_pids
 
-        return worker_pids(self._airflow_proc.pid, name, _descendants) if self._airflow_proc else []
+        return worker_pids(self._airflow_proc.pid, name, descendants) if self._airflow_proc else []
 
     def airflow_log_tail(self, chars: int = 3000) -> str:
         path = self.airflow_home / "standalone.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
     def _password_file(self) -> Path:
-        return self.airflow_home / "simple_auth_manager_passwords.json.generated"
+        return self.rest.password_file
 
     def admin_password(self) -> str:
-        return json.loads(self._password_file().read_text())["admin"]
+        return self.rest.admin_password()
 
     def api_token(self, username: str = "admin", password: str | None = None) -> str:
-        r = requests.post(f"{self.airflow_url}/auth/token", timeout=30,
-                          json={"username": username, "password": password or self.admin_password()})
-        r.raise_for_status()
-        return r.json()["access_token"]
+        return self.rest.token(username, password)
 
     def api(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
         """A call to Airflow's REST API (`/api/v2/...`) as admin."""
-        headers = {"Authorization": f"Bearer {token or self.api_token()}"}
-        return requests.request(method, f"{self.airflow_url}{path}", headers=headers, timeout=60, **kwargs)
-
-    def _create_pools(self) -> None:
-        try:
-            from mpsync.airflow_glue.pools import POOLS
-        except ImportError:
-            return
-        token = self.api_token()
-        for name, slots, description in _pool_rows(POOLS):
-            body = {"name": name, "slots": slots, "description": description, "include_deferred": False}
-            r = self.api("PATCH", f"/api/v2/pools/{quote(name, safe='')}", token, json=body)
-            if r.status_code == 404:
-                r = self.api("POST", "/api/v2/pools", token, json=body)
-            if r.status_code >= 400:
-                raise RuntimeError(f"pool {name}: {r.status_code} {r.text[:300]}")
-            self.log(f"pool         {name}: {slots} slots")
+        return self.rest.call(method, path, token, **kwargs)
 
     def stop(self) -> None:
         """Stop every process and server this object started; safe to call twice."""
-        self._demo_stop.set()
         if self._alerts_stop is not None:
             self._alerts_stop.set()
-        if self._demo_thread is not None:
-            self._demo_thread.join(timeout=15)
-            self._demo_thread = None
+        self.demo_drops.stop()
         if self._airflow_proc is not None:
             self.log("Airflow      stopping")
             stop_process_group(self._airflow_proc.pid, log=self.log)
@@ -716,13 +445,7 @@ class LocalSystem:
         if self._airflow_log is not None:
             self._airflow_log.close()
             self._airflow_log = None
-        # Each HTTP server takes up to its poll interval (0.5 s) to stop: stop them side by side.
-        stoppers = [threading.Thread(target=self._stop_simulator, args=(sim,), daemon=True)
-                    for sim in self.started_simulators]
-        for t in stoppers:
-            t.start()
-        for t in stoppers:
-            t.join(timeout=10)
+        stop_simulators(self.started_simulators, self.log)
         self.started_simulators.clear()
         self.simulator_urls.clear()
         if self.feed_server is not None:
@@ -748,12 +471,6 @@ class LocalSystem:
             self.log("PostgreSQL   stopping")
             self.pg.stop()
             self._pg_started = False
-
-    def _stop_simulator(self, sim: StartedSimulator) -> None:
-        try:
-            sim.stop()
-        except Exception as exc:
-            self.log(f"simulator {sim.name}: stop failed: {exc}")
 
     def __enter__(self) -> "LocalSystem":
         return self.start()
@@ -793,24 +510,3 @@ class LocalSystem:
         except ImportError:
             pass
         return sorted(p.name for p in self.feeds_dir.glob("*") if p.is_file() and not p.name.startswith("."))
-
-
-def _pool_rows(pools: Any) -> list[tuple[str, int, str]]:
-    """POOLS as a dict name -> slots | (slots, description) | {slots, description}, or a list of
-    (name, slots[, description]) tuples or objects with .name/.slots/.description."""
-    items = pools.items() if isinstance(pools, dict) else pools
-    rows = []
-    for item in items:
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], (int, dict, tuple, list)):
-            name, spec = item
-            if isinstance(spec, dict):
-                rows.append((str(name), int(spec["slots"]), str(spec.get("description", ""))))
-            elif isinstance(spec, (tuple, list)):
-                rows.append((str(name), int(spec[0]), str(spec[1]) if len(spec) > 1 else ""))
-            else:
-                rows.append((str(name), int(spec), ""))
-        elif isinstance(item, (tuple, list)):
-            rows.append((str(item[0]), int(item[1]), str(item[2]) if len(item) > 2 else ""))
-        else:
-            rows.append((str(item.name), int(item.slots), str(getattr(item, "description", "") or "")))
-    return rows
