@@ -140,6 +140,44 @@ def test_order_accounts_checkpoint_lag_and_last_window(conn):
     assert ozon["window_orders"] == 7 and ozon["window_mode"] == "live" and site["window_at"] is None
     assert timedelta(minutes=119) < yandex["lag"] < timedelta(minutes=125)
     assert ep.human_age(yandex["lag"]).startswith("2 h")
+    assert (ozon["day_orders"], ozon["day_listed"], ozon["notice_at"]) == (10, None, None)
+    assert site["day_orders"] is None
+
+
+def test_order_accounts_show_whether_notifications_arrive(exchange_dsn):
+    """Yandex and Ozon notify changes (docs/orders.md); a seller who never gave the URL pays more calls for
+    every change: the page says which accounts get notifications, how many of the changes, and which none."""
+    from mpsync.airflow_glue.exchange_page import render
+
+    now = datetime.now(timezone.utc)
+    with psycopg.connect(exchange_dsn, autocommit=True) as c:
+        for account in ("yandex:notified", "ozon:silent", "megamarket:main"):
+            c.execute("insert into sync (object_type, object_id, subscriber, sync_updated, synced_at)"
+                      " values ('order_checkpoint', %s, 'order_sync', %s, %s)", (account, now.isoformat(), now))
+        windows = (("yandex", "notified", 40, 3, 36, 30), ("yandex", "notified", 10, 1, 9, 10),
+                   ("yandex", "notified", 500, 20, 0, 60 * 30),     # older than a day: not counted
+                   ("ozon", "silent", 80, 4, 0, 20), ("megamarket", "main", 5, 2, None, 15))
+        for mp, account, orders, calls, notified, minutes in windows:
+            c.execute("insert into order_sync_window (marketplace, account, mode, dimension, orders, api_calls,"
+                      " notified, committed_at) values (%s, %s, 'live', 'modified', %s, %s, %s, %s)",
+                      (mp, account, orders, calls, notified, now - timedelta(minutes=minutes)))
+        for mp, account, minutes in (("yandex", "notified", 50), ("yandex", "notified", 7), ("megamarket", "main", 3)):
+            c.execute("insert into order_webhook_inbox (marketplace, account, body, received_at)"
+                      " values (%s, %s, '{}', %s)", (mp, account, now - timedelta(minutes=minutes)))
+    with ep.connect(exchange_dsn) as c:
+        rows = {r["account"]: r for r in ep.order_accounts_page(c).rows}
+    notified, silent, megamarket = rows["yandex:notified"], rows["ozon:silent"], rows["megamarket:main"]
+    assert (notified["day_orders"], notified["day_calls"], notified["day_notified"], notified["day_listed"]) == (50, 4, 45, 50)
+    assert now - timedelta(minutes=8) < notified["notice_at"] < now - timedelta(minutes=6)
+    assert (silent["day_notified"], silent["day_listed"], silent["notice_at"]) == (0, 80, None)
+    assert megamarket["day_listed"] is None and megamarket["notice_at"] is not None
+
+    html = render(exchange_dsn, None, {}, user="admin", may_unpark=False, path="/mpsync/exchange")
+    cells = dict(re.findall(r"<tr><td>([a-z]+:[a-z]+)</td>.*?<td data-notifications>(.*?)</td>", html, re.S))
+    assert cells["yandex:notified"].startswith("90% of the changes notified; last ")
+    assert "none in the last day" in cells["ozon:silent"] and "docs/orders.md" in cells["ozon:silent"]
+    assert cells["megamarket:main"].startswith("last webhook ")
+    assert "50 orders, 4 API calls" in html
 
 
 def test_feeds_age_size_offers_and_rejections(conn, tmp_path):
