@@ -85,9 +85,16 @@ def test_exchange_page_unpark_in_the_browser(airflow_server, exchange_dsn, brows
 
 def test_a_viewer_sees_the_parked_object_but_no_unpark_button(airflow_server, exchange_dsn, browser):
     seed_page(exchange_dsn)
+    with psycopg.connect(exchange_dsn, autocommit=True) as c:     # a Yandex account whose cabinet has no URL yet
+        c.execute("insert into sync (object_type, object_id, subscriber, sync_updated, synced_at)"
+                  " values ('order_checkpoint', 'yandex:shop', 'order_sync', now()::text, now())")
+        c.execute("insert into order_sync_window (marketplace, account, mode, dimension, orders, api_calls, notified)"
+                  " values ('yandex', 'shop', 'live', 'modified', 12, 2, 0)")
     sign_in(browser, airflow_server, "viewer", "/mpsync/exchange")
     browser.wait_for_text("A-77")
     assert not browser.evaluate("[...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'Unpark')")
+    cell = browser.evaluate("document.querySelector('[data-notifications]').innerText")
+    assert cell.startswith("none in the last day") and "notification URL" in cell, cell
 
 
 # --- a held price, decided in Airflow's Required actions -----------------------------------------------
