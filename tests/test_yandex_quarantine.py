@@ -297,6 +297,7 @@ def test_the_sync_push_dag_reads_the_quarantine_after_the_yandex_price_push(tmp_
     raw = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
     raw["sync_push"]["subscribers"]["site"]["enabled"] = False
     raw["sync_push"]["subscribers"]["yandex_price"]["enabled"] = True
+    raw["sync_push"]["subscribers"]["yandex_price"]["calls_per_minute"] = 600   # the real pacing (20) waits 3 s a call
     (tmp_path / "mpsync.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     monkeypatch.setenv("MPSYNC_CONFIG", str(tmp_path / "mpsync.yaml"))
     monkeypatch.setenv("AIRFLOW_CONN_YANDEX_MARKET_API", json.dumps(
