@@ -19,7 +19,8 @@ from openpyxl import load_workbook
 from mpsync.feeds.offer_ids import megamarket_id
 from mpsync.feeds.publish import FeedRefused, publish_feed, sidecar_path
 from mpsync.feeds.validate import RULES
-from mpsync.freshness import check_feeds, parse_freshness_settings
+from mpsync.freshness import parse_freshness_settings
+from mpsync.freshness_checks import check_feeds
 from mpsync.ftp import FtpClient
 from mpsync.onec.values import gtin_check_digit
 from tests.feeds_data import FEEDS_SECTION, feeds_config, insert_products

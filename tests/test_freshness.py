@@ -14,15 +14,8 @@ import psycopg
 import pytest
 
 from mpsync import freshness
-from mpsync.freshness import (
-    check_feeds,
-    check_orders,
-    check_held,
-    check_parked,
-    check_stock,
-    decide,
-    parse_freshness_settings,
-)
+from mpsync.freshness import decide, parse_freshness_settings
+from mpsync.freshness_checks import Finding, check_feeds, check_held, check_orders, check_parked, check_stock
 from mpsync.orders import store as order_store
 from mpsync.settings import ConfigError
 from tests.test_alerts import (  # noqa: F401  (smtp_inbox is a fixture)
@@ -210,8 +203,8 @@ def test_held_prices_are_a_finding_per_file_until_decided(exchange_dsn):
 
 def test_realert_memory(exchange_dsn):
     t0 = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
-    a = freshness.Finding("feed:ozon", "feed ozon", "feed ozon: old")
-    b = freshness.Finding("parked", "parked objects", "parked: 3")
+    a = Finding("feed:ozon", "feed ozon", "feed ozon: old")
+    b = Finding("parked", "parked objects", "parked: 3")
 
     def run(findings, now):
         with psycopg.connect(exchange_dsn) as conn:

@@ -340,7 +340,7 @@ def test_a_line_whose_goods_the_catalog_learns_later_then_reserves(exchange_dsn,
 
 
 def test_an_order_with_unknown_goods_is_one_freshness_finding(exchange_dsn, tmp_path, monkeypatch):
-    from mpsync.freshness import check_reservations
+    from mpsync.freshness_checks import check_reservations
 
     write_config(tmp_path, monkeypatch)
     seed(exchange_dsn, {("A", "ozon"): 3})

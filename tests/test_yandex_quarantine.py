@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from mpsync import price_approval
-from mpsync.freshness import check_quarantine
+from mpsync.freshness_checks import check_quarantine
 from mpsync.outbox.clients import ApiParams
 from mpsync.outbox.quarantine import QuarantineSettings, quarantine_settings, settle
 from mpsync.settings import ConfigError, settings

@@ -162,7 +162,7 @@ def findings(conn: psycopg.Connection, limit: int = 30) -> list:
     """The freshness check "quarantine": one finding per offer Yandex keeps in quarantine that mpsync did not
     confirm (article, the price mpsync sent, Yandex's verdict, why it was left), at most `limit` and one for the
     rest; and one per business whose last read of the list failed."""
-    from mpsync.freshness import Finding
+    from mpsync.freshness_checks import Finding
 
     total, rows = unconfirmed(conn, limit)
     out = []
