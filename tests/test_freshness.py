@@ -15,7 +15,8 @@ import pytest
 
 from mpsync import freshness
 from mpsync.freshness import decide, parse_freshness_settings
-from mpsync.freshness_checks import Finding, check_feeds, check_held, check_orders, check_parked, check_stock
+from mpsync.freshness_checks import (Finding, check_feeds, check_held, check_notifications, check_orders, check_parked,
+                                     check_stock)
 from mpsync.orders import store as order_store
 from mpsync.settings import ConfigError
 from tests.test_alerts import (  # noqa: F401  (smtp_inbox is a fixture)
@@ -155,6 +156,37 @@ def test_order_checkpoint_stall(exchange_dsn):
     assert "1 failed runs, last error: HTTP 403 from Ozon: invalid Api-Key" in by_key["order:ozon:main"]
 
 
+def test_notifications_that_stopped_are_alerted_ones_never_set_up_are_not(exchange_dsn):
+    now = datetime.now(timezone.utc)
+    # account: (changes listed in the last 2 h, of them notified, when the last notification came: hours ago)
+    world = {"yandex:stopped": (30, 0, 3), "ozon:stopped": (25, 0, 30), "ozon:never": (50, 0, None),
+             "yandex:quiet": (10, 0, 3), "ozon:fine": (30, 25, 0.1), "yandex:long_ago": (40, 0, 24 * 10),
+             "yandex:removed": (30, 0, 3)}
+    with psycopg.connect(exchange_dsn, autocommit=True) as conn:
+        for key, (listed, notified, last) in world.items():
+            mp, account = key.split(":")
+            for part, minutes in ((listed // 2, 100), (listed - listed // 2, 10)):
+                conn.execute("insert into order_sync_window (marketplace, account, mode, dimension, orders,"
+                             " notified, committed_at) values (%s, %s, 'live', 'modified', %s, %s, %s)",
+                             (mp, account, part, notified if minutes == 10 else 0, now - timedelta(minutes=minutes)))
+            if last is not None:
+                conn.execute("insert into order_webhook_inbox (marketplace, account, body, received_at)"
+                             " values (%s, %s, '{}', %s)", (mp, account, now - timedelta(hours=last)))
+        conn.execute("insert into order_sync_window (marketplace, account, mode, dimension, orders, notified,"
+                     " committed_at) values ('yandex', 'stopped', 'live', 'modified', 90, 0, %s)",
+                     (now - timedelta(hours=5),))           # before the silence: not counted
+        accounts = [k for k in world if k != "yandex:removed"]
+        findings = check_notifications(conn, CFG, now, accounts)
+        assert len(check_notifications(conn, CFG, now, None)) == 3        # no accounts configured: all of them
+        shorter = parse_freshness_settings({"notifications": {"max_silence_minutes": 30}}, "test")
+        assert check_notifications(conn, shorter, now, accounts) == []     # 15 changes in 30 min: too few to say
+    by_key = {f.key: f.message for f in findings}
+    assert sorted(by_key) == ["notices:ozon:stopped", "notices:yandex:stopped"]
+    assert "30 changes listed in the last 2 h 00 min, none notified" in by_key["notices:yandex:stopped"]
+    assert "notification URL" in by_key["notices:yandex:stopped"]
+    assert "no order is lost" in by_key["notices:ozon:stopped"]
+
+
 # ---- parked -----------------------------------------------------------------------------------------------
 
 def park(dsn: str, subscriber: str, object_type: str, object_id: str, error: str, minutes_ago: int) -> None:
@@ -235,6 +267,7 @@ def test_realert_memory(exchange_dsn):
     ({"parked": {"max_objects": -1}}, "alerts.freshness.parked.max_objects"),
     ({"realert_minutes": None}, "alerts.freshness.realert_minutes"),
     ({"orders": {"enabled": "no"}}, "alerts.freshness.orders.enabled"),
+    ({"notifications": {"max_silence_minutes": 10}}, "alerts.freshness.notifications.max_silence_minutes"),
 ])
 def test_bad_freshness_config_names_the_key(raw, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

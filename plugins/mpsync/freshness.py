@@ -1,18 +1,20 @@
-"""Freshness: is data still flowing? Four checks over the exchange database and the feeds folder.
+"""Freshness: is data still flowing? Checks over the exchange database and the feeds folder.
 
     stock   no stock file has arrived for `max_silence_minutes` of BUSINESS time (1C drops hourly
             07:30-22:00 Europe/Moscow); outside business hours nothing is checked
     feeds   a published feed file is older than `max_age_hours` (or missing)
     orders  an order account's checkpoint has not moved for `max_stall_minutes`
+    notifications  a Yandex/Ozon account's notifications stopped: changes listed for `max_silence_minutes`,
+            none notified, though notifications came the week before
     parked  more than `max_objects` sync objects are parked
     held    prices a guard held wait for an operator's decision (price_approvals DAG, Required actions)
     quarantine  offers Yandex keeps in its price quarantine that mpsync did not confirm (issue 20)
 
-Each check (mpsync.freshness_checks) returns Findings (one line each, with a stable key). `evaluate()` runs them all and decides whether
-to alert now: a stale thing is alerted when first seen and again every `realert_minutes` while it stays stale,
-so a feed that is stale all night sends a few messages, not one every 15 minutes. That memory is kept in the
-sync table (object_type 'freshness_alert', subscriber 'freshness'); a cleared finding forgets its row, so it
-alerts at once if it comes back.
+Each check (mpsync.freshness_checks) returns Findings (one line each, with a stable key). `evaluate()` runs them
+all and decides whether to alert now: a stale thing is alerted when first seen and again every `realert_minutes`
+while it stays stale, so a feed that is stale all night sends a few messages, not one every 15 minutes. That
+memory is kept in the sync table (object_type 'freshness_alert', subscriber 'freshness'); a cleared finding
+forgets its row, so it alerts at once if it comes back.
 
 Configuration: `alerts.freshness` in include/config/mpsync.yaml; see docs/alerts.md.
 """
@@ -29,8 +31,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 
 from mpsync import db
-from mpsync.freshness_checks import (Finding, check_feeds, check_held, check_orders, check_parked, check_quarantine,
-                                     check_reservations, check_stock, in_service_since)
+from mpsync.freshness_checks import (Finding, check_feeds, check_held, check_notifications, check_orders, check_parked,
+                                     check_quarantine, check_reservations, check_stock, in_service_since)
 from mpsync.settings import ConfigError, Settings, settings
 
 ALERT_MARK = "freshness_alert"
@@ -64,7 +66,9 @@ class FreshnessSettings:
     feed_max_age: timedelta
     order_max_stall: timedelta
     parked_max: int
-    enabled: frozenset[str] = frozenset(("stock", "feeds", "orders", "parked", "reservations"))   # `<check>.enabled: false`
+    # what `<check>.enabled: false` switched off is not here
+    enabled: frozenset[str] = frozenset(("stock", "feeds", "orders", "notifications", "parked", "reservations"))
+    notice_max_silence: timedelta = timedelta(hours=2)
 
 
 def _minutes(d: dict, key: str, where: str, source, default: float, lo: float = 1) -> timedelta:
@@ -127,7 +131,7 @@ def parse_freshness_settings(raw: dict[str, Any] | None, source, feeds_republish
         raise ConfigError(f"{source}: '{w}parked.max_objects' must be an integer >= 0, got {parked_max!r}")
 
     enabled = set()
-    for check in ("stock", "feeds", "orders", "parked", "reservations", "held", "quarantine"):
+    for check in ("stock", "feeds", "orders", "notifications", "parked", "reservations", "held", "quarantine"):
         flag = _section(raw, check, w, source).get("enabled", True)
         if not isinstance(flag, bool):
             raise ConfigError(f"{source}: '{w}{check}.enabled' must be true or false, got {flag!r}")
@@ -142,6 +146,8 @@ def parse_freshness_settings(raw: dict[str, Any] | None, source, feeds_republish
         feed_max_age=timedelta(hours=feed_hours),
         order_max_stall=_minutes(_section(raw, "orders", w, source), "max_stall_minutes", w + "orders.", source, 90),
         parked_max=parked_max,
+        notice_max_silence=_minutes(_section(raw, "notifications", w, source), "max_silence_minutes",
+                                    w + "notifications.", source, 120, lo=30),
     )
 
 
@@ -200,6 +206,7 @@ def collect_findings(conn: psycopg.Connection, cfg: FreshnessSettings, now: date
     return ((check_stock(conn, cfg, now) if "stock" in on else [])
             + (check_feeds(feeds_folder, feeds, cfg, now, in_service_since(conn)) if "feeds" in on else [])
             + (check_orders(conn, cfg, now, order_accounts) if "orders" in on else [])
+            + (check_notifications(conn, cfg, now, order_accounts) if "notifications" in on else [])
             + (check_parked(conn, cfg) if "parked" in on else [])
             + (check_reservations(conn) if "reservations" in on else [])
             + (check_held(conn) if "held" in on else [])

@@ -139,6 +139,43 @@ def check_orders(conn: psycopg.Connection, cfg: FreshnessSettings, now: datetime
     return out
 
 
+NOTICE_MIN_CHANGES = 20       # fewer changes listed than this in the silence proves nothing: no alert
+NOTICE_WORKED = timedelta(days=7)   # notifications that came within this before the silence had been set up
+
+
+def check_notifications(conn: psycopg.Connection, cfg: "FreshnessSettings", now: datetime,
+                        accounts: list[str] | None = None) -> list[Finding]:
+    """Yandex and Ozon accounts whose notifications stopped: over the last `max_silence` their live windows
+    listed at least NOTICE_MIN_CHANGES changes and the marketplace had notified none of them, while
+    notifications did come in the week before (the receiver, the proxy or the cabinet's URL broke). Nothing is
+    lost (the list proves every window), but each change costs more calls until they come back. An account
+    that never had notifications is shown on the Exchange page, not alerted every run."""
+    since = now - cfg.notice_max_silence
+    pairs = [k.split(":", 1) for k in accounts] if accounts is not None else None
+    # per configured account through order_sync_window_account_idx (the table keeps `retention.log_days`)
+    rows = conn.execute(
+        "select w.marketplace || ':' || w.account, sum(w.orders),"
+        "       (select max(received_at) from order_webhook_inbox i"
+        "         where i.marketplace = w.marketplace and i.account = w.account)"
+        " from order_sync_window w"
+        " where w.mode = 'live' and w.notified is not null and w.committed_at > %(since)s"
+        "   and (%(mps)s::text[] is null or (w.marketplace, w.account) in"
+        "        (select * from unnest(%(mps)s::text[], %(accs)s::text[])))"
+        " group by w.marketplace, w.account having sum(w.notified) = 0 and sum(w.orders) >= %(least)s order by 1",
+        {"since": since, "least": NOTICE_MIN_CHANGES, "mps": [m for m, _ in pairs] if pairs is not None else None,
+         "accs": [a for _, a in pairs] if pairs is not None else None}).fetchall()
+    out = []
+    for key, listed, last in rows:
+        if last is None or last < since - NOTICE_WORKED:
+            continue
+        out.append(Finding(f"notices:{key}", f"notifications of {key}",
+                           f"order account {key}: {listed} changes listed in the last {_age(cfg.notice_max_silence)}, "
+                           f"none notified by the marketplace (the last notification came {_local(last, cfg.tz)}): "
+                           "check the cabinet's notification URL and the proxy to /orders (docs/orders.md); no "
+                           "order is lost meanwhile, each change costs more API calls"))
+    return out
+
+
 def check_reservations(conn: psycopg.Connection) -> list[Finding]:
     """Open orders with lines whose goods the catalog does not know: they reserve nothing (docs/reservations.md).
     One finding per order, so each order is alerted once when it appears (and re-alerted while it stays)."""
