@@ -194,3 +194,26 @@ def test_an_account_added_to_the_config_is_served_without_a_restart(exchange_dsn
         assert r.status_code == 200 and set(r.json()) == {"version", "name", "time"}
         assert requests.post(f"{server.url}/yandex/main/notification", json=ping, timeout=10).status_code == 200
     assert len(reads) == 2
+
+
+def test_the_api_server_reads_the_accounts_from_the_config_file_each_time(tmp_path, monkeypatch):
+    """What the API server's receiver calls (airflow_glue): the file as it is now, not the process's cached
+    settings, else an added account would wait for a restart after all."""
+    import yaml
+
+    from mpsync.airflow_glue.order_notifications import _accounts
+    from mpsync.settings import DEFAULT_CONFIG, settings
+
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    path = tmp_path / "mpsync.yaml"
+
+    def write(accounts):
+        raw["orders"]["accounts"] = accounts
+        path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+
+    write([{"marketplace": "yandex", "account": "main"}])
+    monkeypatch.setenv("MPSYNC_CONFIG", str(path))
+    settings()                                        # the process has read (and cached) the config once
+    assert _accounts() == {("yandex", "main")}
+    write([{"marketplace": "yandex", "account": "main"}, {"marketplace": "ozon", "account": "second"}])
+    assert _accounts() == {("yandex", "main"), ("ozon", "second")}

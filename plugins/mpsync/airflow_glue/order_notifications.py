@@ -21,9 +21,13 @@ def _dsn() -> str:
 
 
 def _accounts() -> set[tuple[str, str]]:
+    """The configured accounts, read from the file each time (not the process's cached settings): the receiver
+    calls this again when an account it does not know is asked, so one added since is served."""
     from mpsync.orders.config import orders_config
+    from mpsync.settings import load_settings
 
-    return {(a.marketplace, a.account) for a in orders_config().accounts}
+    fresh = load_settings()
+    return {(a.marketplace, a.account) for a in orders_config(fresh.section("orders"), str(fresh.source)).accounts}
 
 
 def fastapi_app():
