@@ -178,6 +178,7 @@ def test_notifications_that_stopped_are_alerted_ones_never_set_up_are_not(exchan
         accounts = [k for k in world if k != "yandex:removed"]
         findings = check_notifications(conn, CFG, now, accounts)
         assert len(check_notifications(conn, CFG, now, None)) == 3        # no accounts configured: all of them
+        assert check_notifications(conn, CFG, now, []) == []
         shorter = parse_freshness_settings({"notifications": {"max_silence_minutes": 30}}, "test")
         assert check_notifications(conn, shorter, now, accounts) == []     # 15 changes in 30 min: too few to say
     by_key = {f.key: f.message for f in findings}
