@@ -26,6 +26,7 @@ Then the burst: N orders (default 100,000) created within one hour, one sync, co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -35,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
+from bench._orders_floor import SCHEDULE, told  # noqa: E402
 from bench._results import write_section  # noqa: E402
 from mpsync import db  # noqa: E402
 from mpsync.local.postgres import LocalPostgres, free_port  # noqa: E402
@@ -87,18 +89,56 @@ def _steady_worlds(dsn: str, kinds: list[str], args) -> list[str]:
         for i, (world, change) in enumerate(WORLDS.items()):
             if "notices" in change and kind not in NOTIFIED:
                 continue
-            total, started = Outcome(), time.perf_counter()
-            for seed in range(2000, 2000 + args.steady_seeds):
-                hostility = dict(HOSTILE, **change.get("hostility", {}))
-                total.add(run_rounds(kind, dsn, seed=seed, account=f"steady{i}-{seed}", rounds=args.rounds,
-                                     creates=args.orders, modifies=args.orders, p_kill=0.3, skew=-1800, gap=900,
-                                     history_days=3, hostility=hostility, outage_rounds=3,
-                                     steady_rate=change.get("steady_rate", False), notices=change.get("notices")))
+            started = time.perf_counter()
+            total = _seeds(kind, dsn, change, args, args.steady_seeds, f"steady{i}")
             print(f"steady {kind:10} {world:32} lost {total.lost} stale {total.stale} {total.steady_calls} / "
                   f"{total.steady_min} = {_ratio(total.steady_calls, total.steady_min)} "
                   f"{time.perf_counter() - started:.0f} s", flush=True)
             lines.append(f"| {kind} | {world} | **{total.lost}** | {total.stale} | {total.steady_runs} | {total.steady_calls:,} | {total.steady_min:,} | "
                          f"**{_ratio(total.steady_calls, total.steady_min)}** |")
+    return lines
+
+
+def _seeds(kind: str, dsn: str, change: dict, args, seeds: int, prefix: str, before_seed=None) -> Outcome:
+    """The correct strategy over seeds 2000.. in one world (WORLDS): the steady runs' totals."""
+    total = Outcome()
+    for seed in range(2000, 2000 + seeds):
+        if before_seed is not None:
+            before_seed()
+        hostility = dict(HOSTILE, **change.get("hostility", {}))
+        total.add(run_rounds(kind, dsn, seed=seed, account=f"{prefix}-{seed}", rounds=args.rounds,
+                             creates=args.orders, modifies=args.orders, p_kill=0.3, skew=-1800, gap=900,
+                             history_days=3, hostility=hostility, outage_rounds=3,
+                             steady_rate=change.get("steady_rate", False), notices=change.get("notices")))
+    return total
+
+
+def _floor(dsn: str, kinds: list[str], args) -> list[str]:
+    """Ours beside sizers told the true rate (and the changes our own reads cause): what sizing can reach."""
+    lines = ["## Order sync: the floor of one-answer windows, ours vs sizers told the rate (bench/bench_orders.py --floor)",
+             "", "", f"{args.floor} seeds (2000-{1999 + args.floor}) x {args.rounds} rounds, the rounds of "
+             "`orders-steady` without notifications; steady runs only, ours = calls - retries of injected failures. "
+             "`told the rate`: windows of equal expected count from each round's true rate; `+ own changes`: also "
+             "told when the previous run's reads changed orders. Not strategies (the rate is not known before a "
+             "window is read): the floor for sizing alone (bench/_orders_floor.py).", "",
+             "| simulator | world | ours (calls / minimum) | told the rate | told the rate + own changes | lost |",
+             "|---|---|---|---|---|---|"]
+    for kind in kinds:
+        for i, (world, change) in enumerate(WORLDS.items()):
+            if "notices" in change:
+                continue
+            cells, lost = [], 0
+            for j, own in enumerate((None, False, True)):
+                started = time.perf_counter()
+                with contextlib.nullcontext(SCHEDULE) if own is None else told(own) as schedule:
+                    total = _seeds(kind, dsn, change, args, args.floor, f"floor{i}{j}", schedule.clear)
+                cells.append((total.steady_calls, total.steady_min))
+                lost += total.lost + total.stale
+                print(f"floor {kind:6} {world:30} {['ours', 'rate', 'rate+own'][j]:8} lost {total.lost} "
+                      f"{total.steady_calls} / {total.steady_min} = {_ratio(total.steady_calls, total.steady_min)} "
+                      f"{time.perf_counter() - started:.0f} s", flush=True)
+            lines.append(f"| {kind} | {world} | " + " | ".join(f"**{_ratio(c, m)}** ({c:,} / {m:,})" for c, m in cells)
+                         + f" | {lost} |")
     return lines
 
 
@@ -201,6 +241,8 @@ def main() -> None:
     ap.add_argument("--strategies", default=",".join(STRATEGIES), help="subset of the strategies to run")
     ap.add_argument("--steady-seeds", type=int, default=0,
                     help="the correct strategy's steady state over this many more seeds, in three worlds (0: skip)")
+    ap.add_argument("--floor", type=int, default=0,
+                    help="Yandex and Ozon over this many seeds beside sizers told the rate (0: skip)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     sims = args.simulators.split(",")
@@ -214,6 +256,7 @@ def main() -> None:
         results = _strategies(dsn, sims, args)
         bursts = _bursts(dsn, sims, args)
         steady = _steady_worlds(dsn, [k for k in sims if k in GOALS], args) if args.steady_seeds else []
+        floor = _floor(dsn, [k for k in sims if k in NOTIFIED], args) if args.floor else []
     finally:
         pg.destroy()
     elapsed = time.perf_counter() - t0
@@ -229,6 +272,11 @@ def main() -> None:
         print("\n".join(steady))
         if not args.no_write:
             write_section("orders-steady", "\n".join(steady))
+    if floor:
+        floor.insert(2, f"Command: `flock /tmp/mpsync-bench.lock .venv/bin/python {cmd.strip()}` ({elapsed:.0f} s in all).")
+        print("\n".join(floor))
+        if not args.no_write:
+            write_section("orders-floor", "\n".join(floor))
 
 
 if __name__ == "__main__":
