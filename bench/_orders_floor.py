@@ -33,27 +33,22 @@ class Schedule:
     a client reads (SimStore.churn)."""
 
     def __init__(self) -> None:
-        self.rounds: list[tuple[float, float, float]] = []    # (start, end, changes a second)
-        self.own: list[float] = []                              # times of changes made during reads
+        self.starts: list[float] = []      # each round's start, in order
+        self.rates: list[float] = []       # its changes a second
+        self.own: list[float] = []         # times of changes made during reads
 
     def clear(self) -> None:
-        self.rounds.clear()
-        self.own.clear()
-
-    def rate_at(self, t: float) -> float:
-        i = bisect.bisect_right([r[0] for r in self.rounds], t) - 1
-        if i < 0:
-            return self.rounds[0][2] if self.rounds else 0.0
-        return self.rounds[i][2]
+        for times in (self.starts, self.rates, self.own):
+            times.clear()
 
     def expected(self, a: float, b: float, own: bool) -> float:
-        """Orders expected in [a, b): the rounds' rates over it, plus (own) the changes made during reads."""
+        """Orders expected in [a, b): the rounds' rates over it (before the first round, the first one's), plus
+        (own) the changes made during reads."""
         n, t = 0.0, a
-        starts = [r[0] for r in self.rounds]
-        while t < b:
-            i = bisect.bisect_right(starts, t)
-            nxt = min(b, starts[i]) if i < len(starts) else b
-            n += self.rate_at(t) * (nxt - t)
+        while t < b and self.rates:
+            i = bisect.bisect_right(self.starts, t)
+            nxt = min(b, self.starts[i]) if i < len(self.starts) else b
+            n += self.rates[max(i - 1, 0)] * (nxt - t)
             t = nxt
         if own:
             n += bisect.bisect_left(self.own, b) - bisect.bisect_left(self.own, a)
@@ -97,8 +92,8 @@ def told(own: bool):
     sizer, activity, churn = windows._Sizer, SimStore.activity, SimStore.churn
 
     def recorded_activity(store, seconds, creates, modifies):
-        start = store.clock.now()
-        SCHEDULE.rounds.append((start, start + seconds, (creates + modifies) / seconds))
+        SCHEDULE.starts.append(store.clock.now())
+        SCHEDULE.rates.append((creates + modifies) / seconds)
         return activity(store, seconds, creates, modifies)
 
     def recorded_churn(store, in_window):

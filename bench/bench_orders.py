@@ -121,7 +121,7 @@ def _floor(dsn: str, kinds: list[str], args) -> list[str]:
              "`told the rate`: windows of equal expected count from each round's true rate; `+ own changes`: also "
              "told when the previous run's reads changed orders. Not strategies (the rate is not known before a "
              "window is read): the floor for sizing alone (bench/_orders_floor.py).", "",
-             "| simulator | world | ours (calls / minimum) | told the rate | told the rate + own changes | lost |",
+             "| simulator | world | ours (calls / minimum) | told the rate | told the rate + own changes | lost + stale |",
              "|---|---|---|---|---|---|"]
     for kind in kinds:
         for i, (world, change) in enumerate(WORLDS.items()):
